@@ -1,0 +1,380 @@
+"""One allocation cycle: decide offers on a frozen snapshot (Mesos' ``allocate()``).
+
+Stage 1 serves roles below their quota guarantee; stage 2 shares the rest by hierarchical
+DRF, never past a limit and never into headroom that unmet guarantees still need. Each
+step asks the sorter for the client with the lowest share and gives it one unit: in
+classic mode everything it may take on one node (Mesos' coarse offer), in demand mode one
+task of a shape it still wants (progressive filling). A client that cannot use any node is
+switched off for the rest of the stage.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kubedrf.allocator.model import (
+    GPU_RESOURCES,
+    AllocationResult,
+    AllocatorConfig,
+    Framework,
+    OfferDecision,
+    Reason,
+    Snapshot,
+    Stage,
+)
+from kubedrf.allocator.nodes import Fit, NodePool, ResourceIndex, Vector, needs
+from kubedrf.allocator.quota import Caps, QuotaBook
+from kubedrf.allocator.roles import lineage, role_weights
+from kubedrf.allocator.sorter import Client, DRFSorter, Sorter
+from kubedrf.resources import Resources
+
+
+def allocate(snapshot: Snapshot, config: AllocatorConfig | None = None) -> AllocationResult:
+    """Run one cycle on ``snapshot`` and return the offers to make."""
+    return _Cycle(snapshot, config or AllocatorConfig()).run()
+
+
+@dataclass(slots=True)
+class _ClientState:
+    """Per-cycle bookkeeping of one (framework, role)."""
+
+    framework: Framework
+    role: str
+    lineage: tuple[str, ...]
+    filtered: set[int]
+    gpu_allowed: bool
+    reserved_nodes: list[int]
+    min_allocatable: list[list[tuple[int, int]]]
+    cursors: dict[int, int] = field(default_factory=dict)
+    saw_filter: bool = False
+    offered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    """Where one unit goes: a node, its unreserved part, and draws on reserved pools."""
+
+    node: int
+    unreserved: Vector
+    draws: list[tuple[str, Vector]]
+
+    def total(self) -> Vector:
+        total = list(self.unreserved)
+        for _, draw in self.draws:
+            total = [t + d for t, d in zip(total, draw, strict=True)]
+        return total
+
+
+@dataclass(slots=True)
+class _PendingOffer:
+    resources: Vector
+    stage: Stage
+    tasks: dict[int, int] = field(default_factory=dict)
+
+
+class _Cycle:
+    def __init__(self, snapshot: Snapshot, config: AllocatorConfig) -> None:
+        self.snapshot = snapshot
+        self.config = config
+        self.demand_mode = config.mode == "demand"
+        nodes = sorted(snapshot.nodes, key=lambda node: node.name)
+        if config.seed is not None:
+            random.Random(config.seed).shuffle(nodes)
+        self.index = ResourceIndex(name for node in nodes for name in node.allocatable)
+        self.pool = NodePool(nodes, snapshot.allocations, snapshot.reservations, self.index)
+        self.quota = QuotaBook(
+            quotas=snapshot.quotas,
+            allocations=snapshot.allocations,
+            reservations=snapshot.reservations,
+            reserved_in_use=self.pool.reserved_in_use,
+            unreserved_free=self.pool.free,
+            index=self.index,
+        )
+        totals = [0] * len(self.index)
+        for vector in self.pool.allocatable:
+            for i, amount in enumerate(vector):
+                totals[i] += amount
+        excluded = frozenset(
+            self.index.position[name]
+            for name in config.fairness_excluded
+            if name in self.index.position
+        )
+        referenced = [role for fw in snapshot.frameworks for role in fw.roles]
+        referenced += [a.role for a in snapshot.allocations]
+        referenced += [q.role for q in snapshot.quotas] + [r.role for r in snapshot.reservations]
+        weights = role_weights({r.name: r.weight for r in snapshot.roles}, referenced)
+        self.sorter: Sorter = DRFSorter(totals, weights, excluded)
+        for allocation in snapshot.allocations:
+            client = (allocation.framework, allocation.role)
+            self.sorter.add_client(client)
+            self.sorter.allocated(client, self.index.dense(allocation.resources), allocation.count)
+
+        self.clients: dict[Client, _ClientState] = {}
+        self.idle: dict[Client, Reason] = {}
+        self.remaining: dict[str, list[int]] = {}
+        self.shapes: dict[str, list[Vector | None]] = {}
+        self.offers: dict[tuple[str, str, int], _PendingOffer] = {}
+        self._unlimited = Caps.unlimited(len(self.index))
+        self._filters = self._active_filters()
+        self._register_clients()
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _active_filters(self) -> dict[Client, set[int]]:
+        """Node positions each client must not be offered: filters still in force."""
+        active: dict[Client, set[int]] = {}
+        now = self.snapshot.now
+        for f in self.snapshot.filters:
+            n = self.pool.position.get(f.node)
+            if n is None or now >= f.expires_at:
+                continue
+            offerable = self.pool.offerable(n, f.role)
+            refused = self.index.dense(f.refused)
+            if all(o <= r for o, r in zip(offerable, refused, strict=True)):
+                active.setdefault((f.framework, f.role), set()).add(n)
+        return active
+
+    def _register_clients(self) -> None:
+        default_min = self._alternatives(self.config.min_allocatable)
+        for framework in sorted(self.snapshot.frameworks, key=lambda fw: fw.name):
+            if framework.demand is not None:
+                self.remaining[framework.name] = [shape.count for shape in framework.demand]
+                self.shapes[framework.name] = [
+                    self.index.dense_strict(shape.resources) for shape in framework.demand
+                ]
+            own_min = self._alternatives(framework.min_allocatable)
+            for role in dict.fromkeys(framework.roles):
+                client = (framework.name, role)
+                self.sorter.add_client(client)
+                if role in framework.suppressed_roles:
+                    self.idle[client] = Reason.SUPPRESSED
+                    continue
+                self.clients[client] = _ClientState(
+                    framework=framework,
+                    role=role,
+                    lineage=lineage(role),
+                    filtered=self._filters.get(client, set()),
+                    gpu_allowed=GPU_RESOURCES in framework.capabilities,
+                    reserved_nodes=self.pool.reserved_candidates(role, lineage(role)),
+                    min_allocatable=own_min or default_min,
+                )
+
+    def _alternatives(self, alternatives: Sequence[Resources]) -> list[list[tuple[int, int]]]:
+        result = []
+        for alt in alternatives:
+            vector = self.index.dense_strict(alt)
+            if vector is not None:
+                result.append(needs(vector))
+        return result
+
+    # -- the cycle -------------------------------------------------------------------------
+
+    def run(self) -> AllocationResult:
+        if self.quota.active:
+            self._stage(Stage.GUARANTEE)
+        self._stage(Stage.FAIR_SHARE)
+        return self._result()
+
+    def _stage(self, stage: Stage) -> None:
+        guarantee = stage is Stage.GUARANTEE
+        for client, state in self.clients.items():
+            state.cursors.clear()
+            if guarantee:
+                nearest = self.quota.nearest_guarantee(state.role)
+                if nearest is None or not nearest.below_guarantee():
+                    continue
+            self.sorter.activate(client)
+        while (chosen := self.sorter.first()) is not None:
+            client = chosen
+            state = self.clients[client]
+            reason = self._serve(client, state, stage)
+            if reason is not None:
+                self.sorter.deactivate(client)
+                if not state.offered:
+                    self.idle[client] = reason
+            elif guarantee:
+                nearest = self.quota.nearest_guarantee(state.role)
+                if nearest is None or not nearest.below_guarantee():
+                    self.sorter.deactivate(client)
+
+    def _serve(self, client: Client, state: _ClientState, stage: Stage) -> Reason | None:
+        """Give ``client`` one unit, or say why it can take nothing more this stage."""
+        if self.quota.active:
+            caps = self.quota.caps(state.role, stage is Stage.GUARANTEE)
+        else:
+            caps = self._unlimited
+        if self.demand_mode:
+            return self._serve_task(client, state, stage, caps)
+        return self._serve_node(client, state, stage, caps)
+
+    def _serve_task(
+        self, client: Client, state: _ClientState, stage: Stage, caps: Caps
+    ) -> Reason | None:
+        unreserved_cap, any_cap, limit_cap = caps.unreserved, caps.anything, caps.limit
+        name = state.framework.name
+        remaining = self.remaining.get(name)
+        if remaining is None or not any(remaining):
+            return Reason.NO_DEMAND
+        blocked = Reason.NO_CAPACITY
+        for s, shape in enumerate(self.shapes[name]):
+            if not remaining[s] or shape is None:
+                continue
+            if any(need > cap for need, cap in zip(shape, any_cap, strict=True)):
+                blocked = _worse(blocked, Reason.QUOTA_LIMIT)
+                continue
+            placed = self._place(state, s, shape, unreserved_cap)
+            if placed is None:
+                if all(need <= cap for need, cap in zip(shape, limit_cap, strict=True)):
+                    cannot_fit = any(
+                        need > cap for need, cap in zip(shape, unreserved_cap, strict=True)
+                    )
+                    if cannot_fit and not state.reserved_nodes:
+                        blocked = _worse(blocked, Reason.HEADROOM)
+                else:
+                    blocked = _worse(blocked, Reason.QUOTA_LIMIT)
+                continue
+            remaining[s] -= 1
+            self._commit(client, state, stage, placed, task=s)
+            return None
+        if blocked is Reason.NO_CAPACITY and state.saw_filter:
+            return Reason.FILTERED
+        return blocked
+
+    def _place(
+        self, state: _ClientState, s: int, shape: Vector, unreserved_cap: Vector
+    ) -> _Placement | None:
+        """A node for one task of ``shape``: reserved pools first, then unreserved capacity."""
+        for n in state.reserved_nodes:
+            if n in state.filtered or (self.pool.gpu[n] and not state.gpu_allowed):
+                continue
+            split = self._split(n, state.role, shape, unreserved_cap)
+            if split is not None:
+                return _Placement(n, split[0], split[1])
+        if any(need > cap for need, cap in zip(shape, unreserved_cap, strict=True)):
+            return None
+        fit = Fit([needs(shape)])
+        found, resume, filtered = self.pool.search(
+            state.cursors.get(s, 0), fit, state.filtered, state.gpu_allowed
+        )
+        state.cursors[s] = resume
+        state.saw_filter |= filtered
+        if found is None:
+            return None
+        return _Placement(found, list(shape), [])
+
+    def _split(
+        self, n: int, role: str, request: Vector, unreserved_cap: Vector
+    ) -> tuple[Vector, list[tuple[str, Vector]]] | None:
+        """Draw ``request`` from reserved pools on ``n`` first, the rest from free capacity."""
+        rest = list(request)
+        draws = []
+        for owner, pool in self.pool.reserved_for(n, role):
+            draw = [min(r, p) for r, p in zip(rest, pool, strict=True)]
+            if any(draw):
+                draws.append((owner, draw))
+                rest = [r - d for r, d in zip(rest, draw, strict=True)]
+        free = self.pool.free[n]
+        if all(r <= min(f, c) for r, f, c in zip(rest, free, unreserved_cap, strict=True)):
+            return rest, draws
+        return None
+
+    def _serve_node(
+        self, client: Client, state: _ClientState, stage: Stage, caps: Caps
+    ) -> Reason | None:
+        unreserved_cap, any_cap, limit_cap = caps.unreserved, caps.anything, caps.limit
+        alternatives = state.min_allocatable
+        for n in state.reserved_nodes:
+            if n in state.filtered or (self.pool.gpu[n] and not state.gpu_allowed):
+                continue
+            offer = self._coarse_offer(n, state.role, unreserved_cap, any_cap)
+            if offer is not None and _qualifies(offer.total(), alternatives):
+                self._commit(client, state, stage, offer)
+                return None
+        usable = [alt for alt in alternatives if all(unreserved_cap[i] >= amt for i, amt in alt)]
+        if not usable:
+            if any(all(limit_cap[i] >= amt for i, amt in alt) for alt in alternatives):
+                return Reason.HEADROOM
+            return Reason.QUOTA_LIMIT
+        found, resume, filtered = self.pool.search(
+            state.cursors.get(-1, 0), Fit(usable), state.filtered, state.gpu_allowed
+        )
+        state.cursors[-1] = resume
+        state.saw_filter |= filtered
+        if found is None:
+            return Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
+        offer = self._coarse_offer(found, state.role, unreserved_cap, any_cap)
+        assert offer is not None, "a node that fits an alternative has something to offer"
+        self._commit(client, state, stage, offer)
+        return None
+
+    def _coarse_offer(
+        self, n: int, role: str, unreserved_cap: Vector, any_cap: Vector
+    ) -> _Placement | None:
+        """Everything ``role`` may take on node ``n`` (Mesos' offer of a whole agent)."""
+        room = list(any_cap)
+        draws = []
+        for owner, pool in self.pool.reserved_for(n, role):
+            draw = [min(p, r) for p, r in zip(pool, room, strict=True)]
+            if any(draw):
+                draws.append((owner, draw))
+                room = [r - d for r, d in zip(room, draw, strict=True)]
+        unreserved = [
+            max(0, min(f, u, r))
+            for f, u, r in zip(self.pool.free[n], unreserved_cap, room, strict=True)
+        ]
+        placement = _Placement(n, unreserved, draws)
+        return placement if any(placement.total()) else None
+
+    def _commit(
+        self,
+        client: Client,
+        state: _ClientState,
+        stage: Stage,
+        placement: _Placement,
+        task: int | None = None,
+    ) -> None:
+        self.pool.take(placement.node, placement.unreserved, placement.draws)
+        if self.quota.active:
+            self.quota.record(state.role, placement.unreserved, placement.draws)
+        total = placement.total()
+        key = (client[0], client[1], placement.node)
+        pending = self.offers.get(key)
+        if pending is None:
+            pending = self.offers[key] = _PendingOffer([0] * len(total), stage)
+        pending.resources = [p + t for p, t in zip(pending.resources, total, strict=True)]
+        if task is not None:
+            pending.tasks[task] = pending.tasks.get(task, 0) + 1
+        state.offered = True
+        self.idle.pop(client, None)
+        self.sorter.allocated(client, total, 1)
+
+    def _result(self) -> AllocationResult:
+        offers = tuple(
+            OfferDecision(
+                framework=framework,
+                role=role,
+                node=self.pool.names[n],
+                resources=self.index.sparse(pending.resources),
+                stage=pending.stage,
+                tasks=tuple(sorted(pending.tasks.items())),
+            )
+            for (framework, role, n), pending in self.offers.items()
+        )
+        idle = tuple(
+            (framework, role, reason) for (framework, role), reason in sorted(self.idle.items())
+        )
+        return AllocationResult(offers=offers, idle=idle)
+
+
+_SEVERITY = (Reason.NO_CAPACITY, Reason.HEADROOM, Reason.QUOTA_LIMIT)
+
+
+def _worse(current: Reason, candidate: Reason) -> Reason:
+    """Report the most specific obstacle: a quota limit over headroom over plain capacity."""
+    return max(current, candidate, key=_SEVERITY.index)
+
+
+def _qualifies(offer: Sequence[int], alternatives: Sequence[Sequence[tuple[int, int]]]) -> bool:
+    return any(all(offer[i] >= amount for i, amount in alt) for alt in alternatives)

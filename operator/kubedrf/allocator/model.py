@@ -1,0 +1,189 @@
+"""The allocator's inputs and outputs: frozen values, no Kubernetes types.
+
+The master and the simulator build a ``Snapshot`` from their state; ``allocate`` decides on
+it alone and returns ``OfferDecision``s. Everything here is hashable and immutable, so one
+snapshot can be replayed, compared and logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from kubedrf.resources import CPU, EMPTY, MEMORY, Resources
+
+#: The Mesos capability that lets a framework see nodes with GPUs.
+GPU_RESOURCES = "GPU_RESOURCES"
+
+#: The role a framework uses when it names none (Mesos' ``*``).
+DEFAULT_ROLE = "default"
+
+Mode = Literal["demand", "classic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A managed node. ``external_usage`` is what Pods outside any framework request there."""
+
+    name: str
+    allocatable: Resources
+    external_usage: Resources = EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A role; dotted names nest (``eng.frontend`` is a child of ``eng``)."""
+
+    name: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """Guarantee and limit of a role; a resource absent from ``limit`` is unlimited."""
+
+    role: str
+    guarantee: Resources = EMPTY
+    limit: Resources | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Resources on one node that only ``role`` and its descendants may be offered."""
+
+    role: str
+    node: str
+    resources: Resources
+
+
+@dataclass(frozen=True, slots=True)
+class TaskShape:
+    """``count`` more tasks that each need ``resources``."""
+
+    resources: Resources
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Framework:
+    """A framework as the allocator sees it.
+
+    ``demand`` is what the framework still wants beyond its running tasks and outstanding
+    offers; ``None`` means it declared no demand (it gets offers only in classic mode).
+    ``min_allocatable`` overrides the allocator's default alternatives when non-empty.
+    """
+
+    name: str
+    roles: tuple[str, ...] = (DEFAULT_ROLE,)
+    suppressed_roles: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset()
+    min_allocatable: tuple[Resources, ...] = ()
+    demand: tuple[TaskShape, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Resources a framework holds under a role on a node: running tasks plus open offers.
+
+    ``count`` is the number of allocation units (tasks or offers) behind it; DRF breaks
+    share ties by it.
+    """
+
+    framework: str
+    role: str
+    node: str
+    resources: Resources
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A refusal filter: while active, ``framework`` under ``role`` is not offered ``node``.
+
+    ``refused`` is what the node could offer when the filter was installed; the filter stops
+    applying once the node can offer more than that of any resource.
+    """
+
+    framework: str
+    role: str
+    node: str
+    expires_at: float
+    refused: Resources
+
+    def applies(self, offerable: Resources, now: float) -> bool:
+        return now < self.expires_at and offerable <= self.refused
+
+
+def _default_min_allocatable() -> tuple[Resources, ...]:
+    # Mesos' default: an offer must hold at least 0.01 CPU or 32 MB of memory.
+    return (Resources({CPU: 10}), Resources({MEMORY: 32 * 2**20}))
+
+
+@dataclass(frozen=True, slots=True)
+class AllocatorConfig:
+    """Policy knobs. ``seed`` shuffles the node order; ``None`` keeps name order."""
+
+    mode: Mode = "demand"
+    fairness_excluded: frozenset[str] = frozenset()
+    min_allocatable: tuple[Resources, ...] = field(default_factory=_default_min_allocatable)
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one allocation cycle decides on, frozen at the cycle's start."""
+
+    nodes: tuple[Node, ...]
+    frameworks: tuple[Framework, ...]
+    roles: tuple[Role, ...] = ()
+    quotas: tuple[Quota, ...] = ()
+    reservations: tuple[Reservation, ...] = ()
+    allocations: tuple[Allocation, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    now: float = 0.0
+
+
+class Stage(StrEnum):
+    """Which pass of the cycle made an offer."""
+
+    GUARANTEE = "guarantee"
+    FAIR_SHARE = "fair-share"
+
+
+@dataclass(frozen=True, slots=True)
+class OfferDecision:
+    """One offer to make: ``framework`` under ``role`` on ``node``.
+
+    In demand mode ``tasks`` says how many tasks of each demanded shape the offer was sized
+    for (by index into the framework's ``demand``); in classic mode it is empty.
+    """
+
+    framework: str
+    role: str
+    node: str
+    resources: Resources
+    stage: Stage
+    tasks: tuple[tuple[int, int], ...] = ()
+
+
+class Reason(StrEnum):
+    """Why a framework's role got no (further) offer in a cycle: the answer to "why not me?"."""
+
+    NO_DEMAND = "NoDemand"
+    SUPPRESSED = "Suppressed"
+    QUOTA_LIMIT = "QuotaLimitReached"
+    HEADROOM = "HeldForGuarantees"
+    FILTERED = "Filtered"
+    NO_CAPACITY = "InsufficientCapacity"
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationResult:
+    """The cycle's offers, and for each (framework, role) that got none, the reason."""
+
+    offers: tuple[OfferDecision, ...]
+    idle: tuple[tuple[str, str, Reason], ...] = ()
+
+    def reasons(self) -> dict[tuple[str, str], Reason]:
+        return {(framework, role): reason for framework, role, reason in self.idle}

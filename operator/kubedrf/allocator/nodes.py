@@ -1,0 +1,266 @@
+"""Free capacity per node for one cycle, split into unreserved and per-role reserved pools.
+
+Free = allocatable − external Pods − allocations (running tasks and open offers). Within a
+cycle free capacity only shrinks, so a node that cannot serve a client now never can later
+in the same pass; searches keep a cursor per client and never look back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from kubedrf.allocator.model import Allocation, Node, Reservation
+from kubedrf.allocator.roles import in_subtree
+from kubedrf.resources import Resources, is_gpu_resource
+
+Vector = list[int]
+
+#: How many nodes a search checks one by one before it switches to a vectorised scan.
+_PROBES = 24
+
+
+class ResourceIndex:
+    """Dense positions for the resource names that exist on some node this cycle."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names: tuple[str, ...] = tuple(sorted(set(names)))
+        self.position = {name: i for i, name in enumerate(self.names)}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def dense(self, resources: Resources) -> Vector:
+        """Amounts of the known resources; unknown names are dropped."""
+        vector = [0] * len(self.names)
+        for name, amount in resources.items():
+            i = self.position.get(name)
+            if i is not None:
+                vector[i] = amount
+        return vector
+
+    def dense_strict(self, resources: Resources) -> Vector | None:
+        """Like ``dense``, but ``None`` when something no node has is asked for."""
+        if any(amount > 0 and name not in self.position for name, amount in resources.items()):
+            return None
+        return self.dense(resources)
+
+    def sparse(self, vector: Sequence[int]) -> Resources:
+        return Resources({name: amount for name, amount in zip(self.names, vector, strict=True)})
+
+
+def _sub(a: Vector, b: Sequence[int]) -> Vector:
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+def _clamp(a: Vector) -> Vector:
+    return [x if x > 0 else 0 for x in a]
+
+
+class NodePool:
+    """Unreserved and reserved free capacity of every managed node, in cycle order."""
+
+    def __init__(
+        self,
+        nodes: Sequence[Node],
+        allocations: Sequence[Allocation],
+        reservations: Sequence[Reservation],
+        index: ResourceIndex,
+    ) -> None:
+        self.index = index
+        self.names = [node.name for node in nodes]
+        self.position = {name: i for i, name in enumerate(self.names)}
+        width = len(index)
+        used: list[Vector] = [index.dense(node.external_usage) for node in nodes]
+        self.allocatable = [index.dense(node.allocatable) for node in nodes]
+        gpu = [i for i, name in enumerate(index.names) if is_gpu_resource(name)]
+        self.gpu = [any(vector[i] > 0 for i in gpu) for vector in self.allocatable]
+
+        by_node_role: dict[int, dict[str, Vector]] = {}
+        for allocation in allocations:
+            n = self.position.get(allocation.node)
+            if n is None:
+                continue
+            vector = index.dense(allocation.resources)
+            used[n] = [x + y for x, y in zip(used[n], vector, strict=True)]
+            per_role = by_node_role.setdefault(n, {})
+            if allocation.role in per_role:
+                per_role[allocation.role] = [
+                    x + y for x, y in zip(per_role[allocation.role], vector, strict=True)
+                ]
+            else:
+                per_role[allocation.role] = vector
+        free = [_clamp(_sub(a, u)) for a, u in zip(self.allocatable, used, strict=True)]
+
+        #: node → role → reserved capacity not yet used by the role's subtree.
+        self.reserved: dict[int, dict[str, Vector]] = {}
+        #: reservation role → reserved capacity its subtree already uses (quota accounting).
+        self.reserved_in_use: dict[str, Vector] = {}
+        #: reservation role → node positions holding some of it, in cycle order.
+        self.reserved_nodes: dict[str, list[int]] = {}
+        self._split_reservations(reservations, by_node_role, free, width)
+
+        self.free = free
+        self.matrix: npt.NDArray[np.int64] = np.array(free, dtype=np.int64).reshape(
+            len(nodes), width
+        )
+        self.gpu_mask = np.array(self.gpu, dtype=bool)
+        # Union-find over nodes with unreserved capacity left: _next[i] leads to the first
+        # live node at or after i (len(nodes) when none).
+        self._next = list(range(len(nodes) + 1))
+        for n, vector in enumerate(free):
+            if not any(vector):
+                self._next[n] = n + 1
+
+    def _split_reservations(
+        self,
+        reservations: Sequence[Reservation],
+        by_node_role: dict[int, dict[str, Vector]],
+        free: list[Vector],
+        width: int,
+    ) -> None:
+        """Carve reserved pools out of free capacity; a role's own usage draws on them first."""
+        per_node: dict[int, dict[str, Vector]] = {}
+        for reservation in reservations:
+            n = self.position.get(reservation.node)
+            if n is None:
+                continue
+            pools = per_node.setdefault(n, {})
+            vector = self.index.dense(reservation.resources)
+            old = pools.get(reservation.role, [0] * width)
+            pools[reservation.role] = [x + y for x, y in zip(old, vector, strict=True)]
+        for n in sorted(per_node):
+            usage = {role: list(v) for role, v in by_node_role.get(n, {}).items()}
+            left = free[n]
+            # Deepest reservations first, so a child's usage draws on its own pool.
+            for role in sorted(per_node[n], key=lambda r: (-r.count("."), r)):
+                pool = per_node[n][role]
+                taken = [0] * width
+                for user, vector in usage.items():
+                    if not in_subtree(user, role):
+                        continue
+                    for i in range(width):
+                        take = min(vector[i], pool[i] - taken[i])
+                        if take > 0:
+                            taken[i] += take
+                            vector[i] -= take
+                in_use = self.reserved_in_use.setdefault(role, [0] * width)
+                for i in range(width):
+                    in_use[i] += taken[i]
+                remaining = [min(p - t, f) for p, t, f in zip(pool, taken, left, strict=True)]
+                remaining = _clamp(remaining)
+                left = _sub(left, remaining)
+                if any(remaining):
+                    self.reserved.setdefault(n, {})[role] = remaining
+                    self.reserved_nodes.setdefault(role, []).append(n)
+            free[n] = left
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def reserved_for(self, n: int, role: str) -> list[tuple[str, Vector]]:
+        """Reserved pools on node ``n`` that ``role`` may draw from (its own and ancestors')."""
+        pools = self.reserved.get(n)
+        if not pools:
+            return []
+        return [(owner, v) for owner, v in pools.items() if in_subtree(role, owner) and any(v)]
+
+    def reserved_candidates(self, role: str, lineage: Sequence[str]) -> list[int]:
+        nodes: set[int] = set()
+        for owner in lineage:
+            nodes.update(self.reserved_nodes.get(owner, ()))
+        return sorted(nodes)
+
+    def offerable(self, n: int, role: str) -> Vector:
+        """Everything ``role`` could be offered on node ``n``, before quota caps."""
+        vector = list(self.free[n])
+        for _, pool in self.reserved_for(n, role):
+            vector = [x + y for x, y in zip(vector, pool, strict=True)]
+        return vector
+
+    def live_from(self, n: int) -> int:
+        """The first node at or after ``n`` with unreserved capacity left."""
+        nxt = self._next
+        root = n
+        while nxt[root] != root:
+            root = nxt[root]
+        while nxt[n] != root:
+            nxt[n], n = root, nxt[n]
+        return root
+
+    def search(
+        self,
+        start: int,
+        fits: Fit,
+        skip: set[int],
+        gpu_allowed: bool,
+    ) -> tuple[int | None, int, bool]:
+        """First node at or after ``start`` whose unreserved capacity ``fits``.
+
+        Returns (node or None, where the next search may resume, whether a filter hid a
+        node that would have fit).
+        """
+        total = len(self.names)
+        n = self.live_from(start)
+        filtered = False
+        for _ in range(_PROBES):
+            if n >= total:
+                return None, n, filtered
+            if (gpu_allowed or not self.gpu[n]) and fits.python(self.free[n]):
+                if n not in skip:
+                    return n, n, filtered
+                filtered = True
+            n = self.live_from(n + 1)
+        if n >= total:
+            return None, n, filtered
+        mask = fits.numpy(self.matrix[n:])
+        if not gpu_allowed:
+            mask &= ~self.gpu_mask[n:]
+        for offset in np.flatnonzero(mask):
+            candidate = n + int(offset)
+            if candidate not in skip:
+                return candidate, candidate, filtered
+            filtered = True
+        return None, total, filtered
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def take(self, n: int, unreserved: Sequence[int], draws: Sequence[tuple[str, Vector]]) -> None:
+        """Remove an allocation from node ``n``: ``draws`` from reserved pools, the rest free."""
+        free = self.free[n]
+        for i, amount in enumerate(unreserved):
+            if amount:
+                free[i] -= amount
+                self.matrix[n, i] = free[i]
+        for owner, amounts in draws:
+            pool = self.reserved[n][owner]
+            for i, amount in enumerate(amounts):
+                pool[i] -= amount
+        if not any(free):
+            self._next[n] = n + 1
+
+
+class Fit:
+    """A test of whether unreserved free capacity can serve a request."""
+
+    def __init__(self, alternatives: Sequence[Sequence[tuple[int, int]]]) -> None:
+        # Any one alternative suffices; each is a list of (resource position, amount).
+        self.alternatives = [list(alt) for alt in alternatives]
+
+    def python(self, free: Sequence[int]) -> bool:
+        return any(all(free[i] >= amount for i, amount in alt) for alt in self.alternatives)
+
+    def numpy(self, matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(matrix.shape[0], dtype=bool)
+        for alt in self.alternatives:
+            part = np.ones(matrix.shape[0], dtype=bool)
+            for i, amount in alt:
+                part &= matrix[:, i] >= amount
+            mask |= part
+        return mask
+
+
+def needs(vector: Sequence[int]) -> list[tuple[int, int]]:
+    """The non-zero entries of a request, which are all a fit test looks at."""
+    return [(i, amount) for i, amount in enumerate(vector) if amount > 0]

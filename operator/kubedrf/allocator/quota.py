@@ -1,0 +1,192 @@
+"""Quota accounting: guarantees, limits, and the headroom that unmet guarantees hold back.
+
+A role's consumption is what its subtree holds outside reservations plus everything reserved
+for its subtree (reservations count toward quota, as in Mesos). The required headroom is the
+sum of unmet guarantees of the topmost roles that have one; fair sharing may never take
+unreserved capacity that this headroom still needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kubedrf.allocator.model import Allocation, Quota, Reservation
+from kubedrf.allocator.nodes import ResourceIndex, Vector
+from kubedrf.allocator.roles import in_subtree, lineage
+
+#: Stands for "no limit" in dense vectors.
+UNLIMITED = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """Per-resource ceilings on what a role may take next.
+
+    ``unreserved``: of unreserved capacity (limits, headroom, and in stage 1 the guarantee);
+    ``anything``: of any capacity, reserved included (limits on allocated resources);
+    ``limit``: limits alone, to tell a quota limit from held-back headroom.
+    """
+
+    unreserved: Vector
+    anything: Vector
+    limit: Vector
+
+    @classmethod
+    def unlimited(cls, width: int) -> Caps:
+        return cls([UNLIMITED] * width, [UNLIMITED] * width, [UNLIMITED] * width)
+
+
+@dataclass(slots=True)
+class QuotaState:
+    role: str
+    guarantee: Vector
+    limit: Vector
+    allocated: Vector
+    consumption: Vector
+    guaranteed: list[int] = field(default_factory=list)
+    limited: list[int] = field(default_factory=list)
+
+    def unmet(self) -> Vector:
+        return [max(0, g - c) for g, c in zip(self.guarantee, self.consumption, strict=True)]
+
+    def below_guarantee(self) -> bool:
+        return any(self.consumption[i] < self.guarantee[i] for i in self.guaranteed)
+
+
+class QuotaBook:
+    """Quota states of every role with a quota, and the cluster's headroom for guarantees."""
+
+    def __init__(
+        self,
+        *,
+        quotas: Sequence[Quota],
+        allocations: Sequence[Allocation],
+        reservations: Sequence[Reservation],
+        reserved_in_use: Mapping[str, Vector],
+        unreserved_free: Iterable[Sequence[int]],
+        index: ResourceIndex,
+    ) -> None:
+        width = len(index)
+        self.width = width
+        self.states: dict[str, QuotaState] = {}
+        for quota in quotas:
+            limit = [UNLIMITED] * width
+            limited = []
+            if quota.limit is not None:
+                for name, amount in quota.limit.items():
+                    if name in index.position:
+                        limit[index.position[name]] = amount
+                        limited.append(index.position[name])
+            guarantee = index.dense(quota.guarantee)
+            self.states[quota.role] = QuotaState(
+                role=quota.role,
+                guarantee=guarantee,
+                limit=limit,
+                allocated=[0] * width,
+                consumption=[0] * width,
+                guaranteed=[i for i, g in enumerate(guarantee) if g > 0],
+                limited=limited,
+            )
+        self._chains: dict[str, list[QuotaState]] = {}
+        for allocation in allocations:
+            vector = index.dense(allocation.resources)
+            for state in self.chain(allocation.role):
+                _add(state.allocated, vector)
+                _add(state.consumption, vector)
+        for reservation in reservations:
+            vector = index.dense(reservation.resources)
+            for state in self.chain(reservation.role):
+                _add(state.consumption, vector)
+        for owner, in_use in reserved_in_use.items():
+            for state in self.chain(owner):
+                _add(state.consumption, [-x for x in in_use])
+
+        self.roots = [
+            state
+            for state in self.states.values()
+            if state.guaranteed
+            and not any(
+                self.states[a].guaranteed for a in lineage(state.role)[:-1] if a in self.states
+            )
+        ]
+        self.available = [0] * width
+        for free in unreserved_free:
+            _add(self.available, free)
+        self.required = [0] * width
+        for root in self.roots:
+            _add(self.required, root.unmet())
+
+    @property
+    def active(self) -> bool:
+        return bool(self.states)
+
+    def chain(self, role: str) -> list[QuotaState]:
+        """Quota states of ``role`` and its ancestors, root first."""
+        chain = self._chains.get(role)
+        if chain is None:
+            chain = [self.states[a] for a in lineage(role) if a in self.states]
+            self._chains[role] = chain
+        return chain
+
+    def root_of(self, role: str) -> QuotaState | None:
+        for state in self.chain(role):
+            if state.guaranteed:
+                return state
+        return None
+
+    def nearest_guarantee(self, role: str) -> QuotaState | None:
+        for state in reversed(self.chain(role)):
+            if state.guaranteed:
+                return state
+        return None
+
+    def caps(self, role: str, guarantee_stage: bool) -> Caps:
+        """What ``role`` may still take.
+
+        The unreserved cap keeps limits and headroom; in the guarantee stage it also stops at
+        the unmet guarantee of the resources the role is guaranteed.
+        """
+        unreserved = [UNLIMITED] * self.width
+        anything = [UNLIMITED] * self.width
+        for state in self.chain(role):
+            for i in state.limited:
+                unreserved[i] = min(unreserved[i], state.limit[i] - state.consumption[i])
+                anything[i] = min(anything[i], state.limit[i] - state.allocated[i])
+        limit_only = [min(u, a) for u, a in zip(unreserved, anything, strict=True)]
+        root = self.root_of(role)
+        root_unmet = root.unmet() if root is not None else [0] * self.width
+        for i in range(self.width):
+            spare = self.available[i] - self.required[i] + root_unmet[i]
+            unreserved[i] = min(unreserved[i], spare)
+        if guarantee_stage:
+            nearest = self.nearest_guarantee(role)
+            if nearest is not None:
+                unmet = nearest.unmet()
+                for i in nearest.guaranteed:
+                    unreserved[i] = min(unreserved[i], unmet[i])
+        return Caps(unreserved, anything, limit_only)
+
+    def record(
+        self, role: str, unreserved: Sequence[int], draws: Sequence[tuple[str, Vector]]
+    ) -> None:
+        """Account an allocation to ``role``: ``unreserved`` plus ``draws`` from reservations."""
+        root = self.root_of(role)
+        before = root.unmet() if root is not None else None
+        for state in self.chain(role):
+            _add(state.allocated, unreserved)
+            _add(state.consumption, unreserved)
+            for owner, vector in draws:
+                _add(state.allocated, vector)
+                if not in_subtree(owner, state.role):
+                    _add(state.consumption, vector)
+        _add(self.available, [-x for x in unreserved])
+        if root is not None and before is not None:
+            after = root.unmet()
+            for i in range(self.width):
+                self.required[i] += after[i] - before[i]
+
+
+def _add(target: Vector, vector: Sequence[int]) -> None:
+    for i, amount in enumerate(vector):
+        target[i] += amount
