@@ -1,0 +1,82 @@
+"""How a simulation is shown: a table per cycle for people, JSON for tools, a PNG of shares."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubedrf.simulator.engine import SimulationResult, Usage
+
+
+def _usage_json(usage: Usage) -> dict[str, Any]:
+    return {
+        "tasks": usage.tasks,
+        "allocated": usage.allocated.to_canonical(),
+        "dominant_share": usage.dominant_share,
+    }
+
+
+def to_json(result: SimulationResult) -> str:
+    """The contract of DESIGN.md §5: final tasks, allocations and dominant shares."""
+    final = result.final
+    document = {
+        "cycles": len(result.cycles),
+        "time": final.time,
+        "mode": result.scenario.mode,
+        "frameworks": {name: _usage_json(u) for name, u in final.frameworks.items()},
+        "roles": {name: _usage_json(u) for name, u in final.roles.items()},
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+def to_table(result: SimulationResult) -> str:
+    """One row per cycle (tasks and dominant share per framework), then the final allocation."""
+    names = list(result.final.frameworks)
+    width = max([len(n) for n in names] + [12])
+    header = f"{'cycle':>5} {'time':>7} {'offers':>6}  " + "  ".join(
+        f"{name + ' tasks/share':>{width + 12}}" for name in names
+    )
+    lines = [header]
+    for record in result.cycles:
+        cells = "  ".join(
+            f"{record.frameworks[n].tasks:>{width + 4}} {record.frameworks[n].dominant_share:>7.3f}"
+            for n in names
+        )
+        lines.append(f"{record.cycle:>5} {record.time:>6.1f}s {len(record.offers):>6}  {cells}")
+    lines += ["", "Final allocation:"]
+    lines.append(f"  {'framework':<{width}} {'tasks':>6} {'dominant':>9}  allocated")
+    for name, usage in result.final.frameworks.items():
+        lines.append(_usage_line(name, usage, width))
+    lines.append(f"  {'role':<{width}} {'tasks':>6} {'dominant':>9}  allocated")
+    for name, usage in result.final.roles.items():
+        lines.append(_usage_line(name, usage, width))
+    return "\n".join(lines)
+
+
+def _usage_line(name: str, usage: Usage, width: int) -> str:
+    allocated = ", ".join(f"{k}={v}" for k, v in usage.allocated.to_quantities().items()) or "-"
+    return f"  {name:<{width}} {usage.tasks:>6} {usage.dominant_share:>9.3f}  {allocated}"
+
+
+def plot(result: SimulationResult, path: str) -> None:
+    """Dominant share of every framework over the cycles, as a PNG."""
+    # matplotlib is optional and slow to import: load it only when a plot is asked for.
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    times = [record.time for record in result.cycles]
+    for name in result.final.frameworks:
+        shares = [record.frameworks[name].dominant_share for record in result.cycles]
+        axes.step(times, shares, where="post", label=name, marker="o", markersize=3)
+    axes.set_xlabel("virtual time (s)")
+    axes.set_ylabel("dominant share")
+    axes.set_ylim(0, 1.05)
+    axes.set_title(f"kubedrf simulate ({result.scenario.mode} mode)")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
