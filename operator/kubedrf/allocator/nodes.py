@@ -28,18 +28,29 @@ class ResourceIndex:
     def __init__(self, names: Iterable[str]) -> None:
         self.names: tuple[str, ...] = tuple(sorted(set(names)))
         self.position = {name: i for i, name in enumerate(self.names)}
+        # A snapshot repeats a few resource maps many times (node shapes, task sizes, filters
+        # of one node), and reading a ``Resources`` through the Mapping protocol is slow, so
+        # each distinct map is converted once per cycle.
+        self._dense: dict[Resources, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.names)
 
     def dense(self, resources: Resources) -> Vector:
         """Amounts of the known resources; unknown names are dropped."""
-        vector = [0] * len(self.names)
-        for name, amount in resources.items():
-            i = self.position.get(name)
-            if i is not None:
-                vector[i] = amount
-        return vector
+        return list(self.dense_view(resources))
+
+    def dense_view(self, resources: Resources) -> tuple[int, ...]:
+        """Like ``dense`` but shared and read-only, for callers that only read it."""
+        cached = self._dense.get(resources)
+        if cached is None:
+            vector = [0] * len(self.names)
+            for name, amount in resources.items():
+                i = self.position.get(name)
+                if i is not None:
+                    vector[i] = amount
+            cached = self._dense[resources] = tuple(vector)
+        return cached
 
     def dense_strict(self, resources: Resources) -> Vector | None:
         """Like ``dense``, but ``None`` when something no node has is asked for."""
