@@ -24,6 +24,7 @@ from kubedrf.allocator import (
     TaskShape,
     allocate,
 )
+from kubedrf.allocator.filters import expire
 from kubedrf.allocator.roles import lineage
 from kubedrf.resources import EMPTY, Resources, total
 from kubedrf.simulator.scenario import Scenario, ScenarioFramework
@@ -120,7 +121,7 @@ class Simulation:
         finished = [t for t in self.tasks if t.ends_at is not None and t.ends_at <= now]
         if finished:
             self.tasks = [t for t in self.tasks if t.ends_at is None or t.ends_at > now]
-        self.filters = [f for f in self.filters if f.expires_at > now]
+        self.filters = list(expire(self.filters, now))
         result = allocate(self._snapshot(now), self.config)
         declined = [offer for offer in result.offers if not self._answer(offer, now)]
         self._install_filters(declined, now)
