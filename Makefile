@@ -1,0 +1,45 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both bootstrap what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit e2e binaries bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## demo: run the seed's DRF example (one 9 CPU / 18 GiB node, frameworks A and B)
+demo: $(STAMP)
+	$(BIN)/kubedrf simulate examples/scenarios/seed-drf.yaml
+
+## test: lint, type-check, unit tests, then the end-to-end tests on the local control plane
+test: lint typecheck binaries
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+e2e: binaries
+	$(BIN)/pytest tests/e2e
+
+## binaries: build (or reuse from the cache) the pinned control-plane binaries
+binaries: $(STAMP)
+	$(BIN)/kubedrf dev provision
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/allocator.py --shape decline --nodes 10000 --frameworks 1000 --rounds 5
+	$(BIN)/python benchmarks/allocator.py --shape quota --nodes 3000 --frameworks 3000 --roles 3000 --rounds 5
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
