@@ -126,14 +126,27 @@ class _Cycle:
         """Node positions each client must not be offered: filters still in force."""
         active: dict[Client, set[int]] = {}
         now = self.snapshot.now
+        position = self.pool.position
+        # Filters pile up by the thousand on one node (one per framework that declined it),
+        # mostly for the same role and amounts: decide each such combination once.
+        applies: dict[tuple[int, str, Resources], bool] = {}
         for f in self.snapshot.filters:
-            n = self.pool.position.get(f.node)
+            n = position.get(f.node)
             if n is None or now >= f.expires_at:
                 continue
-            offerable = self.pool.offerable(n, f.role)
-            refused = self.index.dense(f.refused)
-            if all(o <= r for o, r in zip(offerable, refused, strict=True)):
-                active.setdefault((f.framework, f.role), set()).add(n)
+            key = (n, f.role, f.refused)
+            applied = applies.get(key)
+            if applied is None:
+                offerable = self.pool.offerable(n, f.role)
+                refused = self.index.dense_view(f.refused)
+                applied = all(o <= r for o, r in zip(offerable, refused, strict=True))
+                applies[key] = applied
+            if applied:
+                client = (f.framework, f.role)
+                nodes = active.get(client)
+                if nodes is None:
+                    nodes = active[client] = set()
+                nodes.add(n)
         return active
 
     def _register_clients(self) -> None:
