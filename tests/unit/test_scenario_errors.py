@@ -1,0 +1,85 @@
+"""Bad scenario files: an error naming the file, the field and the rule; exit 2; no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubedrf.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NODE = "nodes:\n  - {name: n1, allocatable: {cpu: '4', memory: 8Gi}}\n"
+
+CASES = {
+    "unknown-key": (
+        NODE + "frameworks:\n  - {name: A, taks: {count: 1, resources: {cpu: '1'}}}\n",
+        "frameworks[0].taks: unknown field",
+    ),
+    "negative-quantity": (
+        "nodes:\n  - {name: n1, allocatable: {cpu: '-4'}}\n",
+        "nodes[0].allocatable.cpu: must not be negative",
+    ),
+    "malformed-quantity": (
+        NODE + "frameworks:\n  - {name: A, tasks: {count: 1, resources: {memory: 4GB}}}\n",
+        "frameworks[0].tasks.resources.memory: '4GB' is not a Kubernetes quantity",
+    ),
+    "limit-below-guarantee": (
+        NODE + "quotas:\n  - {role: eng, guarantee: {cpu: '4'}, limit: {cpu: '2'}}\n",
+        "quotas[0].limit.cpu: must be at least the guarantee (4), got 2",
+    ),
+    "reservation-on-missing-node": (
+        NODE + "reservations:\n  - {role: eng, nodeName: n9, resources: {cpu: '1'}}\n",
+        "reservations[0].nodeName: node 'n9' is not among the scenario's nodes",
+    ),
+    "undeclared-role": (
+        NODE + "roles:\n  - {name: eng}\nframeworks:\n  - {name: A, roles: [ops]}\n",
+        "frameworks[0].roles[0]: role 'ops' is not declared under roles",
+    ),
+    "zero-weight": (NODE + "roles:\n  - {name: eng, weight: 0}\n", "roles[0].weight:"),
+    "bad-mode": (NODE + "mode: greedy\n", "mode:"),
+    "bad-duration": (
+        NODE + "frameworks:\n  - {name: A, refuseSeconds: soon}\n",
+        "frameworks[0].refuseSeconds: 'soon' is not a duration",
+    ),
+    "no-nodes": ("nodes: []\n", "nodes:"),
+    "not-yaml": ("nodes: [\n", "not valid YAML"),
+    "not-a-mapping": ("- just\n- a list\n", "a scenario must be a YAML mapping"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_scenario_is_rejected_with_file_field_and_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    text, expected = CASES[name]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    assert main(["simulate", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert f"error: {path}: " in err
+    assert expected in err
+    assert out == ""
+
+
+def test_the_command_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(CASES["limit-below-guarantee"][0])
+    run = subprocess.run(
+        [sys.executable, "-m", "kubedrf.cli.main", "simulate", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"error: {path}: quotas[0].limit.cpu:")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read the file" in capsys.readouterr().err
