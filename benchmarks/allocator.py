@@ -104,19 +104,19 @@ def _demand(task: Resources, count: int, mode: Mode) -> tuple[TaskShape, ...] | 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One cycle: wall seconds, CPU seconds of this process, and the offers made."""
+    """One cycle: wall seconds, CPU seconds of this process, and how many offers it made."""
 
     wall: float
     cpu: float
-    offers: tuple[OfferDecision, ...]
+    offers: int
 
 
-def _timed(snapshot: Snapshot, config: AllocatorConfig) -> Sample:
+def _timed(snapshot: Snapshot, config: AllocatorConfig) -> tuple[Sample, tuple[OfferDecision, ...]]:
     gc.collect()  # garbage of the previous round is not this cycle's cost
     start, start_cpu = time.perf_counter(), time.process_time()
     result = allocate(snapshot, config)
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-    return Sample(wall, cpu, result.offers)
+    return Sample(wall, cpu, len(result.offers)), result.offers
 
 
 def decline_rounds(
@@ -154,13 +154,13 @@ def decline_rounds(
             filters=tuple(filters),
             now=now,
         )
-        sample = _timed(snapshot, config)
+        sample, offers = _timed(snapshot, config)
         yield sample
         # Decline everything: the offers return to the pool and each leaves a filter for
         # what the node could offer (its whole free capacity, once the offer is back).
         filters.extend(
             Filter(offer.framework, offer.role, offer.node, now + REFUSE_SECONDS, free)
-            for offer in sample.offers
+            for offer in offers
         )
 
 
@@ -195,7 +195,7 @@ def quota_rounds(
     )
     config = AllocatorConfig(mode=mode)
     for _ in range(rounds):
-        yield _timed(snapshot, config)
+        yield _timed(snapshot, config)[0]
 
 
 def peak_rss_mb() -> float:
@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> Report:
         nodes = args.nodes or (roles - roles // 6) // 5 + (roles // 6) * 5
     seconds = [s.wall for s in samples]
     cpu = [s.cpu for s in samples]
-    offers = [len(s.offers) for s in samples]
+    offers = [s.offers for s in samples]
     return Report(
         shape=args.shape,
         mode=mode,
