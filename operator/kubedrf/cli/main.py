@@ -10,6 +10,7 @@ from collections.abc import Sequence
 #: Subcommand modules; each exposes ``add_parser(subparsers)`` and sets ``func`` on its parser.
 SUBCOMMANDS: tuple[str, ...] = (
     "kubedrf.cli.simulate",
+    "kubedrf.cli.crds",
     "kubedrf.cli.dev",
 )
 

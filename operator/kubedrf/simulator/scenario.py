@@ -23,16 +23,9 @@ from pydantic_core import PydanticCustomError
 
 from kubedrf.allocator.model import DEFAULT_ROLE, Mode
 from kubedrf.allocator.roles import lineage, role_name_error
+from kubedrf.api.types import Quantity
 from kubedrf.durations import parse_duration
-from kubedrf.resources import QuantityError, Resources, parse_amount
-
-
-def _check_quantity(value: object) -> str:
-    try:
-        parse_amount("quantity", value)
-    except QuantityError as error:
-        raise PydanticCustomError("quantity", error.message) from None
-    return str(value)
+from kubedrf.resources import Resources
 
 
 def _to_seconds(value: object) -> float:
@@ -49,7 +42,6 @@ def _check_role_name(value: str) -> str:
     return value
 
 
-Quantity = Annotated[str, BeforeValidator(_check_quantity)]
 ResourceMap = dict[str, Quantity]
 Seconds = Annotated[float, BeforeValidator(_to_seconds)]
 RoleName = Annotated[str, AfterValidator(_check_role_name)]

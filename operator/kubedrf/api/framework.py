@@ -1,0 +1,118 @@
+"""Framework: a second-level scheduler, its roles, demand, filters and suppression."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from kubedrf.api.kinds import AGE, Kind, PrinterColumn
+from kubedrf.api.types import (
+    NON_NEGATIVE_QUANTITIES,
+    POSITIVE_QUANTITIES,
+    Conditions,
+    KubeModel,
+    ResourceList,
+    cel,
+    validations,
+)
+
+Capability = Literal["GPU_RESOURCES"]
+
+
+class TaskDemand(KubeModel):
+    name: str | None = Field(default=None, max_length=63, description="A label for people.")
+    resources: ResourceList = Field(
+        min_length=1,
+        description="What one task requests.",
+        json_schema_extra=validations(POSITIVE_QUANTITIES),
+    )
+    count: int = Field(ge=0, le=1_000_000, description="How many more such tasks it wants.")
+
+
+class OfferFilters(KubeModel):
+    refuse_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a declined offer's node stays filtered for the framework.",
+    )
+    min_allocatable: ResourceList | None = Field(
+        default=None,
+        description="Offers smaller than this are not made to the framework.",
+        json_schema_extra=validations(NON_NEGATIVE_QUANTITIES),
+    )
+
+
+class FrameworkSpec(KubeModel):
+    roles: list[str] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        max_length=16,
+        description="Roles the framework is offered resources under.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    suppressed: bool = Field(default=False, description="Stop offers under every role.")
+    suppressed_roles: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Stop offers under these roles only.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    offer_filters: OfferFilters = Field(default_factory=OfferFilters)
+    capabilities: list[Capability] = Field(
+        default_factory=list,
+        max_length=8,
+        description="GPU_RESOURCES: see nodes that have GPUs.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    demand: list[TaskDemand] | None = Field(
+        default=None,
+        max_length=16,
+        description="Task shapes and counts still wanted; demand mode offers only against it.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.suppressedRoles) || self.suppressedRoles.all(r, r in self.roles)",
+                "spec.suppressedRoles must name roles listed in spec.roles",
+                ".suppressedRoles",
+            )
+        )
+    )
+
+    def active_roles(self) -> list[str]:
+        if self.suppressed:
+            return []
+        return [role for role in self.roles if role not in self.suppressed_roles]
+
+
+class FrameworkStatus(KubeModel):
+    observed_generation: int | None = None
+    allocated: dict[str, ResourceList] = Field(
+        default_factory=dict, description="Allocated and offered resources per role."
+    )
+    dominant_share: float | None = None
+    tasks: int | None = None
+    outstanding_offers: int | None = None
+    conditions: Conditions = Field(default_factory=list)
+
+
+FRAMEWORK = Kind(
+    kind="Framework",
+    plural="frameworks",
+    scope="Namespaced",
+    spec=FrameworkSpec,
+    status=FrameworkStatus,
+    short_names=("fw",),
+    spec_required=False,
+    description="A kubedrf framework: a second-level scheduler that receives Offers.",
+    columns=(
+        PrinterColumn("Roles", ".spec.roles"),
+        PrinterColumn("Share", ".status.dominantShare", "number"),
+        PrinterColumn("Tasks", ".status.tasks", "integer"),
+        PrinterColumn("Offers", ".status.outstandingOffers", "integer"),
+        PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+        AGE,
+    ),
+)

@@ -1,0 +1,93 @@
+"""Quota: a role's guarantee (served before fair sharing) and limit (never exceeded)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from kubedrf.api.kinds import AGE, Kind, PrinterColumn
+from kubedrf.api.types import (
+    NON_NEGATIVE_QUANTITIES,
+    Conditions,
+    KubeModel,
+    ResourceList,
+    cel,
+    to_resources,
+    validations,
+)
+from kubedrf.resources import Resources
+
+LIMIT_AT_LEAST_GUARANTEE = cel(
+    "!has(self.limit) || !has(self.guarantee) || self.guarantee.all(k, !(k in self.limit)"
+    " || quantity(string(self.limit[k])).compareTo(quantity(string(self.guarantee[k]))) >= 0)",
+    "spec.limit must be at least spec.guarantee for every resource in both",
+    ".limit",
+)
+
+
+class QuotaSpec(KubeModel):
+    role: str = Field(min_length=1, max_length=253, description="The role this quota applies to.")
+    guarantee: ResourceList = Field(
+        default_factory=dict,
+        description="Resources the role is served before fair sharing, while it has demand.",
+        json_schema_extra=validations(NON_NEGATIVE_QUANTITIES),
+    )
+    limit: ResourceList | None = Field(
+        default=None,
+        description="Resources the role's offers and allocations never exceed.",
+        json_schema_extra=validations(NON_NEGATIVE_QUANTITIES),
+    )
+
+    model_config = ConfigDict(json_schema_extra=validations(LIMIT_AT_LEAST_GUARANTEE))
+
+    @model_validator(mode="after")
+    def _limit_at_least_guarantee(self) -> Self:
+        if self.limit is None:
+            return self
+        guarantee, limit = self.guarantee_resources(), self.limit_resources()
+        assert limit is not None
+        for name, amount in guarantee.items():
+            if name in limit and limit[name] < amount:
+                raise PydanticCustomError(
+                    "limit_below_guarantee",
+                    "spec.limit.{name} ({limit}) must be at least spec.guarantee.{name}"
+                    " ({guarantee})",
+                    {"name": name, "limit": self.limit[name], "guarantee": self.guarantee[name]},
+                )
+        return self
+
+    def guarantee_resources(self) -> Resources:
+        return to_resources(self.guarantee, "spec.guarantee")
+
+    def limit_resources(self) -> Resources | None:
+        return None if self.limit is None else to_resources(self.limit, "spec.limit")
+
+
+class QuotaStatus(KubeModel):
+    observed_generation: int | None = None
+    consumed: ResourceList = Field(
+        default_factory=dict,
+        description="Allocated and offered outside reservations, plus everything reserved.",
+    )
+    conditions: Conditions = Field(default_factory=list)
+
+
+QUOTA = Kind(
+    kind="Quota",
+    plural="quotas",
+    scope="Cluster",
+    spec=QuotaSpec,
+    status=QuotaStatus,
+    # Not "quota": that short form belongs to ResourceQuota.
+    short_names=("drfquota",),
+    description="Guarantee and limit of one kubedrf role.",
+    columns=(
+        PrinterColumn("Role", ".spec.role"),
+        PrinterColumn("Guarantee CPU", ".spec.guarantee.cpu"),
+        PrinterColumn("Limit CPU", ".spec.limit.cpu"),
+        PrinterColumn("Consumed CPU", ".status.consumed.cpu"),
+        AGE,
+    ),
+)

@@ -1,0 +1,54 @@
+"""Role: a node of the fair-sharing tree (dotted names nest), with its weight and tenancy."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from kubedrf.api.kinds import AGE, Kind, PrinterColumn
+from kubedrf.api.types import Conditions, KubeModel, ResourceList
+
+
+class RoleSpec(KubeModel):
+    weight: float = Field(
+        default=1.0, gt=0, description="Relative share against sibling roles; must be > 0."
+    )
+    namespaces: list[str] = Field(
+        default_factory=list,
+        max_length=256,
+        description="Namespaces whose Frameworks may use this role; empty means all.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    def allows(self, namespace: str) -> bool:
+        return not self.namespaces or namespace in self.namespaces
+
+
+class RoleStatus(KubeModel):
+    observed_generation: int | None = None
+    dominant_share: float | None = Field(default=None, description="Weighted dominant share.")
+    allocated: ResourceList = Field(default_factory=dict)
+    frameworks: int | None = None
+    conditions: Conditions = Field(default_factory=list)
+
+
+ROLE = Kind(
+    kind="Role",
+    plural="roles",
+    scope="Cluster",
+    spec=RoleSpec,
+    status=RoleStatus,
+    # Not "role": that short form must keep meaning rbac.authorization.k8s.io Roles.
+    short_names=("drfrole",),
+    spec_required=False,
+    description=(
+        "A role of the kubedrf fair-sharing tree. The object's name is the role's dotted name:"
+        " eng.frontend is a child of eng. Use roles.kubedrf.io (or drfrole) with kubectl;"
+        " plain 'roles' means RBAC Roles."
+    ),
+    columns=(
+        PrinterColumn("Weight", ".spec.weight", "number"),
+        PrinterColumn("Share", ".status.dominantShare", "number"),
+        PrinterColumn("Frameworks", ".status.frameworks", "integer"),
+        AGE,
+    ),
+)
