@@ -218,10 +218,12 @@ class NodePool:
         for _ in range(_PROBES):
             if n >= total:
                 return None, n, filtered
-            if (gpu_allowed or not self.gpu[n]) and fits.python(self.free[n]):
-                if n not in skip:
-                    return n, n, filtered
-                filtered = True
+            if n in skip:
+                # A filtered node only matters for the "filtered" answer: test it once.
+                if not filtered and (gpu_allowed or not self.gpu[n]):
+                    filtered = fits.python(self.free[n])
+            elif (gpu_allowed or not self.gpu[n]) and fits.python(self.free[n]):
+                return n, n, filtered
             n = self.live_from(n + 1)
         if n >= total:
             return None, n, filtered
@@ -260,7 +262,15 @@ class Fit:
         self.alternatives = [list(alt) for alt in alternatives]
 
     def python(self, free: Sequence[int]) -> bool:
-        return any(all(free[i] >= amount for i, amount in alt) for alt in self.alternatives)
+        # Plain loops: this runs for every probed node, and nested any/all generators cost
+        # several times more than the comparisons themselves.
+        for alt in self.alternatives:
+            for i, amount in alt:
+                if free[i] < amount:
+                    break
+            else:
+                return True
+        return False
 
     def numpy(self, matrix: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         mask = np.zeros(matrix.shape[0], dtype=bool)
