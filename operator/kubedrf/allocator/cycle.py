@@ -126,28 +126,33 @@ class _Cycle:
         """Node positions each client must not be offered: filters still in force."""
         active: dict[Client, set[int]] = {}
         now = self.snapshot.now
-        position = self.pool.position
         # Filters pile up by the thousand on one node (one per framework that declined it),
-        # mostly for the same role and amounts: decide each such combination once.
-        applies: dict[tuple[int, str, Resources], bool] = {}
+        # mostly for the same role and amounts: decide each such combination once. The
+        # answer is the node's position while such a filter is in force, else -1.
+        applies: dict[tuple[str, str, Resources], int] = {}
         for f in self.snapshot.filters:
-            n = position.get(f.node)
-            if n is None or now >= f.expires_at:
+            if now >= f.expires_at:
                 continue
-            key = (n, f.role, f.refused)
-            applied = applies.get(key)
-            if applied is None:
-                offerable = self.pool.offerable(n, f.role)
-                refused = self.index.dense_view(f.refused)
-                applied = all(o <= r for o, r in zip(offerable, refused, strict=True))
-                applies[key] = applied
-            if applied:
+            key = (f.node, f.role, f.refused)
+            n = applies.get(key)
+            if n is None:
+                n = applies[key] = self._filter_node(f.node, f.role, f.refused)
+            if n >= 0:
                 client = (f.framework, f.role)
                 nodes = active.get(client)
                 if nodes is None:
                     nodes = active[client] = set()
                 nodes.add(n)
         return active
+
+    def _filter_node(self, node: str, role: str, refused: Resources) -> int:
+        """The position of ``node`` if a filter refusing ``refused`` still applies, else -1."""
+        n = self.pool.position.get(node)
+        if n is None:
+            return -1
+        offerable = self.pool.offerable(n, role)
+        limit = self.index.dense_view(refused)
+        return n if all(o <= r for o, r in zip(offerable, limit, strict=True)) else -1
 
     def _register_clients(self) -> None:
         default_min = self._alternatives(self.config.min_allocatable)
