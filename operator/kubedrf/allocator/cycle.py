@@ -106,10 +106,23 @@ class _Cycle:
         referenced += [q.role for q in snapshot.quotas] + [r.role for r in snapshot.reservations]
         weights = role_weights({r.name: r.weight for r in snapshot.roles}, referenced)
         self.sorter: Sorter = DRFSorter(totals, weights, excluded)
+        # Sum what each client holds first: one sorter update per client, not per task.
+        held: dict[Client, Vector] = {}
+        counts: dict[Client, int] = {}
         for allocation in snapshot.allocations:
             client = (allocation.framework, allocation.role)
+            vector = self.index.dense_view(allocation.resources)
+            sum_so_far = held.get(client)
+            if sum_so_far is None:
+                held[client] = list(vector)
+                counts[client] = allocation.count
+            else:
+                for i, amount in enumerate(vector):
+                    sum_so_far[i] += amount
+                counts[client] += allocation.count
+        for client, amounts in held.items():
             self.sorter.add_client(client)
-            self.sorter.allocated(client, self.index.dense(allocation.resources), allocation.count)
+            self.sorter.allocated(client, amounts, counts[client])
 
         self.clients: dict[Client, _ClientState] = {}
         self.idle: dict[Client, Reason] = {}
