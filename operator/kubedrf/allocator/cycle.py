@@ -111,13 +111,13 @@ class _Cycle:
         counts: dict[Client, int] = {}
         for allocation in snapshot.allocations:
             client = (allocation.framework, allocation.role)
-            vector = self.index.dense_view(allocation.resources)
+            resources = self.index.dense_view(allocation.resources)
             sum_so_far = held.get(client)
             if sum_so_far is None:
-                held[client] = list(vector)
+                held[client] = list(resources)
                 counts[client] = allocation.count
             else:
-                for i, amount in enumerate(vector):
+                for i, amount in enumerate(resources):
                     sum_so_far[i] += amount
                 counts[client] += allocation.count
         for client, amounts in held.items():
