@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from kubedrf.allocator.model import Filter
 
 
-def revive(filters: Iterable[Filter], framework: str, role: str | None = None) -> tuple[Filter, ...]:
+def revive(
+    filters: Iterable[Filter], framework: str, role: str | None = None
+) -> tuple[Filter, ...]:
     """Filters left after ``framework`` revives (all its roles, or just ``role``)."""
     return tuple(
         f for f in filters if not (f.framework == framework and (role is None or f.role == role))

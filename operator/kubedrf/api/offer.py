@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from kubedrf.api.framework import TaskDemand
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
     IMMUTABLE,
@@ -50,6 +51,12 @@ class OfferSpec(KubeModel):
     node_name: str = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
     resources: ResourceList = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
     expires_at: datetime = Field(json_schema_extra=validations(IMMUTABLE))
+    sized_for: list[TaskDemand] = Field(
+        default_factory=list,
+        max_length=16,
+        description="In demand mode: the demanded tasks this offer was sized for.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
     response: OfferResponse | None = None
 
     model_config = ConfigDict(
@@ -69,6 +76,20 @@ class OfferStatus(KubeModel):
     phase: OfferPhase = OfferPhase.OFFERED
     reason: str | None = None
     message: str | None = None
+    tasks: list[str] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="Task Pods the master accepted against this offer.",
+    )
+    filter_expires_at: datetime | None = Field(
+        default=None,
+        description="After a decline: until when the node stays filtered for the framework.",
+    )
+    refused: ResourceList = Field(
+        default_factory=dict,
+        description="After a decline: what the node could offer then; more lifts the filter.",
+    )
+    finished_at: datetime | None = None
     conditions: Conditions = Field(default_factory=list)
 
 

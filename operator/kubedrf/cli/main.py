@@ -11,6 +11,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: tuple[str, ...] = (
     "kubedrf.cli.simulate",
     "kubedrf.cli.crds",
+    "kubedrf.cli.master",
     "kubedrf.cli.dev",
 )
 

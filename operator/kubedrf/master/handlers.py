@@ -1,0 +1,107 @@
+"""kopf handlers: watch events become cache updates, and nothing more.
+
+Run with ``kubedrf master`` (flags) or ``kopf run -m kubedrf.master.handlers`` (settings from
+``KUBEDRF_*`` environment variables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+import prometheus_client
+from kubernetes import client, config
+
+from kubedrf.api import GROUP, VERSION
+from kubedrf.master.cache import ClusterCache
+from kubedrf.master.core import Master
+from kubedrf.master.metrics import Metrics
+from kubedrf.master.settings import MasterSettings
+from kubedrf.master.sync import relist
+from kubedrf.master.writer import ApiWriter
+
+logger = logging.getLogger(__name__)
+
+#: A full relist this often catches deletions no watch reported.
+RESYNC_SECONDS = 300.0
+
+
+def api_client() -> client.ApiClient:
+    """The kubeconfig's client (KUBECONFIG honoured), or the in-cluster one."""
+    try:
+        api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        api = client.ApiClient()
+    return api
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    master_settings: MasterSettings = memo.get("settings") or MasterSettings.from_env()
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    api = api_client()
+    cache = ClusterCache(master_settings)
+    metrics = Metrics()
+    master = Master(cache, ApiWriter(api, cache), metrics)
+    if master_settings.metrics_port:
+        prometheus_client.start_http_server(master_settings.metrics_port, registry=metrics.registry)
+    await relist(api, cache)
+    logger.info(
+        "kubedrf master: %d managed nodes, %d frameworks, %d outstanding offers",
+        len(cache.usable_nodes()),
+        len(cache.frameworks),
+        sum(1 for offer in cache.offers.values() if offer.outstanding),
+    )
+    stopped = asyncio.Event()
+    memo["master"] = master
+    memo["stopped"] = stopped
+    memo["tasks"] = [
+        asyncio.create_task(master.run(stopped), name="kubedrf-allocation"),
+        asyncio.create_task(_resync(api, cache, stopped), name="kubedrf-resync"),
+    ]
+
+
+async def _resync(api: client.ApiClient, cache: ClusterCache, stopped: asyncio.Event) -> None:
+    while not stopped.is_set():
+        try:
+            await asyncio.wait_for(stopped.wait(), timeout=RESYNC_SECONDS)
+        except TimeoutError:
+            try:
+                await relist(api, cache)
+            except Exception:
+                logger.exception("resync failed; the watches keep the cache current")
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    stopped: asyncio.Event | None = memo.get("stopped")
+    if stopped is not None:
+        stopped.set()
+        await asyncio.gather(*memo.get("tasks", []), return_exceptions=True)
+
+
+def _observe(kind: str) -> Any:
+    def handler(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        master: Master | None = memo.get("master")
+        body = event.get("object")
+        if master is not None and body:
+            master.observe(kind, event.get("type"), body)
+
+    handler.__name__ = f"observe_{kind}"
+    return handler
+
+
+kopf.on.event("", "v1", "nodes")(_observe("node"))
+kopf.on.event("", "v1", "pods")(_observe("pod"))
+for _kind, _plural in (
+    ("framework", "frameworks"),
+    ("role", "roles"),
+    ("quota", "quotas"),
+    ("reservation", "reservations"),
+    ("offer", "offers"),
+):
+    kopf.on.event(GROUP, VERSION, _plural)(_observe(_kind))

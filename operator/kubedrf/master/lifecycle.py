@@ -1,0 +1,233 @@
+"""The offer protocol's decisions (DESIGN.md §4), pure: cache and clock in, actions out.
+
+Accept, decline, expiry, rescind, clean-up, and the refusal of Pods that claim what was not
+offered to them (invariant 7). The writer carries the actions out; nothing here does I/O,
+so every rule is a unit test away.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from kubedrf.api.offer import OfferPhase
+from kubedrf.master.cache import ClusterCache
+from kubedrf.master.records import OfferRecord, PodRecord, parse_time
+from kubedrf.resources import Resources, total
+
+#: A Pod naming an offer the master has not seen yet gets this long before it is refused
+#: (watches of different kinds are not ordered against each other).
+CLAIM_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OfferTransition:
+    offer: OfferRecord
+    phase: OfferPhase
+    reason: str
+    message: str
+    tasks: tuple[str, ...] = ()
+    filter_expires_at: float | None = None
+    refused: Resources | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRefusal:
+    pod: PodRecord
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    transitions: list[OfferTransition] = field(default_factory=list)
+    refusals: list[PodRefusal] = field(default_factory=list)
+    deletions: list[OfferRecord] = field(default_factory=list)
+
+
+def reconcile(cache: ClusterCache, now: float) -> Reconciliation:
+    plan = Reconciliation()
+    claims, plan.refusals = _claims(cache, now)
+    settled: set[str] = set()
+    for offer in sorted(cache.offers.values(), key=lambda o: o.key):
+        if not offer.outstanding:
+            continue
+        transition = _settle(cache, offer, claims.get(offer.key, []), now)
+        if transition is not None:
+            plan.transitions.append(transition)
+            settled.add(offer.key)
+    plan.transitions += _rescind_shrunk(cache, now, settled)
+    plan.deletions = [offer for offer in cache.offers.values() if _finished(cache, offer, now)]
+    return plan
+
+
+def _settle(
+    cache: ClusterCache, offer: OfferRecord, claims: list[PodRecord], now: float
+) -> OfferTransition | None:
+    spec = offer.spec
+    assert spec is not None and offer.framework_key is not None
+    response = spec.response
+    if response is not None and response.action == "Accept":
+        names = tuple(sorted(pod.name for pod in claims))
+        missing = sorted(set(response.tasks) - set(names))
+        message = f"accepted with {len(names)} task(s)"
+        if missing:
+            message += f"; listed but not valid claims: {', '.join(missing)}"
+        return OfferTransition(offer, OfferPhase.ACCEPTED, "Accepted", message, tasks=names)
+    if response is not None and response.action == "Decline":
+        framework = cache.frameworks.get(offer.framework_key)
+        refuse = response.refuse_seconds
+        if refuse is None:
+            spec_ = framework.spec if framework else None
+            refuse = spec_.offer_filters.refuse_seconds if spec_ else 5.0
+        node = cache.nodes.get(spec.node_name)
+        usage = cache.node_usage(now).get(spec.node_name, Resources()) - offer.resources()
+        free = (node.allocatable - usage).clamped() if node else Resources()
+        return OfferTransition(
+            offer,
+            OfferPhase.DECLINED,
+            "Declined",
+            f"declined; node {spec.node_name} filtered for {refuse:g}s",
+            filter_expires_at=now + refuse if refuse > 0 else None,
+            refused=free,
+        )
+    expires = parse_time(spec.expires_at)
+    if expires is not None and expires <= now:
+        return OfferTransition(
+            offer, OfferPhase.EXPIRED, "Expired", "not answered before spec.expiresAt"
+        )
+    reason = _rescind_reason(cache, offer)
+    if reason is not None:
+        return OfferTransition(offer, OfferPhase.RESCINDED, reason[0], reason[1])
+    return None
+
+
+def _rescind_reason(cache: ClusterCache, offer: OfferRecord) -> tuple[str, str] | None:
+    spec = offer.spec
+    assert spec is not None and offer.framework_key is not None
+    node = cache.nodes.get(spec.node_name)
+    if node is None or not cache.is_managed(node):
+        return "NodeGone", f"node {spec.node_name} is gone or no longer managed"
+    if not node.ready or node.unschedulable:
+        return "NodeNotReady", f"node {spec.node_name} is not ready or is cordoned"
+    framework = cache.frameworks.get(offer.framework_key)
+    if framework is None or framework.spec is None:
+        return "FrameworkGone", f"framework {spec.framework} is gone or invalid"
+    fw_spec = framework.spec
+    if fw_spec.suppressed or spec.role in fw_spec.suppressed_roles:
+        return "Suppressed", f"framework {spec.framework} suppressed role {spec.role}"
+    if spec.role not in fw_spec.roles:
+        return "RoleRemoved", f"framework {spec.framework} no longer names role {spec.role}"
+    refused = cache.refused_roles(framework).get(spec.role)
+    if refused is not None:
+        return "RoleRefused", refused
+    return None
+
+
+def _rescind_shrunk(cache: ClusterCache, now: float, settled: set[str]) -> list[OfferTransition]:
+    """Rescind the newest offers on nodes whose capacity shrank below what is promised."""
+    transitions = []
+    offers_by_node: dict[str, list[OfferRecord]] = defaultdict(list)
+    for offer in cache.outstanding_offers(now):
+        if offer.key not in settled and offer.spec is not None:
+            offers_by_node[offer.spec.node_name].append(offer)
+    pods_by_node: dict[str, list[Resources]] = defaultdict(list)
+    for pod in cache.live_pods():
+        assert pod.node is not None
+        pods_by_node[pod.node].append(pod.requests)
+    for node_name, offers in offers_by_node.items():
+        node = cache.nodes.get(node_name)
+        if node is None:
+            continue
+        used = total(pods_by_node.get(node_name, []))
+        for offer in sorted(offers, key=lambda o: (o.created_at, o.name)):
+            used += offer.resources()
+            if not used <= node.allocatable:
+                used -= offer.resources()
+                transitions.append(
+                    OfferTransition(
+                        offer,
+                        OfferPhase.RESCINDED,
+                        "NodeShrunk",
+                        f"node {node_name} no longer has room for this offer",
+                    )
+                )
+    return transitions
+
+
+def _claims(cache: ClusterCache, now: float) -> tuple[dict[str, list[PodRecord]], list[PodRefusal]]:
+    """Valid claims per offer, and the Pods refused for claiming what they may not."""
+    claims: dict[str, list[PodRecord]] = defaultdict(list)
+    refusals = []
+    claimed: dict[str, Resources] = defaultdict(Resources)
+    pods = sorted(
+        (p for p in cache.pods.values() if p.framework and not p.terminal),
+        key=lambda p: (p.created_at, p.name),
+    )
+    for pod in pods:
+        verdict = _judge_claim(cache, pod, claimed, now)
+        if verdict is None:
+            assert pod.offer_key is not None
+            claims[pod.offer_key].append(pod)
+            claimed[pod.offer_key] += pod.requests
+        elif verdict[0]:
+            refusals.append(PodRefusal(pod, verdict[0], verdict[1]))
+    return claims, refusals
+
+
+def _judge_claim(
+    cache: ClusterCache, pod: PodRecord, claimed: dict[str, Resources], now: float
+) -> tuple[str, str] | None:
+    """``None`` for a valid claim; ("", "") for one to judge later; else (reason, message)."""
+    if pod.offer_key is None:
+        return "NoOffer", f"task {pod.name} names no offer (label kubedrf.io/offer)"
+    offer = cache.offers.get(pod.offer_key)
+    if offer is None or offer.spec is None:
+        age = now - pod.created_at
+        if age < CLAIM_GRACE_SECONDS or age >= cache.settings.offer_retention:
+            # Too young to judge, or old enough that its offer may have been accepted and
+            # cleaned up since: an offer is kept for offer_retention after it finishes.
+            return "", ""
+        return "OfferNotFound", f"offer {pod.offer} does not exist in namespace {pod.namespace}"
+    spec = offer.spec
+    if spec.framework != pod.framework:
+        return (
+            "OfferOfAnotherFramework",
+            f"offer {offer.name} was made to framework {spec.framework}, not {pod.framework}",
+        )
+    if pod.role != spec.role:
+        return "RoleMismatch", f"offer {offer.name} is for role {spec.role}, task says {pod.role}"
+    if pod.node != spec.node_name:
+        return (
+            "WrongNode",
+            f"offer {offer.name} is on node {spec.node_name}; the task is pinned to {pod.node}",
+        )
+    if offer.phase is OfferPhase.ACCEPTED:
+        if pod.name not in offer.status.tasks:
+            return "OfferAlreadyAccepted", f"offer {offer.name} was accepted without this task"
+    elif offer.phase is not OfferPhase.OFFERED:
+        return "OfferNotOutstanding", f"offer {offer.name} is {offer.phase.value}"
+    assert pod.offer_key is not None
+    if not claimed[pod.offer_key] + pod.requests <= offer.resources():
+        return (
+            "ExceedsOffer",
+            f"tasks of offer {offer.name} would request more than it offered"
+            f" ({_describe(offer.resources())})",
+        )
+    return None
+
+
+def _describe(resources: Resources) -> str:
+    return ", ".join(f"{k}={v}" for k, v in resources.to_quantities().items())
+
+
+def _finished(cache: ClusterCache, offer: OfferRecord, now: float) -> bool:
+    if offer.outstanding or offer.spec is None:
+        return False
+    finished_at = parse_time(offer.status.finished_at)
+    if finished_at is None or now < finished_at + cache.settings.offer_retention:
+        return False
+    if offer.phase is OfferPhase.DECLINED and offer.status.filter_expires_at is not None:
+        expires = parse_time(offer.status.filter_expires_at)
+        return expires is None or expires <= now
+    return True

@@ -1,0 +1,308 @@
+"""Kubernetes objects as the master reads them: frozen records parsed from raw bodies.
+
+Parsing never raises on a user's object: what cannot be understood is kept with an
+``error`` so the master can report it in status conditions and Events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from kubedrf.api import FrameworkSpec, OfferSpec, OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.api.offer import OfferPhase
+from kubedrf.resources import PODS, QuantityError, Resources, total
+
+LABEL_FRAMEWORK = "kubedrf.io/framework"
+LABEL_ROLE = "kubedrf.io/role"
+LABEL_OFFER = "kubedrf.io/offer"
+ANNOTATION_REVIVE = "kubedrf.io/revived-at"
+TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
+Body = Mapping[str, Any]
+
+
+def parse_time(value: object) -> float | None:
+    """Seconds since the epoch from an RFC 3339 timestamp (or a datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def format_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(seconds: float) -> str:
+    """metav1.MicroTime, which events.k8s.io Events require."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validation_message(error: ValidationError, prefix: str = "spec") -> str:
+    """One line per problem, each naming the field: ``spec.limit.cpu: ...``."""
+    lines = []
+    for item in error.errors():
+        path = ".".join([prefix, *(str(p) for p in item["loc"])])
+        lines.append(f"{path}: {item['msg']}")
+    return "; ".join(lines)
+
+
+M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", bound=BaseModel)
+
+
+def _spec(model: type[M], body: Body) -> tuple[M | None, str | None]:
+    try:
+        return model.model_validate(body.get("spec") or {}), None
+    except ValidationError as error:
+        return None, validation_message(error)
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    name: str
+    allocatable: Resources
+    labels: Mapping[str, str]
+    taints: tuple[Taint, ...]
+    ready: bool
+    unschedulable: bool
+
+    @classmethod
+    def parse(cls, body: Body) -> NodeRecord:
+        meta, spec, status = (
+            body.get("metadata", {}),
+            body.get("spec") or {},
+            body.get("status") or {},
+        )
+        try:
+            allocatable = Resources.parse(status.get("allocatable") or {}, "status.allocatable")
+        except QuantityError:
+            allocatable = Resources()
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        taints = tuple(
+            Taint(t.get("key", ""), t.get("value", "") or "", t.get("effect", ""))
+            for t in spec.get("taints") or []
+        )
+        return cls(
+            name=meta["name"],
+            allocatable=allocatable,
+            labels=dict(meta.get("labels") or {}),
+            taints=taints,
+            ready=ready,
+            unschedulable=bool(spec.get("unschedulable")),
+        )
+
+
+def _container_requests(container: Body) -> Resources:
+    requests = (container.get("resources") or {}).get("requests") or {}
+    try:
+        return Resources.parse(requests)
+    except QuantityError:
+        return Resources()
+
+
+def pod_requests(spec: Body) -> Resources:
+    """What the scheduler charges a Pod: max(sum of containers, each init container) + overhead."""
+    containers = total(_container_requests(c) for c in spec.get("containers") or [])
+    effective = dict(containers)
+    for init in spec.get("initContainers") or []:
+        for name, amount in _container_requests(init).items():
+            effective[name] = max(effective.get(name, 0), amount)
+    try:
+        overhead = Resources.parse(spec.get("overhead") or {})
+    except QuantityError:
+        overhead = Resources()
+    return Resources(effective) + overhead + Resources({PODS: 1})
+
+
+def pinned_node(spec: Body) -> str | None:
+    """The node a Pod is bound or pinned to (required node affinity on metadata.name)."""
+    if spec.get("nodeName"):
+        return str(spec["nodeName"])
+    affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    for term in affinity.get("nodeSelectorTerms") or []:
+        for field in term.get("matchFields") or []:
+            values = field.get("values") or []
+            if (
+                field.get("key") == "metadata.name"
+                and field.get("operator") == "In"
+                and len(values) == 1
+            ):
+                return str(values[0])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    namespace: str
+    name: str
+    node: str | None
+    bound: bool
+    requests: Resources
+    terminal: bool
+    framework: str | None
+    role: str | None
+    offer: str | None
+    created_at: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def framework_key(self) -> str | None:
+        return f"{self.namespace}/{self.framework}" if self.framework else None
+
+    @property
+    def offer_key(self) -> str | None:
+        return f"{self.namespace}/{self.offer}" if self.offer else None
+
+    @classmethod
+    def parse(cls, body: Body) -> PodRecord:
+        meta, spec = body.get("metadata", {}), body.get("spec") or {}
+        labels = meta.get("labels") or {}
+        phase = (body.get("status") or {}).get("phase")
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            node=pinned_node(spec),
+            bound=bool(spec.get("nodeName")),
+            requests=pod_requests(spec),
+            terminal=phase in TERMINAL_POD_PHASES,
+            framework=labels.get(LABEL_FRAMEWORK),
+            role=labels.get(LABEL_ROLE),
+            offer=labels.get(LABEL_OFFER),
+            created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkRecord:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    spec: FrameworkSpec | None
+    error: str | None
+    revived_at: float | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @classmethod
+    def parse(cls, body: Body) -> FrameworkRecord:
+        meta = body.get("metadata", {})
+        spec, error = _spec(FrameworkSpec, body)
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            spec=spec,
+            error=error,
+            revived_at=parse_time((meta.get("annotations") or {}).get(ANNOTATION_REVIVE)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterObjectRecord(Generic[S]):
+    """A cluster-scoped kubedrf object (Role, Quota, Reservation) and its parsed spec."""
+
+    name: str
+    generation: int
+    spec: S | None
+    error: str | None
+
+
+def parse_role(body: Body) -> ClusterObjectRecord[RoleSpec]:
+    spec, error = _spec(RoleSpec, body)
+    meta = body.get("metadata", {})
+    return ClusterObjectRecord(meta["name"], int(meta.get("generation") or 0), spec, error)
+
+
+def parse_quota(body: Body) -> ClusterObjectRecord[QuotaSpec]:
+    spec, error = _spec(QuotaSpec, body)
+    meta = body.get("metadata", {})
+    return ClusterObjectRecord(meta["name"], int(meta.get("generation") or 0), spec, error)
+
+
+def parse_reservation(body: Body) -> ClusterObjectRecord[ReservationSpec]:
+    spec, error = _spec(ReservationSpec, body)
+    meta = body.get("metadata", {})
+    return ClusterObjectRecord(meta["name"], int(meta.get("generation") or 0), spec, error)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRecord:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created_at: float
+    spec: OfferSpec | None
+    status: OfferStatus
+    error: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def framework_key(self) -> str | None:
+        return f"{self.namespace}/{self.spec.framework}" if self.spec else None
+
+    @property
+    def phase(self) -> OfferPhase:
+        return self.status.phase
+
+    @property
+    def outstanding(self) -> bool:
+        return self.spec is not None and self.status.phase is OfferPhase.OFFERED
+
+    def resources(self) -> Resources:
+        return Resources.parse(self.spec.resources) if self.spec else Resources()
+
+    @classmethod
+    def parse(cls, body: Body) -> OfferRecord:
+        meta = body.get("metadata", {})
+        spec, error = _spec(OfferSpec, body)
+        try:
+            status = OfferStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            status = OfferStatus()
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+            spec=spec,
+            status=status,
+            error=error,
+        )

@@ -1,0 +1,54 @@
+"""The master's configuration: flags and environment, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from kubedrf.allocator import AllocatorConfig, Mode
+from kubedrf.durations import parse_duration
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class MasterSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allocation_interval: Seconds = Field(default=1.0, gt=0)
+    offer_timeout: Seconds = Field(default=30.0, gt=0)
+    #: How long finished offers stay for people to inspect before they are deleted.
+    offer_retention: Seconds = Field(default=60.0, ge=0)
+    #: Events arriving within this window after a trigger share one cycle.
+    batch_window: Seconds = Field(default=0.05, ge=0)
+    mode: Mode = "demand"
+    managed_label: str = "kubedrf.io/managed=true"
+    managed_taint: str = "kubedrf.io/managed"
+    fairness_excluded: tuple[str, ...] = ("pods",)
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
+    seed: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
+        """Settings from ``KUBEDRF_<FIELD>`` variables (e.g. ``KUBEDRF_OFFER_TIMEOUT=30s``)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            raw = environ.get(f"KUBEDRF_{name.upper()}")
+            if raw is None:
+                continue
+            values[name] = (
+                tuple(filter(None, raw.split(","))) if name == "fairness_excluded" else raw
+            )
+        return cls.model_validate(values)
+
+    def allocator_config(self) -> AllocatorConfig:
+        return AllocatorConfig(
+            mode=self.mode, fairness_excluded=frozenset(self.fairness_excluded), seed=self.seed
+        )
+
+    def managed_selector(self) -> tuple[str, str | None]:
+        key, eq, value = self.managed_label.partition("=")
+        return key, (value if eq else None)

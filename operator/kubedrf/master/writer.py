@@ -1,0 +1,169 @@
+"""The one place the master writes to the API: offers, statuses, refusals and Events.
+
+The Kubernetes client is synchronous, so every call runs in a worker thread and the kopf
+event loop never blocks. Each write's answer goes back into the cache at once, so the next
+cycle sees its own writes even before the watch delivers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kubedrf.api import FRAMEWORK, GROUP, OFFER, VERSION, Kind
+from kubedrf.master.cache import ClusterCache
+from kubedrf.master.records import Body, format_micro_time
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+COMPONENT = "kubedrf-master"
+
+
+class ApiWriter:
+    def __init__(self, api_client: client.ApiClient, cache: ClusterCache) -> None:
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.events = client.EventsV1Api(api_client)
+        self.cache = cache
+
+    async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """Run one API call in a thread; a 404 or 409 means the world moved on: ``None``."""
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except ApiException as error:
+            if error.status in (404, 409):
+                logger.debug("%s: %s", function.__name__, error.reason)
+                return None
+            raise
+
+    # -- offers ------------------------------------------------------------------------------
+
+    async def create_offer(
+        self, namespace: str, framework_uid: str, framework_name: str, spec: Mapping[str, Any]
+    ) -> Body | None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": OFFER.kind,
+            "metadata": {
+                "generateName": f"{framework_name}-",
+                "namespace": namespace,
+                "labels": {"kubedrf.io/framework": framework_name},
+                "ownerReferences": [
+                    {
+                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "kind": FRAMEWORK.kind,
+                        "name": framework_name,
+                        "uid": framework_uid,
+                        "controller": True,
+                        "blockOwnerDeletion": False,
+                    }
+                ],
+            },
+            "spec": dict(spec),
+        }
+        created = _as_body(
+            await self._call(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                OFFER.plural,
+                body,
+            )
+        )
+        if created is not None:
+            self.cache.apply("offer", "ADDED", created)
+        return created
+
+    async def delete_offer(self, namespace: str, name: str) -> None:
+        await self._call(
+            self.custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            OFFER.plural,
+            name,
+        )
+        self.cache.forget("offer", f"{namespace}/{name}")
+
+    async def patch_status(
+        self, kind: Kind, name: str, status: Mapping[str, Any], namespace: str | None = None
+    ) -> None:
+        body = {"status": dict(status)}
+        if namespace is None:
+            result = await self._call(
+                self.custom.patch_cluster_custom_object_status,
+                GROUP,
+                VERSION,
+                kind.plural,
+                name,
+                body,
+            )
+        else:
+            result = await self._call(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                kind.plural,
+                name,
+                body,
+            )
+        answer = _as_body(result)
+        if answer is not None:
+            self.cache.apply(kind.singular, "MODIFIED", answer)
+
+    # -- pods --------------------------------------------------------------------------------
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        await self._call(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def event(
+        self,
+        regarding: Mapping[str, Any],
+        reason: str,
+        note: str,
+        type_: str = "Normal",
+        action: str = "Allocate",
+    ) -> None:
+        """Record an events.k8s.io Event about ``regarding`` (a full object body)."""
+        meta = regarding.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        now = format_micro_time(time.time())
+        body = client.EventsV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta.get('name', 'kubedrf')}.", namespace=namespace
+            ),
+            event_time=now,
+            reporting_controller=f"kubedrf.io/{COMPONENT}",
+            reporting_instance=COMPONENT,
+            action=action,
+            reason=reason,
+            note=note[:1024],
+            type=type_,
+            regarding=client.V1ObjectReference(
+                api_version=regarding.get("apiVersion"),
+                kind=regarding.get("kind"),
+                name=meta.get("name"),
+                namespace=meta.get("namespace"),
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+        )
+        try:
+            await self._call(self.events.create_namespaced_event, namespace, body)
+        except ApiException as error:  # Events are best effort: never fail a cycle on them.
+            logger.warning("could not record event %s: %s", reason, error.reason)
+
+
+def _as_body(result: object) -> Body | None:
+    """The custom-objects client answers with plain dicts, typed as ``object``."""
+    return result if isinstance(result, Mapping) else None

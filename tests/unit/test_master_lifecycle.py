@@ -1,0 +1,298 @@
+"""The offer protocol's decisions and the master's snapshot, from API bodies (no cluster)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubedrf.allocator import allocate
+from kubedrf.api.offer import OfferPhase
+from kubedrf.master.cache import ClusterCache
+from kubedrf.master.lifecycle import reconcile
+from kubedrf.master.records import format_time
+from kubedrf.master.settings import MasterSettings
+
+NOW = 1_000_000.0
+
+
+def node(name: str, cpu: str = "9", memory: str = "18Gi", ready: bool = True) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {"kubedrf.io/managed": "true"},
+            "resourceVersion": "1",
+        },
+        "spec": {"taints": [{"key": "kubedrf.io/managed", "effect": "NoSchedule"}]},
+        "status": {
+            "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def framework(name: str, demand: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "namespace": "team", "uid": f"uid-{name}", "generation": 1},
+        "spec": dict(spec),
+    }
+    if demand is not None:
+        body["spec"]["demand"] = demand
+    return body
+
+
+def offer(
+    name: str,
+    fw: str,
+    *,
+    node_name: str = "n1",
+    resources: dict[str, str] | None = None,
+    response: dict[str, Any] | None = None,
+    phase: str = "Offered",
+    expires: float = NOW + 30,
+    created: float = NOW - 5,
+    **status: Any,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "framework": fw,
+        "role": "default",
+        "nodeName": node_name,
+        "resources": resources or {"cpu": "3", "memory": "12Gi", "pods": "3"},
+        "expiresAt": format_time(expires),
+    }
+    if response is not None:
+        spec["response"] = response
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "team",
+            "generation": 1,
+            "creationTimestamp": format_time(created),
+        },
+        "spec": spec,
+        "status": {"phase": phase, **status},
+    }
+
+
+def pod(
+    name: str,
+    fw: str,
+    offer_name: str | None,
+    *,
+    node_name: str = "n1",
+    cpu: str = "1",
+    memory: str = "4Gi",
+    created: float = NOW - 1,
+) -> dict[str, Any]:
+    labels = {"kubedrf.io/framework": fw, "kubedrf.io/role": "default"}
+    if offer_name:
+        labels["kubedrf.io/offer"] = offer_name
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "team",
+            "labels": labels,
+            "creationTimestamp": format_time(created),
+        },
+        "spec": {
+            "nodeName": node_name,
+            "containers": [
+                {"name": "task", "resources": {"requests": {"cpu": cpu, "memory": memory}}}
+            ],
+        },
+        "status": {"phase": "Running"},
+    }
+
+
+def cache_with(**kinds: list[dict[str, Any]]) -> ClusterCache:
+    cache = ClusterCache(MasterSettings(offer_retention=60))
+    for kind, bodies in kinds.items():
+        for body in bodies:
+            cache.apply(kind.rstrip("s"), "ADDED", body)
+    return cache
+
+
+SEED_DEMAND = {
+    "A": [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 100}],
+    "B": [{"resources": {"cpu": "3", "memory": "1Gi"}, "count": 100}],
+}
+
+
+def test_the_seed_example_from_api_objects() -> None:
+    cache = cache_with(
+        nodes=[node("n1")], frameworks=[framework(n, d) for n, d in SEED_DEMAND.items()]
+    )
+    result = allocate(cache.snapshot(NOW), cache.settings.allocator_config())
+    offered = {o.framework: (o.resources.to_quantities(), o.tasks) for o in result.offers}
+    assert offered == {
+        "team/A": ({"cpu": "3", "memory": "12Gi", "pods": "3"}, ((0, 3),)),
+        "team/B": ({"cpu": "6", "memory": "2Gi", "pods": "2"}, ((0, 2),)),
+    }
+
+
+def test_outstanding_offers_count_as_allocated_and_reduce_demand() -> None:
+    held = offer("a-1", "A", sizedFor=None)
+    held["spec"]["sizedFor"] = [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 3}]
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 3}])],
+        offers=[held],
+    )
+    snapshot = cache.snapshot(NOW)
+    assert snapshot.frameworks[0].demand is not None
+    assert snapshot.frameworks[0].demand[0].count == 0
+    assert [(a.framework, a.node) for a in snapshot.allocations] == [("team/A", "n1")]
+    assert allocate(snapshot, cache.settings.allocator_config()).offers == ()
+
+
+def test_accept_moves_valid_claims_and_refuses_the_rest() -> None:
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [])],
+        offers=[
+            offer("a-1", "A", response={"action": "Accept", "tasks": ["t1", "t2", "t3", "t4"]})
+        ],
+        pods=[
+            pod("t1", "A", "a-1"),
+            pod("t2", "A", "a-1"),
+            pod("t3", "A", "a-1"),
+            pod("t4", "A", "a-1", created=NOW - 0.5),  # a fourth 1-CPU task: more than offered
+        ],
+    )
+    plan = reconcile(cache, NOW)
+    (accepted,) = plan.transitions
+    assert accepted.phase is OfferPhase.ACCEPTED
+    assert accepted.tasks == ("t1", "t2", "t3")
+    assert [(r.pod.name, r.reason) for r in plan.refusals] == [("t4", "ExceedsOffer")]
+
+
+def test_pods_claiming_what_was_not_offered_to_them_are_refused() -> None:
+    cache = cache_with(
+        nodes=[node("n1"), node("n2")],
+        frameworks=[framework("A", []), framework("B", [])],
+        offers=[
+            offer("a-1", "A"),
+            offer("a-old", "A", phase="Expired", finishedAt=format_time(NOW)),
+        ],
+        pods=[
+            pod("thief", "B", "a-1"),
+            pod("elsewhere", "A", "a-1", node_name="n2"),
+            pod("late", "A", "a-old"),
+            pod("invented", "A", "nope", created=NOW - 20),
+            pod("unlabelled", "A", None),
+            pod("just-created", "A", "not-yet-seen", created=NOW - 1),
+        ],
+    )
+    reasons = {r.pod.name: r.reason for r in reconcile(cache, NOW).refusals}
+    assert reasons == {
+        "thief": "OfferOfAnotherFramework",
+        "elsewhere": "WrongNode",
+        "late": "OfferNotOutstanding",
+        "invented": "OfferNotFound",
+        "unlabelled": "NoOffer",
+    }
+
+
+def test_decline_installs_a_filter_that_survives_in_the_api() -> None:
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [{"resources": {"cpu": "1"}, "count": 1}])],
+        offers=[offer("a-1", "A", response={"action": "Decline", "refuseSeconds": 30})],
+    )
+    (declined,) = reconcile(cache, NOW).transitions
+    assert declined.phase is OfferPhase.DECLINED
+    assert declined.filter_expires_at == NOW + 30
+    assert declined.refused is not None and declined.refused["cpu"] == 9000
+
+    # What the writer stores is all a restarted master needs to rebuild the filter.
+    stored = offer(
+        "a-1",
+        "A",
+        phase="Declined",
+        finishedAt=format_time(NOW),
+        filterExpiresAt=format_time(NOW + 30),
+        refused=declined.refused.to_quantities(),
+    )
+    restarted = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [{"resources": {"cpu": "1"}, "count": 1}])],
+        offers=[stored],
+    )
+    (active,) = restarted.filters(NOW + 1)
+    assert (active.framework, active.node) == ("team/A", "n1")
+    assert allocate(restarted.snapshot(NOW + 1)).offers == ()
+    assert allocate(restarted.snapshot(NOW + 31)).offers != ()
+
+
+def test_revive_lifts_filters_declined_before_it() -> None:
+    revived = framework("A", [{"resources": {"cpu": "1"}, "count": 1}])
+    revived["metadata"]["annotations"] = {"kubedrf.io/revived-at": format_time(NOW + 5)}
+    stored = offer(
+        "a-1",
+        "A",
+        phase="Declined",
+        finishedAt=format_time(NOW),
+        filterExpiresAt=format_time(NOW + 30),
+        refused={"cpu": "9"},
+    )
+    cache = cache_with(nodes=[node("n1")], frameworks=[revived], offers=[stored])
+    assert list(cache.filters(NOW + 6)) == []
+
+
+def test_expiry_rescind_and_clean_up() -> None:
+    cache = cache_with(
+        nodes=[node("n1"), node("n2", ready=False)],
+        frameworks=[framework("A", []), framework("S", [], suppressed=True)],
+        offers=[
+            offer("late", "A", expires=NOW - 1),
+            offer("gone", "A", node_name="n9"),
+            offer("sick", "A", node_name="n2"),
+            offer("quiet", "S"),
+            offer("old", "A", phase="Accepted", finishedAt=format_time(NOW - 61)),
+            offer("recent", "A", phase="Accepted", finishedAt=format_time(NOW - 10)),
+        ],
+    )
+    plan = reconcile(cache, NOW)
+    outcome = {t.offer.name: (t.phase, t.reason) for t in plan.transitions}
+    assert outcome == {
+        "late": (OfferPhase.EXPIRED, "Expired"),
+        "gone": (OfferPhase.RESCINDED, "NodeGone"),
+        "sick": (OfferPhase.RESCINDED, "NodeNotReady"),
+        "quiet": (OfferPhase.RESCINDED, "Suppressed"),
+    }
+    assert [o.name for o in plan.deletions] == ["old"]
+
+
+def test_a_shrinking_node_rescinds_its_newest_offers_first() -> None:
+    cache = cache_with(
+        nodes=[node("n1", cpu="4")],
+        frameworks=[framework("A", [])],
+        offers=[
+            offer("first", "A", resources={"cpu": "3"}, created=NOW - 10),
+            offer("second", "A", resources={"cpu": "3"}, created=NOW - 5),
+        ],
+    )
+    (rescinded,) = reconcile(cache, NOW).transitions
+    assert (rescinded.offer.name, rescinded.reason) == ("second", "NodeShrunk")
+
+
+def test_tenancy_keeps_refused_roles_out_of_the_snapshot() -> None:
+    cache = cache_with(
+        nodes=[node("n1")],
+        roles=[{"metadata": {"name": "eng"}, "spec": {"namespaces": ["other"]}}],
+        frameworks=[
+            framework("A", [{"resources": {"cpu": "1"}, "count": 1}], roles=["eng", "default"])
+        ],
+    )
+    (fw,) = cache.snapshot(NOW).frameworks
+    assert fw.roles == ("default",)
+    assert "namespace 'team'" in cache.refused_roles(cache.frameworks["team/A"])["eng"]
+
+
+def test_older_watch_events_do_not_undo_newer_writes() -> None:
+    cache = ClusterCache(MasterSettings())
+    newer = offer("a-1", "A", phase="Declined")
+    newer["metadata"]["resourceVersion"] = "20"
+    older = offer("a-1", "A")
+    older["metadata"]["resourceVersion"] = "10"
+    cache.apply("offer", "MODIFIED", newer)
+    assert not cache.apply("offer", "ADDED", older)
+    assert cache.offers["team/a-1"].phase is OfferPhase.DECLINED
