@@ -1,0 +1,1 @@
+"""Local cluster tooling: pinned control-plane binaries and the kwok-based dev cluster."""

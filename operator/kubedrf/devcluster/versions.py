@@ -1,0 +1,31 @@
+"""The one place where the versions of the local control plane's binaries are pinned.
+
+Every binary is built from the Go module proxy at exactly these versions (see ``provision``);
+changing a version here is all an upgrade takes, the binary cache being keyed by version.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: ``k8s.io/kubernetes``: kube-apiserver, kube-scheduler, kube-controller-manager, kubectl.
+#: Its staging modules (``k8s.io/api`` …) are used at the matching ``v0.X.Y``.
+KUBERNETES: Final = "v1.36.3"
+
+#: ``sigs.k8s.io/kwok``: kwok (fake nodes and pod lifecycles) and kwokctl (starts the cluster).
+#: Its go.mod has no replace directives, so it builds as a plain dependency.
+KWOK: Final = "v0.8.0"
+
+#: ``helm.sh/helm/v3``.
+HELM: Final = "v3.22.0"
+
+#: ``go.etcd.io/etcd/server/v3``, the release line Kubernetes 1.36 is tested against.
+ETCD: Final = "v3.6.16"
+
+
+def staging_version(kubernetes: str = KUBERNETES) -> str:
+    """The ``v0.X.Y`` tag of the staging modules (``k8s.io/api`` …) of a ``v1.X.Y`` release."""
+    major, minor, patch = kubernetes.removeprefix("v").split(".")
+    if major != "1":
+        raise ValueError(f"unexpected Kubernetes version {kubernetes!r}")
+    return f"v0.{minor}.{patch}"
