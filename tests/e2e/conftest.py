@@ -1,0 +1,113 @@
+"""End-to-end fixtures: one local control plane per session, nodes and namespaces per test.
+
+The cluster is named ``kubedrf-e2e`` so it never collides with a developer's ``kubedrf dev
+up`` cluster. Set ``KUBEDRF_E2E_KEEP=1`` to leave it running after the session (``kubedrf dev
+env --name kubedrf-e2e`` then points a shell at it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client, config
+
+from kubedrf.devcluster import cluster as devcluster
+
+E2E_CLUSTER = "kubedrf-e2e"
+#: Nodes every test can rely on; tests needing more add their own with the ``nodes`` fixture.
+BASE_NODES = 2
+BASE_SHAPE = devcluster.NodeShape(cpu="4", memory="16Gi")
+T = TypeVar("T")
+
+
+def wait_for(
+    probe: Callable[[], T | None], what: str, timeout: float = 60, interval: float = 0.25
+) -> T:
+    """Poll ``probe`` until it returns something other than ``None``/``False``; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[devcluster.Cluster]:
+    """The local control plane, brought up once and torn down when the session ends."""
+    dev = devcluster.up(E2E_CLUSTER, nodes=BASE_NODES, shape=BASE_SHAPE)
+    try:
+        yield dev
+    finally:
+        if os.environ.get("KUBEDRF_E2E_KEEP") != "1":
+            devcluster.down(E2E_CLUSTER, dev.binaries)
+
+
+@pytest.fixture(scope="session")
+def api(cluster: devcluster.Cluster) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+class NodePool:
+    """Adds fake nodes during a test and removes them afterwards."""
+
+    _serial = itertools.count()
+
+    def __init__(self, cluster: devcluster.Cluster) -> None:
+        self.cluster = cluster
+        self.added: list[str] = []
+
+    def add(
+        self, count: int = 1, shape: devcluster.NodeShape = BASE_SHAPE, prefix: str = "e2e"
+    ) -> list[str]:
+        """Add ``count`` nodes and wait until they are Ready; returns their names."""
+        names = [f"{prefix}-{os.getpid()}-{next(self._serial)}" for _ in range(count)]
+        self.added += self.cluster.add_nodes(names, shape)
+        self.cluster.wait_ready(names)
+        return names
+
+    def remove(self, *names: str) -> None:
+        self.cluster.remove_nodes(names)
+        self.added = [name for name in self.added if name not in names]
+
+    def cleanup(self) -> None:
+        self.remove(*self.added)
+
+
+@pytest.fixture
+def nodes(cluster: devcluster.Cluster) -> Iterator[NodePool]:
+    pool = NodePool(cluster)
+    try:
+        yield pool
+    finally:
+        pool.cleanup()
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace, usable once its ``default`` service account exists."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    def has_account() -> bool:
+        accounts: Any = core.list_namespaced_service_account(name)
+        return any(sa.metadata.name == "default" for sa in accounts.items)
+
+    wait_for(has_account, f"the default service account of {name}")
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
