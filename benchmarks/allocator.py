@@ -157,9 +157,17 @@ def decline_rounds(
         sample, offers = _timed(snapshot, config)
         yield sample
         # Decline everything: the offers return to the pool and each leaves a filter for
-        # what the node could offer (its whole free capacity, once the offer is back).
+        # what the node could offer once the offer is back: its whole free capacity. In
+        # classic mode that is the offer itself, so each filter holds its own copy, as the
+        # master's would.
         filters.extend(
-            Filter(offer.framework, offer.role, offer.node, now + REFUSE_SECONDS, free)
+            Filter(
+                offer.framework,
+                offer.role,
+                offer.node,
+                now + REFUSE_SECONDS,
+                offer.resources if mode == "classic" else free,
+            )
             for offer in offers
         )
 
