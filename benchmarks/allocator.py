@@ -172,13 +172,25 @@ def decline_rounds(
         )
 
 
+def quota_roles(roles: int, large_share: float) -> tuple[int, int]:
+    """How many roles get a small and how many a large guarantee."""
+    large = round(roles * large_share)
+    return roles - large, large
+
+
+def quota_agents(small: int, large: int) -> int:
+    """Mesos' agent count for the quota shape (3,000 for 2,500 small and 500 large roles)."""
+    return small // 5 + large * 5
+
+
 def quota_rounds(
-    nodes: int | None, frameworks: int, roles: int, rounds: int, mode: Mode
+    nodes: int, frameworks: int, roles: tuple[int, int], rounds: int, mode: Mode
 ) -> Iterator[Sample]:
-    """Mesos' LargeAndSmallQuota: one sample per cycle; everything is recovered."""
-    large = roles // 6
-    small = roles - large
-    agents = nodes if nodes is not None else small // 5 + large * 5
+    """Mesos' LargeAndSmallQuota: one sample per cycle; everything is recovered.
+
+    ``roles`` is (how many with a small guarantee, how many with a large one).
+    """
+    small, large = roles
     agent = _resources("2", "2048Mi", "2048Mi")
     small_quota = _resources("1", "1024Mi", "1024Mi")
     large_quota = _resources("4", "4096Mi", "4096Mi")
@@ -191,13 +203,13 @@ def quota_rounds(
     fws = tuple(
         Framework(
             name,
-            roles=(role_names[i % roles],),
+            roles=(role_names[i % len(role_names)],),
             demand=_demand(_resources("1", "100Mi", "0"), 100, mode),
         )
         for i, name in enumerate(_names("framework", frameworks))
     )
     snapshot = Snapshot(
-        nodes=tuple(Node(name, agent) for name in _names("agent", agents)),
+        nodes=tuple(Node(name, agent) for name in _names("agent", nodes)),
         frameworks=fws,
         quotas=quotas,
     )
@@ -220,8 +232,9 @@ def run(args: argparse.Namespace) -> Report:
         samples = list(decline_rounds(nodes, args.frameworks, roles, args.rounds, mode))
     else:
         roles = args.roles or args.frameworks
-        samples = list(quota_rounds(args.nodes, args.frameworks, roles, args.rounds, mode))
-        nodes = args.nodes or (roles - roles // 6) // 5 + (roles // 6) * 5
+        split = quota_roles(roles, args.large_share)
+        nodes = args.nodes or quota_agents(*split)
+        samples = list(quota_rounds(nodes, args.frameworks, split, args.rounds, mode))
     seconds = [s.wall for s in samples]
     cpu = [s.cpu for s in samples]
     offers = [s.offers for s in samples]
@@ -290,6 +303,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--roles", type=int, help="default: 1 (decline), one per framework")
     parser.add_argument("--rounds", type=int, default=5, help="allocation cycles to time")
     parser.add_argument("--mode", choices=("classic", "demand"), default="classic")
+    parser.add_argument(
+        "--large-share",
+        type=float,
+        default=1 / 6,
+        help="quota shape: share of roles with a large guarantee (default 1/6, as Mesos)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument(
         "--sweep", action="store_true", help="decline at nodes {1k,5k,10k} × frameworks {100,1k}"
