@@ -1,0 +1,35 @@
+"""benchmarks/allocator.py still runs and writes the figures DESIGN.md §7 names (tiny shapes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "allocator.py"
+FIELDS = {"shape", "nodes", "frameworks", "roles", "rounds", "min_s", "median_s", "max_s"}
+FIELDS |= {"offers", "peak_rss_mb"}
+
+
+@pytest.mark.parametrize(
+    ("args", "offers"),
+    [
+        # Every node goes to some framework each round until all have declined it.
+        (["--shape=decline", "--nodes=40", "--frameworks=4", "--rounds=3"], 40),
+        # Mesos' split of 12 roles: 10 small and 2 large guarantees on 12 agents.
+        (["--shape=quota", "--frameworks=12", "--rounds=2"], None),
+        (["--shape=decline", "--nodes=10", "--frameworks=2", "--rounds=2", "--mode=demand"], None),
+    ],
+)
+def test_benchmark_writes_its_figures(tmp_path: Path, args: list[str], offers: int | None) -> None:
+    out = tmp_path / "report.json"
+    subprocess.run([sys.executable, str(SCRIPT), *args, f"--json={out}"], check=True)
+    report = json.loads(out.read_text())
+    assert report.keys() >= FIELDS
+    assert report["min_s"] <= report["median_s"] <= report["max_s"]
+    assert report["offers"] > 0
+    if offers is not None:
+        assert report["offers_per_round"] == [offers] * report["rounds"]
