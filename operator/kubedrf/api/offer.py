@@ -108,7 +108,7 @@ OFFER = Kind(
         PrinterColumn("CPU", ".spec.resources.cpu"),
         PrinterColumn("Memory", ".spec.resources.memory"),
         PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Expires", ".spec.expiresAt", "date", priority=1),
+        PrinterColumn("Expires", ".spec.expiresAt", priority=1),
         AGE,
     ),
 )

@@ -36,6 +36,7 @@ Quantity = Annotated[
             "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
             "x-kubernetes-int-or-string": True,
             "pattern": QUANTITY_PATTERN,
+            "maxLength": 64,
         }
     ),
 ]
@@ -100,7 +101,7 @@ POSITIVE_QUANTITIES = cel(
 )
 #: A rule that rejects negative integers (strings are held to QUANTITY_PATTERN).
 NON_NEGATIVE_QUANTITIES = cel(
-    "self.all(k, quantity(string(self[k])).sign() >= 0)",
+    "self.all(k, !quantity(string(self[k])).isLessThan(quantity('0')))",
     "quantities must not be negative",
 )
 IMMUTABLE = cel("self == oldSelf", "is immutable")

@@ -143,6 +143,12 @@ class ClusterCache:
     def live_pods(self) -> Iterator[PodRecord]:
         return (pod for pod in self.pods.values() if not pod.terminal and pod.node)
 
+    def charged_pods(self, now: float) -> Iterator[PodRecord]:
+        """Live Pods whose requests count on their own: tasks launched against an offer that
+        is still outstanding are covered by that offer until the master settles it."""
+        outstanding = {offer.key for offer in self.outstanding_offers(now)}
+        return (pod for pod in self.live_pods() if pod.offer_key not in outstanding)
+
     def outstanding_offers(self, now: float) -> Iterator[OfferRecord]:
         for offer in self.offers.values():
             if offer.outstanding and offer.spec is not None:
@@ -168,7 +174,7 @@ class ClusterCache:
     def node_usage(self, now: float) -> dict[str, Resources]:
         """Requests of every live Pod plus every outstanding offer, per node."""
         usage: dict[str, list[Resources]] = defaultdict(list)
-        for pod in self.live_pods():
+        for pod in self.charged_pods(now):
             assert pod.node is not None
             usage[pod.node].append(pod.requests)
         for offer in self.outstanding_offers(now):
@@ -197,7 +203,7 @@ class ClusterCache:
             items.append(resources)
             held[(framework, role, node)] = (items, count + 1)
 
-        for pod in self.live_pods():
+        for pod in self.charged_pods(now):
             assert pod.node is not None
             if pod.node not in nodes:
                 continue

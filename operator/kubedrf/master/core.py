@@ -229,7 +229,7 @@ class Master:
         if not summary or body is None:
             return []
         reason = next(iter(sorted(reasons.items())))[1].value
-        return [self.writer.event(body, reason, f"no offer this cycle: {summary}", "Normal")]
+        return [self.writer.event(body, reason, f"no (further) offer: {summary}", "Normal")]
 
     def _update_gauges(self, held: list[Any], now: float) -> None:
         m = self.metrics

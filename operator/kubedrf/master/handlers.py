@@ -42,6 +42,8 @@ def api_client() -> client.ApiClient:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     master_settings: MasterSettings = memo.get("settings") or MasterSettings.from_env()
     settings.posting.level = logging.WARNING
+    # One line per watch event is noise at any scale; failures still log at WARNING.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     api = api_client()
     cache = ClusterCache(master_settings)
@@ -91,17 +93,16 @@ def _observe(kind: str) -> Any:
         if master is not None and body:
             master.observe(kind, event.get("type"), body)
 
-    handler.__name__ = f"observe_{kind}"
     return handler
 
 
-kopf.on.event("", "v1", "nodes")(_observe("node"))
-kopf.on.event("", "v1", "pods")(_observe("pod"))
-for _kind, _plural in (
-    ("framework", "frameworks"),
-    ("role", "roles"),
-    ("quota", "quotas"),
-    ("reservation", "reservations"),
-    ("offer", "offers"),
+for _kind, _group, _version, _plural in (
+    ("node", "", "v1", "nodes"),
+    ("pod", "", "v1", "pods"),
+    ("framework", GROUP, VERSION, "frameworks"),
+    ("role", GROUP, VERSION, "roles"),
+    ("quota", GROUP, VERSION, "quotas"),
+    ("reservation", GROUP, VERSION, "reservations"),
+    ("offer", GROUP, VERSION, "offers"),
 ):
-    kopf.on.event(GROUP, VERSION, _plural)(_observe(_kind))
+    kopf.on.event(_group, _version, _plural, id=f"observe-{_kind}")(_observe(_kind))

@@ -132,7 +132,7 @@ def _rescind_shrunk(cache: ClusterCache, now: float, settled: set[str]) -> list[
         if offer.key not in settled and offer.spec is not None:
             offers_by_node[offer.spec.node_name].append(offer)
     pods_by_node: dict[str, list[Resources]] = defaultdict(list)
-    for pod in cache.live_pods():
+    for pod in cache.charged_pods(now):
         assert pod.node is not None
         pods_by_node[pod.node].append(pod.requests)
     for node_name, offers in offers_by_node.items():

@@ -77,8 +77,13 @@ class ApiWriter:
                 body,
             )
         )
-        if created is not None:
-            self.cache.apply("offer", "ADDED", created)
+        if created is None:
+            return None
+        self.cache.apply("offer", "ADDED", created)
+        # The status subresource ignores status on create: set the phase in a second write.
+        meta = created.get("metadata", {})
+        status = {"phase": "Offered", "observedGeneration": meta.get("generation")}
+        await self.patch_status(OFFER, meta["name"], status, namespace)
         return created
 
     async def delete_offer(self, namespace: str, name: str) -> None:
@@ -140,7 +145,7 @@ class ApiWriter:
         now = format_micro_time(time.time())
         body = client.EventsV1Event(
             metadata=client.V1ObjectMeta(
-                generate_name=f"{meta.get('name', 'kubedrf')}.", namespace=namespace
+                generate_name=f"{meta.get('name', 'kubedrf')}-", namespace=namespace
             ),
             event_time=now,
             reporting_controller=f"kubedrf.io/{COMPONENT}",
