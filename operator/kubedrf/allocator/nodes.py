@@ -32,6 +32,9 @@ class ResourceIndex:
         # of one node), and reading a ``Resources`` through the Mapping protocol is slow, so
         # each distinct map is converted once per cycle.
         self._dense: dict[Resources, tuple[int, ...]] = {}
+        # And back: offers of one cycle mostly come in a few sizes (whole nodes of one shape,
+        # tasks of one shape), so each distinct vector becomes a ``Resources`` once.
+        self._sparse: dict[tuple[int, ...], Resources] = {}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -59,7 +62,12 @@ class ResourceIndex:
         return self.dense(resources)
 
     def sparse(self, vector: Sequence[int]) -> Resources:
-        return Resources({name: amount for name, amount in zip(self.names, vector, strict=True)})
+        key = tuple(vector)
+        resources = self._sparse.get(key)
+        if resources is None:
+            resources = Resources(zip(self.names, key, strict=True))
+            self._sparse[key] = resources
+        return resources
 
 
 def _sub(a: Vector, b: Sequence[int]) -> Vector:
