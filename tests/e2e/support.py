@@ -1,0 +1,299 @@
+"""What the master's e2e tests share: a master process, a node pool of its own, a framework
+that answers offers with plain API calls, and the invariant checks run after every test.
+
+Each test's master manages only the nodes labelled with the test's pool, so tests on the
+one session cluster never see each other's capacity.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from kubedrf.devcluster import cluster as devcluster
+from kubedrf.master.records import pod_requests
+from kubedrf.resources import Resources, total
+from tests.e2e.conftest import wait_for
+
+GROUP, VERSION = "kubedrf.io", "v1alpha1"
+POOL_LABEL = "e2e.kubedrf.io/pool"
+TOLERATION = {"key": "kubedrf.io/managed", "operator": "Exists", "effect": "NoSchedule"}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def install_crds(cluster: devcluster.Cluster) -> None:
+    """Apply the generated CRDs and wait until the apiserver serves them."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds")
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class NodePool:
+    """Nodes only this test's master manages."""
+
+    def __init__(self, cluster: devcluster.Cluster) -> None:
+        self.cluster = cluster
+        self.id = uuid.uuid4().hex[:8]
+        self.names: list[str] = []
+
+    def add(self, count: int = 1, cpu: str = "4", memory: str = "16Gi") -> list[str]:
+        names = [f"pool-{self.id}-{len(self.names) + i}" for i in range(count)]
+        self.cluster.add_nodes(names, devcluster.NodeShape(cpu=cpu, memory=memory))
+        self.cluster.kubectl("label", "node", "--overwrite", *names, f"{POOL_LABEL}={self.id}")
+        self.cluster.wait_ready(names)
+        self.names += names
+        return names
+
+    def remove(self, name: str) -> None:
+        self.cluster.remove_nodes([name])
+        self.names.remove(name)
+
+    def cleanup(self) -> None:
+        self.cluster.remove_nodes(self.names)
+
+
+class MasterProcess:
+    """``kubedrf master`` as users run it, managing one pool."""
+
+    def __init__(
+        self, cluster: devcluster.Cluster, pool: NodePool, log: Path, **flags: str
+    ) -> None:
+        self.cluster = cluster
+        self.pool = pool
+        self.log = log
+        self.port = free_port()
+        self.flags = {"allocation-interval": "1s", **flags}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "kubedrf.cli.main",
+            "master",
+            f"--managed-label={POOL_LABEL}={self.pool.id}",
+            f"--metrics-port={self.port}",
+            *(f"--{name}={value}" for name, value in self.flags.items()),
+        ]
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        wait_for(self._serving, "the master's metrics endpoint", timeout=30)
+
+    def _serving(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"master exited with {self.process.returncode}:\n{self.tail()}")
+        try:
+            return "kubedrf_allocator" in self.metrics()
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as answer:
+            text: str = answer.read().decode()
+            return text
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.metrics().splitlines():
+            head, _, value = line.rpartition(" ")
+            if head == (f"{name}{{{wanted}}}" if labels else name):
+                return float(value)
+        return None
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Frameworks:
+    """A framework controller made of plain API calls (the SDK's job, done by hand)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def create(
+        self, name: str, tasks: dict[str, str] | None = None, count: int = 100, **spec: Any
+    ) -> None:
+        if tasks is not None:
+            spec["demand"] = [{"name": "task", "resources": tasks, "count": count}]
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Framework",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "frameworks", body
+        )
+
+    def get(self, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "frameworks", name
+        )
+        return body
+
+    def patch(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "frameworks", name, patch
+        )
+
+    def offers(
+        self, framework: str | None = None, phase: str | None = "Offered"
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "offers"
+        )["items"]
+        return [
+            o
+            for o in items
+            if (framework is None or o["spec"]["framework"] == framework)
+            and (phase is None or (o.get("status") or {}).get("phase") == phase)
+        ]
+
+    def wait_offers(self, framework: str, timeout: float = 20) -> list[dict[str, Any]]:
+        return wait_for(lambda: self.offers(framework) or None, f"an offer to {framework}", timeout)
+
+    def launch(
+        self, offer: dict[str, Any], name: str, requests: dict[str, str], node: str | None = None
+    ) -> str:
+        spec = offer["spec"]
+        labels = {
+            "kubedrf.io/framework": spec["framework"],
+            "kubedrf.io/role": spec["role"],
+            "kubedrf.io/offer": offer["metadata"]["name"],
+        }
+        term = {
+            "matchFields": [
+                {"key": "metadata.name", "operator": "In", "values": [node or spec["nodeName"]]}
+            ]
+        }
+        self.core.create_namespaced_pod(
+            self.namespace,
+            {
+                "metadata": {"name": name, "labels": labels},
+                "spec": {
+                    "containers": [
+                        {"name": "task", "image": "task", "resources": {"requests": requests}}
+                    ],
+                    "tolerations": [TOLERATION],
+                    "affinity": {
+                        "nodeAffinity": {
+                            "requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [term]
+                            }
+                        }
+                    },
+                },
+            },
+        )
+        return name
+
+    def accept(self, offer: dict[str, Any]) -> list[str]:
+        """Launch every task the offer was sized for, then accept it listing them."""
+        names = []
+        offer_name = offer["metadata"]["name"]
+        for shape in offer["spec"].get("sizedFor") or []:
+            for _ in range(shape["count"]):
+                names.append(self.launch(offer, f"{offer_name}-{len(names)}", shape["resources"]))
+        self.respond(offer, {"action": "Accept", "tasks": names})
+        return names
+
+    def respond(self, offer: dict[str, Any], response: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            "offers",
+            offer["metadata"]["name"],
+            {"spec": {"response": response}},
+        )
+
+    def accept_all(self, framework: str) -> list[str]:
+        return [name for offer in self.offers(framework) for name in self.accept(offer)]
+
+    def running(self, framework: str) -> list[str]:
+        pods = self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"kubedrf.io/framework={framework}"
+        ).items
+        return [p.metadata.name for p in pods if p.status.phase == "Running"]
+
+    def task_count(self, framework: str) -> int:
+        pods = self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"kubedrf.io/framework={framework}"
+        ).items
+        return sum(1 for p in pods if p.status.phase not in ("Succeeded", "Failed"))
+
+    def condition(self, framework: str, type_: str) -> dict[str, Any] | None:
+        for item in (self.get(framework).get("status") or {}).get("conditions") or []:
+            if item["type"] == type_:
+                return dict(item)
+        return None
+
+
+def assert_no_overcommit(api: client.ApiClient, nodes: list[str]) -> None:
+    """Invariant 1: on every node, pod requests + outstanding offers ≤ allocatable.
+
+    Tasks launched against a still-outstanding offer are covered by it, as the master counts.
+    """
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    offers = [
+        o
+        for o in custom.list_cluster_custom_object(GROUP, VERSION, "offers")["items"]
+        if (o.get("status") or {}).get("phase") in (None, "Offered")
+    ]
+    outstanding = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in offers}
+    for node in nodes:
+        allocatable = Resources.parse(core.read_node(node).status.allocatable)
+        pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        charged = [
+            pod_requests(api.sanitize_for_serialization(p.spec))
+            for p in pods
+            if p.status.phase not in ("Succeeded", "Failed")
+            and (p.metadata.namespace, (p.metadata.labels or {}).get("kubedrf.io/offer"))
+            not in outstanding
+        ]
+        promised = [
+            Resources.parse(o["spec"]["resources"]) for o in offers if o["spec"]["nodeName"] == node
+        ]
+        used = total([*charged, *promised])
+        assert used <= allocatable, f"node {node} overcommitted: {used} > {allocatable}"
+
+
+def settle(seconds: float = 2.5) -> None:
+    """Give the master a couple of cycles."""
+    time.sleep(seconds)

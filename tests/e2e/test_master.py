@@ -1,0 +1,309 @@
+"""The master on the local control plane: the offer protocol end to end (DESIGN.md §2–§4).
+
+Every test runs its own ``kubedrf master`` over its own node pool, answers offers with plain
+API calls, and ends with the no-overcommit check (invariant 1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from kubedrf.devcluster import cluster as devcluster
+from kubedrf.master.records import format_time
+from tests.e2e.conftest import wait_for
+from tests.e2e.support import (
+    GROUP,
+    VERSION,
+    Frameworks,
+    MasterProcess,
+    NodePool,
+    assert_no_overcommit,
+    install_crds,
+    settle,
+)
+
+pytestmark = pytest.mark.e2e
+
+MasterFactory = Callable[..., MasterProcess]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def crds(cluster: devcluster.Cluster) -> None:
+    install_crds(cluster)
+
+
+@pytest.fixture
+def pool(cluster: devcluster.Cluster) -> Iterator[NodePool]:
+    nodes = NodePool(cluster)
+    try:
+        yield nodes
+    finally:
+        nodes.cleanup()
+
+
+@pytest.fixture
+def start_master(
+    cluster: devcluster.Cluster,
+    pool: NodePool,
+    api: client.ApiClient,
+    tmp_path: Path,
+) -> Iterator[MasterFactory]:
+    started: list[MasterProcess] = []
+
+    def start(**flags: str) -> MasterProcess:
+        master = MasterProcess(cluster, pool, tmp_path / "master.log", **flags)
+        master.start()
+        started.append(master)
+        return master
+
+    yield start
+    try:
+        assert_no_overcommit(api, pool.names)
+    finally:
+        for master in started:
+            master.stop()
+        if started:  # pytest shows this only when the test failed
+            print(f"--- master log ---\n{started[-1].tail(80)}")
+
+
+@pytest.fixture
+def frameworks(api: client.ApiClient, namespace: str) -> Frameworks:
+    return Frameworks(api, namespace)
+
+
+@pytest.fixture
+def cluster_objects(api: client.ApiClient) -> Iterator[Callable[[str, str, dict[str, Any]], None]]:
+    """Create cluster-scoped kubedrf objects (Role, Quota, Reservation), deleted afterwards."""
+    custom = client.CustomObjectsApi(api)
+    created: list[tuple[str, str]] = []
+
+    def create(plural: str, name: str, spec: dict[str, Any]) -> None:
+        kind = {"roles": "Role", "quotas": "Quota", "reservations": "Reservation"}[plural]
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+        created.append((plural, name))
+
+    yield create
+    for plural, name in created:
+        custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+
+
+def offered_tasks(offers: list[dict[str, Any]]) -> int:
+    return sum(s["count"] for o in offers for s in o["spec"].get("sizedFor") or [])
+
+
+def test_seed_example_end_to_end(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
+) -> None:
+    pool.add(1, cpu="9", memory="18Gi")
+    master = start_master()
+    frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
+    frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+
+    a_offers, b_offers = frameworks.wait_offers("a"), frameworks.wait_offers("b")
+    assert offered_tasks(a_offers) == 3
+    assert offered_tasks(b_offers) == 2
+    frameworks.accept_all("a")
+    frameworks.accept_all("b")
+
+    wait_for(lambda: len(frameworks.running("a")) == 3, "3 tasks of A running")
+    wait_for(lambda: len(frameworks.running("b")) == 2, "2 tasks of B running")
+    for name, tasks in (("a", 3), ("b", 2)):
+
+        def reported(name: str = name, tasks: int = tasks) -> dict[str, Any] | None:
+            status: dict[str, Any] = frameworks.get(name).get("status") or {}
+            return status if status.get("tasks") == tasks else None
+
+        status = wait_for(reported, f"the status of {name} to count {tasks} tasks")
+        assert status["dominantShare"] == pytest.approx(2 / 3, abs=1e-3)
+        share = master.metric(
+            "kubedrf_allocator_framework_dominant_share", framework=f"{frameworks.namespace}/{name}"
+        )
+        assert share == pytest.approx(2 / 3, abs=1e-3)
+    settle()
+    assert frameworks.offers() == []  # nothing left to offer: both shares are 2/3
+
+
+def test_weighted_roles(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+    cluster_objects: Callable[[str, str, dict[str, Any]], None],
+) -> None:
+    gold, silver = f"gold-{pool.id}", f"silver-{pool.id}"
+    cluster_objects("roles", gold, {"weight": 2})
+    cluster_objects("roles", silver, {"weight": 1})
+    pool.add(1, cpu="12", memory="48Gi")
+    start_master()
+    frameworks.create("g", {"cpu": "1", "memory": "1Gi"}, roles=[gold])
+    frameworks.create("s", {"cpu": "1", "memory": "1Gi"}, roles=[silver])
+    wait_for(
+        lambda: offered_tasks(frameworks.offers("g")) + offered_tasks(frameworks.offers("s")) == 12,
+        "the whole node offered",
+    )
+    assert offered_tasks(frameworks.offers("g")) == 8
+    assert offered_tasks(frameworks.offers("s")) == 4
+
+
+def test_quota_limit_is_never_exceeded(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+    cluster_objects: Callable[[str, str, dict[str, Any]], None],
+) -> None:
+    role = f"capped-{pool.id}"
+    cluster_objects("quotas", f"limit-{pool.id}", {"role": role, "limit": {"cpu": "2"}})
+    pool.add(1, cpu="8", memory="32Gi")
+    start_master()
+    frameworks.create("c", {"cpu": "1", "memory": "1Gi"}, roles=[role])
+    assert offered_tasks(frameworks.wait_offers("c")) == 2
+    frameworks.accept_all("c")
+    wait_for(lambda: len(frameworks.running("c")) == 2, "2 tasks running")
+    condition = wait_for(
+        lambda: (c := frameworks.condition("c", "Offered")) and c["status"] == "False" and c,
+        "the Offered condition to explain the limit",
+    )
+    assert condition["reason"] == "QuotaLimitReached"
+    assert frameworks.offers("c") == []
+
+
+def test_reserved_resources_reach_only_their_role(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+    cluster_objects: Callable[[str, str, dict[str, Any]], None],
+) -> None:
+    (node,) = pool.add(1, cpu="8", memory="32Gi")
+    db = f"db-{pool.id}"
+    cluster_objects(
+        "reservations", f"db-{pool.id}", {"role": db, "nodeName": node, "resources": {"cpu": "4"}}
+    )
+    start_master()
+    frameworks.create("web", {"cpu": "1", "memory": "1Gi"}, roles=[f"web-{pool.id}"])
+    wait_for(
+        lambda: offered_tasks(frameworks.offers("web")) == 4, "web offered the unreserved half"
+    )
+    frameworks.create("postgres", {"cpu": "1", "memory": "1Gi"}, count=4, roles=[db])
+    wait_for(
+        lambda: offered_tasks(frameworks.offers("postgres")) == 4, "db offered its reservation"
+    )
+    settle()
+    assert offered_tasks(frameworks.offers("web")) == 4
+
+
+def test_a_declined_offer_filters_the_node_until_revive(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
+) -> None:
+    pool.add(1, cpu="4", memory="16Gi")
+    start_master()
+    frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=4)
+    (offer,) = frameworks.wait_offers("a")
+    frameworks.respond(offer, {"action": "Decline", "refuseSeconds": 300})
+    declined = wait_for(
+        lambda: next((o for o in frameworks.offers("a", phase="Declined")), None),
+        "the decline to be settled",
+    )
+    assert declined["status"]["filterExpiresAt"]
+    settle()
+    assert frameworks.offers("a") == []  # filtered: no new offer on that node
+    reason = frameworks.condition("a", "Offered")
+    assert reason is not None and reason["reason"] == "Filtered"
+
+    frameworks.patch(
+        "a", {"metadata": {"annotations": {"kubedrf.io/revived-at": format_time(time.time() + 1)}}}
+    )
+    assert offered_tasks(frameworks.wait_offers("a", timeout=10)) == 4
+
+
+def test_an_unanswered_offer_expires_and_is_made_again(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
+) -> None:
+    pool.add(1)
+    start_master(**{"offer-timeout": "3s"})
+    frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=1)
+    (first,) = frameworks.wait_offers("a")
+    expired = wait_for(
+        lambda: next((o for o in frameworks.offers("a", phase="Expired")), None), "expiry", 15
+    )
+    assert expired["metadata"]["name"] == first["metadata"]["name"]
+    (second,) = frameworks.wait_offers("a")
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+
+
+def test_removing_a_node_rescinds_its_offers(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
+) -> None:
+    first, second = pool.add(2, cpu="2", memory="8Gi")
+    start_master()
+    frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=4)
+    wait_for(lambda: len(frameworks.offers("a")) == 2, "offers on both nodes")
+    pool.remove(second)
+    rescinded = wait_for(
+        lambda: next((o for o in frameworks.offers("a", phase="Rescinded")), None), "a rescind"
+    )
+    assert rescinded["spec"]["nodeName"] == second
+    assert rescinded["status"]["reason"] == "NodeGone"
+    assert [o["spec"]["nodeName"] for o in frameworks.offers("a")] == [first]
+
+
+def test_a_master_restart_loses_and_doubles_nothing(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
+) -> None:
+    pool.add(1, cpu="9", memory="18Gi")
+    master = start_master()
+    frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
+    frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    frameworks.wait_offers("a")
+    frameworks.wait_offers("b")
+    frameworks.accept_all("a")  # A answers; the master may die before it settles that
+    master.stop(kill=True)
+    before = {o["metadata"]["name"] for o in frameworks.offers(phase=None)}
+    (b_offer,) = frameworks.offers("b")
+
+    master.start()
+    wait_for(lambda: not frameworks.offers("a"), "A's accept to be settled after the restart")
+    settle(3)
+    # Nothing was offered twice, and B's outstanding offer survived the restart.
+    assert {o["metadata"]["name"] for o in frameworks.offers(phase=None)} == before
+    assert [o["metadata"]["name"] for o in frameworks.offers("b")] == [b_offer["metadata"]["name"]]
+    frameworks.accept_all("b")
+    wait_for(lambda: len(frameworks.running("a")) == 3, "3 tasks of A running")
+    wait_for(lambda: len(frameworks.running("b")) == 2, "2 tasks of B running")
+    settle()
+    assert frameworks.offers() == []
+
+
+def test_tasks_claiming_what_was_not_offered_to_them_are_refused(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks, api: client.ApiClient
+) -> None:
+    pool.add(1)
+    start_master()
+    frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=1)
+    frameworks.create("b", None)  # declares no demand: gets no offers
+    (offer,) = frameworks.wait_offers("a")
+    thief = dict(offer, spec=dict(offer["spec"], framework="b"))
+    frameworks.launch(thief, "thief", {"cpu": "1"})
+
+    core = client.CoreV1Api(api)
+
+    def refused() -> bool:
+        names = [p.metadata.name for p in core.list_namespaced_pod(frameworks.namespace).items]
+        return "thief" not in names
+
+    wait_for(refused, "the thief task to be refused")
+    events = core.list_namespaced_event(
+        frameworks.namespace, field_selector="involvedObject.name=thief"
+    ).items
+    assert any(e.reason == "OfferOfAnotherFramework" for e in events)
+    assert [o["metadata"]["name"] for o in frameworks.offers("a")] == [offer["metadata"]["name"]]
