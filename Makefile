@@ -21,11 +21,12 @@ test: lint typecheck binaries
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator tests benchmarks examples
+	$(BIN)/ruff format --check operator tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/frameworks
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -297,3 +297,35 @@ def assert_no_overcommit(api: client.ApiClient, nodes: list[str]) -> None:
 def settle(seconds: float = 2.5) -> None:
     """Give the master a couple of cycles."""
     time.sleep(seconds)
+
+
+class FrameworkProcess:
+    """An example framework under ``examples/frameworks/``, run as a user runs it."""
+
+    def __init__(self, cluster: devcluster.Cluster, script: str, log: Path, *args: str) -> None:
+        self.cluster = cluster
+        self.args = [sys.executable, str(ROOT / "examples" / "frameworks" / script), *args]
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FrameworkProcess:
+        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                self.args, stdout=sink, stderr=subprocess.STDOUT, env=env
+            )
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

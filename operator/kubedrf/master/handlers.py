@@ -12,9 +12,10 @@ from typing import Any
 
 import kopf
 import prometheus_client
-from kubernetes import client, config
+from kubernetes import client
 
 from kubedrf.api import GROUP, VERSION
+from kubedrf.kube import api_client
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.core import Master
 from kubedrf.master.metrics import Metrics
@@ -26,16 +27,6 @@ logger = logging.getLogger(__name__)
 
 #: A full relist this often catches deletions no watch reported.
 RESYNC_SECONDS = 300.0
-
-
-def api_client() -> client.ApiClient:
-    """The kubeconfig's client (KUBECONFIG honoured), or the in-cluster one."""
-    try:
-        api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
-    return api
 
 
 @kopf.on.startup()

@@ -1,0 +1,114 @@
+"""primary-backup: one primary, then two backups that start only once the primary runs.
+
+    python examples/frameworks/primary_backup.py --namespace db --name pg --cpu 1 --memory 2Gi
+
+The seed's motivating example of why a framework wants to choose for itself: the backups are
+launched only after the primary is Running, and receive its Pod IP and node through the
+environment variables PRIMARY_IP and PRIMARY_NODE. A failed primary is launched again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from kubedrf.framework import (
+    Offer,
+    Scheduler,
+    SchedulerDriver,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
+from kubedrf.framework.runner import add_framework_arguments, run
+from kubedrf.resources import PODS, Resources
+
+logger = logging.getLogger("primary-backup")
+LIVE = (TaskState.STAGING, TaskState.RUNNING)
+
+
+class PrimaryBackupScheduler(Scheduler):
+    def __init__(self, resources: Resources, backups: int = 2) -> None:
+        self.resources = resources
+        self.backups = backups
+        self._attempt = 0
+        self._published: int | None = None
+
+    def primary(self, driver: SchedulerDriver) -> TaskStatus | None:
+        live = [s for name, s in driver.tasks.items() if "-primary-" in name and s.state in LIVE]
+        return live[0] if live else None
+
+    def live_backups(self, driver: SchedulerDriver) -> list[str]:
+        return [name for name, s in driver.tasks.items() if "-backup-" in name and s.state in LIVE]
+
+    def wanted(self, driver: SchedulerDriver) -> int:
+        primary = self.primary(driver)
+        if primary is None:
+            return 1
+        if primary.state is not TaskState.RUNNING:
+            return 0  # backups wait for a running primary
+        return self.backups - len(self.live_backups(driver))
+
+    async def publish_demand(self, driver: SchedulerDriver) -> None:
+        wanted = self.wanted(driver)
+        if wanted != self._published:
+            await driver.set_demand([(self.resources, wanted)])
+            self._published = wanted
+
+    async def registered(self, driver: SchedulerDriver) -> None:
+        await self.publish_demand(driver)
+
+    async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
+        for offer in offers:
+            fits = min(
+                (offer.resources[n] // a for n, a in self.resources.without([PODS]).items()),
+                default=0,
+            )
+            tasks = self._next_tasks(driver, min(fits, self.wanted(driver)))
+            if tasks:
+                await driver.launch(offer, tasks)
+            else:
+                await driver.decline(offer)
+        await self.publish_demand(driver)
+
+    def _next_tasks(self, driver: SchedulerDriver, room: int) -> list[TaskInfo]:
+        if room <= 0:
+            return []
+        primary = self.primary(driver)
+        if primary is None:
+            self._attempt += 1
+            name = f"{driver.name}-primary-{self._attempt}"
+            driver.tasks[name] = TaskStatus(name, TaskState.STAGING)
+            return [TaskInfo(name=name, resources=self.resources, env={"ROLE": "primary"})]
+        env = {
+            "ROLE": "backup",
+            "PRIMARY_IP": primary.pod_ip or "",
+            "PRIMARY_NODE": primary.node or "",
+        }
+        taken = set(driver.tasks)
+        names = [f"{driver.name}-backup-{i}" for i in range(self.backups * 4)]
+        free = [n for n in names if n not in taken][:room]
+        for name in free:
+            driver.tasks[name] = TaskStatus(name, TaskState.STAGING)
+        return [TaskInfo(name=n, resources=self.resources, env=env) for n in free]
+
+    async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        logger.info("task %s is %s", status.task, status.state)
+        await self.publish_demand(driver)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_framework_arguments(parser)
+    parser.add_argument("--cpu", default="1")
+    parser.add_argument("--memory", default="1Gi")
+    parser.add_argument("--backups", type=int, default=2)
+    args = parser.parse_args(argv)
+    resources = Resources.parse({"cpu": args.cpu, "memory": args.memory}, "--cpu/--memory")
+    scheduler = PrimaryBackupScheduler(resources, args.backups)
+    return run(args, scheduler, demand=[(resources, 1)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The scheduler driver: registers a Framework, watches its offers and tasks, calls the
+scheduler, and carries out its answers through the API.
+
+Restart-safe: a restarted driver adopts the framework's running task Pods and its
+outstanding offers instead of launching or answering them twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION
+from kubedrf.framework.hooks import PodMutationHook
+from kubedrf.framework.model import Offer, TaskInfo, TaskStatus
+from kubedrf.framework.pods import task_pod, task_status
+from kubedrf.framework.scheduler import Scheduler
+from kubedrf.framework.watch import Stream, WatchEvent
+from kubedrf.master.records import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
+from kubedrf.resources import PODS, Resources, total
+
+logger = logging.getLogger(__name__)
+
+#: How long the driver gathers offers before handing them to the scheduler together.
+OFFER_BATCH_SECONDS = 0.2
+
+
+class OfferMismatchError(ValueError):
+    """Tasks that do not fit the offer they are launched on (invariant 7, client side)."""
+
+
+class SchedulerDriver:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        name: str,
+        namespace: str,
+        api: client.ApiClient,
+        roles: Sequence[str] = ("default",),
+        refuse_seconds: float = 5.0,
+        capabilities: Sequence[str] = (),
+        hooks: Sequence[PodMutationHook] = (),
+        demand: Sequence[tuple[Resources, int]] = (),
+    ) -> None:
+        self.scheduler = scheduler
+        self.name = name
+        self.namespace = namespace
+        self.api = api
+        self.roles = list(roles)
+        self.refuse_seconds = refuse_seconds
+        self.capabilities = list(capabilities)
+        self.hooks = list(hooks)
+        self.initial_demand = list(demand)
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        #: Every task Pod of this framework, by name, with its last known state.
+        self.tasks: dict[str, TaskStatus] = {}
+        #: Offers delivered to the scheduler and not yet answered, by name.
+        self.offers: dict[str, Offer] = {}
+        self._answered: set[str] = set()
+        self._events: asyncio.Queue[tuple[str, WatchEvent]] = asyncio.Queue()
+        self._streams: list[Stream] = []
+        self._registered = False
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self, stopped: asyncio.Event | None = None) -> None:
+        """Register, then deliver offers and task updates until ``stopped`` is set."""
+        stopped = stopped or asyncio.Event()
+        await self._register()
+        selector = f"{LABEL_FRAMEWORK}={self.name}"
+
+        def list_offers(namespace: str, **kwargs: Any) -> Any:
+            return self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, OFFER.plural, **kwargs
+            )
+
+        pods = Stream(
+            self.api,
+            list_function=self.core.list_namespaced_pod,
+            namespace=self.namespace,
+            label_selector=selector,
+            queue=self._events,
+            name="pods",
+        )
+        offers = Stream(
+            self.api,
+            list_function=list_offers,
+            namespace=self.namespace,
+            label_selector=selector,
+            queue=self._events,
+            name="offers",
+        )
+        self._streams = [pods, offers]
+        # Offers are watched only once the running tasks are adopted, so a restarted
+        # framework knows what it already runs before it is asked to launch more.
+        running = [asyncio.create_task(pods.run())]
+        try:
+            while not stopped.is_set():
+                try:
+                    kind, event = await asyncio.wait_for(self._events.get(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                if kind == "pods":
+                    await self._on_pods(event)
+                    if len(running) == 1 and event.type == "SYNC":
+                        running.append(asyncio.create_task(offers.run()))
+                else:
+                    if not self._registered:
+                        self._registered = True
+                        await self.scheduler.registered(self)
+                    await self._on_offers([event, *await self._more_offer_events()])
+        finally:
+            for stream in self._streams:
+                stream.stop()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _register(self) -> None:
+        """Create the Framework, or bring an existing one's roles and filters up to date."""
+        spec = {
+            "roles": self.roles,
+            "offerFilters": {"refuseSeconds": self.refuse_seconds},
+            "capabilities": self.capabilities,
+        }
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": FRAMEWORK.kind,
+            "metadata": {"name": self.name},
+            "spec": {**spec, "demand": _demand(self.initial_demand)},
+        }
+        try:
+            await asyncio.to_thread(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                FRAMEWORK.plural,
+                body,
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            await self._patch_framework({"spec": spec})
+
+    async def _patch_framework(self, patch: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            FRAMEWORK.plural,
+            self.name,
+            dict(patch),
+        )
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def _on_pods(self, event: WatchEvent) -> None:
+        if event.type == "SYNC":
+            listed = {pod["metadata"]["name"] for pod in event.objects}
+            for name in set(self.tasks) - listed:
+                await self._update(task_status(self._gone_pod(name), deleted=True))
+        for pod in event.objects:
+            deleted = event.type == "DELETED"
+            node_gone = deleted and await self._node_gone(pod)
+            await self._update(task_status(pod, deleted=deleted, node_gone=node_gone))
+
+    def _gone_pod(self, name: str) -> dict[str, Any]:
+        last = self.tasks[name]
+        return {"metadata": {"name": name}, "spec": {"nodeName": last.node}, "status": {}}
+
+    async def _node_gone(self, pod: Mapping[str, Any]) -> bool:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return False
+        try:
+            await asyncio.to_thread(self.core.read_node, node)
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    async def _update(self, status: TaskStatus) -> None:
+        previous = self.tasks.get(status.task)
+        if previous is not None and previous.state is status.state:
+            return
+        self.tasks[status.task] = status
+        await self.scheduler.status_update(self, status)
+
+    async def _more_offer_events(self) -> list[WatchEvent]:
+        """Offer events arriving within OFFER_BATCH_SECONDS, so that the offers of one
+        allocation cycle reach the scheduler together (as Mesos sends them)."""
+        batch: list[WatchEvent] = []
+        deferred: list[tuple[str, WatchEvent]] = []
+        deadline = time.monotonic() + OFFER_BATCH_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                kind, event = await asyncio.wait_for(self._events.get(), timeout=left)
+            except TimeoutError:
+                break
+            if kind == "offers":
+                batch.append(event)
+            else:
+                deferred.append((kind, event))
+        for item in deferred:
+            self._events.put_nowait(item)
+        return batch
+
+    async def _on_offers(self, events: Sequence[WatchEvent]) -> None:
+        fresh = []
+        for event, body in ((e, b) for e in events for b in e.objects):
+            name = body["metadata"]["name"]
+            phase = (body.get("status") or {}).get("phase")
+            answered = (body.get("spec") or {}).get("response") is not None
+            if event.type == "DELETED" or phase not in (None, "Offered"):
+                if self.offers.pop(name, None) is not None and phase != "Accepted":
+                    await self.scheduler.offer_rescinded(self, name)
+                continue
+            if answered or name in self._answered or name in self.offers or phase is None:
+                continue
+            offer = Offer.from_body(body)
+            self.offers[name] = offer
+            fresh.append(offer)
+        if fresh:
+            await self.scheduler.resource_offers(self, fresh)
+
+    # -- what a scheduler may do ----------------------------------------------------------------
+
+    async def launch(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
+        """Create the task Pods on ``offer`` and accept it; the unused rest returns."""
+        asked = total(task.resources + Resources({PODS: 1}) for task in tasks)
+        within = (
+            offer.resources if PODS in offer.resources else offer.resources + {PODS: len(tasks)}
+        )
+        if not asked <= within:
+            raise OfferMismatchError(
+                f"tasks ask for {asked.to_quantities()}, offer {offer.name} has"
+                f" {offer.resources.to_quantities()}"
+            )
+        launched = []
+        for task in tasks:
+            pod = task_pod(task, offer)
+            for hook in self.hooks:
+                pod = hook(pod, task, offer)
+            try:
+                create: Any = self.core.create_namespaced_pod  # takes a plain dict body too
+                await asyncio.to_thread(create, self.namespace, pod)
+            except ApiException as error:
+                if error.status != 409:  # 409: already launched before a restart
+                    raise
+            launched.append(task.name)
+        await self._respond(offer, {"action": "Accept", "tasks": launched})
+        return launched
+
+    async def decline(self, offer: Offer, refuse_seconds: float | None = None) -> None:
+        response: dict[str, Any] = {"action": "Decline"}
+        if refuse_seconds is not None:
+            response["refuseSeconds"] = refuse_seconds
+        await self._respond(offer, response)
+
+    async def _respond(self, offer: Offer, response: Mapping[str, Any]) -> None:
+        self._answered.add(offer.name)
+        self.offers.pop(offer.name, None)
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                OFFER.plural,
+                offer.name,
+                {"spec": {"response": dict(response)}},
+            )
+        except ApiException as error:
+            if error.status not in (404, 422):  # gone, or already answered: nothing to undo
+                raise
+            await self.scheduler.error(self, f"offer {offer.name}: {error.reason}")
+
+    async def set_demand(self, demand: Sequence[tuple[Resources, int]]) -> None:
+        """Tell the master what is still wanted: (task resources, how many more) pairs."""
+        await self._patch_framework({"spec": {"demand": _demand(demand)}})
+
+    async def suppress(self, role: str | None = None) -> None:
+        """Stop offers (under ``role``, or every role) until ``revive``."""
+        patch = {"suppressedRoles": [role]} if role else {"suppressed": True}
+        await self._patch_framework({"spec": patch})
+
+    async def revive(self) -> None:
+        """Resume offers everywhere and clear every refusal filter."""
+        await self._patch_framework(
+            {
+                "metadata": {"annotations": {ANNOTATION_REVIVE: format_time(time.time())}},
+                "spec": {"suppressed": False, "suppressedRoles": []},
+            }
+        )
+
+    async def reserve(self, node: str, resources: Resources, role: str | None = None) -> str:
+        """Create a dynamic Reservation on ``node`` for ``role`` (default: the first role)."""
+        name = f"{self.namespace}.{self.name}.{node}"
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "Reservation",
+            "metadata": {
+                "name": name,
+                "labels": {LABEL_FRAMEWORK: self.name, "kubedrf.io/namespace": self.namespace},
+            },
+            "spec": {
+                "role": role or self.roles[0],
+                "nodeName": node,
+                "resources": resources.to_quantities(),
+            },
+        }
+        await asyncio.to_thread(
+            self.custom.create_cluster_custom_object, GROUP, VERSION, "reservations", body
+        )
+        return name
+
+    async def kill(self, task: str) -> None:
+        try:
+            await asyncio.to_thread(self.core.delete_namespaced_pod, task, self.namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def _demand(demand: Sequence[tuple[Resources, int]]) -> list[dict[str, Any]]:
+    return [{"resources": r.to_quantities(), "count": count} for r, count in demand]
