@@ -158,15 +158,15 @@ def decline_rounds(
         yield sample
         # Decline everything: the offers return to the pool and each leaves a filter for
         # what the node could offer once the offer is back: its whole free capacity. In
-        # classic mode that is the offer itself, so each filter holds its own copy, as the
-        # master's would.
+        # classic mode that is the offer itself. Each filter holds its own copy, as the
+        # master's (read back from the API) would; the allocator may share equal offers.
         filters.extend(
             Filter(
                 offer.framework,
                 offer.role,
                 offer.node,
                 now + REFUSE_SECONDS,
-                offer.resources if mode == "classic" else free,
+                Resources(offer.resources if mode == "classic" else free),
             )
             for offer in offers
         )
