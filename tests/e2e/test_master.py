@@ -307,3 +307,36 @@ def test_tasks_claiming_what_was_not_offered_to_them_are_refused(
     ).items
     assert any(e.reason == "OfferOfAnotherFramework" for e in events)
     assert [o["metadata"]["name"] for o in frameworks.offers("a")] == [offer["metadata"]["name"]]
+
+
+def test_two_replicas_elect_one_allocating_leader(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+    api: client.ApiClient,
+) -> None:
+    pool.add(1, cpu="9", memory="18Gi")
+    election = {
+        "leader-election-namespace": frameworks.namespace,
+        "leader-election-name": f"lease-{pool.id}",
+    }
+    replicas = [start_master(**election), start_master(**election)]
+    frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
+    frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    frameworks.wait_offers("a")
+    frameworks.wait_offers("b")
+    settle(3)
+    # One allocator: each framework holds exactly the seed's offer, never two copies.
+    assert [offered_tasks(frameworks.offers(n)) for n in "ab"] == [3, 2]
+    assert len(frameworks.offers()) == 2
+    frameworks.accept_all("a")
+    frameworks.accept_all("b")
+
+    leases = client.CoordinationV1Api(api)
+    holder = leases.read_namespaced_lease(f"lease-{pool.id}", frameworks.namespace).spec
+    leader = next(r for r in replicas if str(r.process.pid) in holder.holder_identity)  # type: ignore[union-attr]
+    leader.stop(kill=True)  # no clean release: the standby must wait the lease out
+
+    pool.add(1, cpu="2", memory="8Gi")
+    frameworks.create("c", {"cpu": "1", "memory": "1Gi"}, count=2)
+    assert offered_tasks(frameworks.wait_offers("c", timeout=40)) == 2

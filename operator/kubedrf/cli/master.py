@@ -34,10 +34,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--metrics-port", type=int, default=defaults.metrics_port)
     parser.add_argument(
-        "--peering",
-        metavar="NAME",
-        help="kopf peering object for high availability (default: run standalone)",
+        "--leader-election-namespace",
+        metavar="NS",
+        help="elect one allocating replica through a Lease in NS (default: no election)",
     )
+    parser.add_argument("--leader-election-name", default=defaults.leader_election_name)
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=run)
 
@@ -53,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             managed_taint=args.managed_taint,
             fairness_excluded=tuple(filter(None, args.fairness_excluded.split(","))),
             metrics_port=args.metrics_port,
+            leader_election_namespace=args.leader_election_namespace,
+            leader_election_name=args.leader_election_name,
         )
     except ValidationError as error:
         print(f"error: {validation_message(error, 'flags')}", file=sys.stderr)
@@ -63,10 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import kubedrf.master.handlers  # noqa: F401, PLC0415
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
-    kopf.run(
-        clusterwide=True,
-        standalone=args.peering is None,
-        peering_name=args.peering,
-        memo=kopf.Memo(settings=settings),
-    )
+    # Standalone: kopf's peering would pause the watches of standbys, whose caches must stay
+    # warm; the Lease decides who allocates (see kubedrf.master.leader).
+    kopf.run(clusterwide=True, standalone=True, memo=kopf.Memo(settings=settings))
     return 0

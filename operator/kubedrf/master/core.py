@@ -17,6 +17,7 @@ from kubedrf.allocator import AllocationResult, OfferDecision, allocate
 from kubedrf.api import FRAMEWORK, OFFER, QUOTA, RESERVATION, ROLE
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
+from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.records import format_time
@@ -46,12 +47,14 @@ class Master:
         writer: ApiWriter,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        leader: LeaderElector | None = None,
     ) -> None:
         self.cache = cache
         self.settings = cache.settings
         self.writer = writer
         self.metrics = metrics
         self.clock = clock
+        self.leader = leader
         self._trigger = asyncio.Event()
         self._triggered_at: float | None = None
         self._last_idle: dict[str, str] = {}
@@ -88,6 +91,8 @@ class Master:
             except TimeoutError:
                 pass
             self._trigger.clear()
+            if self.leader is not None and not self.leader.is_leader:
+                continue  # a standby: the watches keep its cache warm, the leader allocates
             if self._triggered_at is not None:
                 self.metrics.allocation_queue_seconds.observe(self.clock() - self._triggered_at)
                 self._triggered_at = None

@@ -18,6 +18,7 @@ from kubedrf.api import GROUP, VERSION
 from kubedrf.kube import api_client
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.core import Master
+from kubedrf.master.leader import LeaderElector
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.sync import relist
@@ -39,7 +40,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     api = api_client()
     cache = ClusterCache(master_settings)
     metrics = Metrics()
-    master = Master(cache, ApiWriter(api, cache), metrics)
+    leader = None
+    if master_settings.leader_election_namespace:
+        leader = LeaderElector(
+            api, master_settings.leader_election_namespace, master_settings.leader_election_name
+        )
+    master = Master(cache, ApiWriter(api, cache), metrics, leader=leader)
     if master_settings.metrics_port:
         prometheus_client.start_http_server(master_settings.metrics_port, registry=metrics.registry)
     await relist(api, cache)
@@ -56,6 +62,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         asyncio.create_task(master.run(stopped), name="kubedrf-allocation"),
         asyncio.create_task(_resync(api, cache, stopped), name="kubedrf-resync"),
     ]
+    if leader is not None:
+        memo["tasks"].append(asyncio.create_task(leader.run(stopped), name="kubedrf-leader"))
 
 
 async def _resync(api: client.ApiClient, cache: ClusterCache, stopped: asyncio.Event) -> None:

@@ -28,6 +28,9 @@ class MasterSettings(BaseModel):
     managed_taint: str = "kubedrf.io/managed"
     fairness_excluded: tuple[str, ...] = ("pods",)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    #: With a namespace, replicas elect one allocating leader through a Lease there.
+    leader_election_namespace: str | None = None
+    leader_election_name: str = "kubedrf-master"
     seed: int | None = None
 
     @classmethod
