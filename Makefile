@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## demo: run the seed's DRF example (one 9 CPU / 18 GiB node, frameworks A and B)
+## demo: the seed's DRF example on a local control plane (one 9 CPU / 18 GiB node, A and B)
 demo: $(STAMP)
-	$(BIN)/kubedrf simulate examples/scenarios/seed-drf.yaml
+	$(BIN)/kubedrf demo
 
 ## test: lint, type-check, unit tests, then the end-to-end tests on the local control plane
 test: lint typecheck binaries

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kubedrf.devcluster import cluster, provision
+from kubedrf.devcluster import cluster, processes, provision
 
 
 def _provision(args: argparse.Namespace) -> int:
@@ -33,6 +33,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    processes.stop(args.name)  # the demo's master and frameworks, if any
     if not cluster.down(args.name):
         provision.log(f"no cluster named {args.name!r}")
     return 0

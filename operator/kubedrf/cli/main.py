@@ -12,6 +12,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "kubedrf.cli.simulate",
     "kubedrf.cli.crds",
     "kubedrf.cli.master",
+    "kubedrf.cli.demo",
     "kubedrf.cli.dev",
 )
 
