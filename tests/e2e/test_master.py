@@ -340,3 +340,30 @@ def test_two_replicas_elect_one_allocating_leader(
     pool.add(1, cpu="2", memory="8Gi")
     frameworks.create("c", {"cpu": "1", "memory": "1Gi"}, count=2)
     assert offered_tasks(frameworks.wait_offers("c", timeout=40)) == 2
+
+
+def test_a_role_closed_to_the_namespace_is_refused_with_a_reason(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+    cluster_objects: Callable[[str, str, dict[str, Any]], None],
+    core: client.CoreV1Api,
+) -> None:
+    private, shared = f"private-{pool.id}", f"shared-{pool.id}"
+    cluster_objects("roles", private, {"namespaces": ["somebody-else"]})
+    pool.add(1)
+    start_master()
+    frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=1, roles=[private, shared])
+    condition = wait_for(
+        lambda: (c := frameworks.condition("a", "RolesAllowed")) and c["status"] == "False" and c,
+        "the refusal in status",
+    )
+    assert condition["reason"] == "RoleRefused"
+    assert f"role '{private}'" in condition["message"]
+    assert f"namespace '{frameworks.namespace}'" in condition["message"]
+    # The other role still works, and nothing is offered under the refused one.
+    assert [o["spec"]["role"] for o in frameworks.wait_offers("a")] == [shared]
+    events = core.list_namespaced_event(
+        frameworks.namespace, field_selector="involvedObject.name=a"
+    ).items
+    assert any(e.reason == "RoleRefused" and private in (e.message or "") for e in events)

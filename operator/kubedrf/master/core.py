@@ -201,7 +201,9 @@ class Master:
         jobs: list[Awaitable[None]] = []
         for record in list(self.cache.frameworks.values()):
             status = framework_status(self.cache, record, held, result, now)
-            if differs(self.cache.bodies.get(("framework", record.key)), status):
+            body = self.cache.bodies.get(("framework", record.key))
+            if differs(body, status):
+                jobs.extend(self._condition_events(body, status))
                 jobs.append(
                     self.writer.patch_status(FRAMEWORK, record.name, status, record.namespace)
                 )
@@ -212,10 +214,31 @@ class Master:
             (RESERVATION, reservation_statuses(self.cache, now)),
         ):
             for name, status in statuses.items():
-                if differs(self.cache.bodies.get((kind.singular, name)), status):
+                body = self.cache.bodies.get((kind.singular, name))
+                if differs(body, status):
+                    jobs.extend(self._condition_events(body, status))
                     jobs.append(self.writer.patch_status(kind, name, status))
         await self._bounded(jobs)
         self._update_gauges(held, now)
+
+    def _condition_events(
+        self, body: Mapping[str, Any] | None, status: Mapping[str, Any]
+    ) -> list[Awaitable[None]]:
+        """A Warning Event for each condition that turns False (bad input, refused roles):
+        what the status says, also where ``kubectl describe`` and event watchers look."""
+        if body is None:
+            return []
+        before = {
+            c.get("type"): c.get("status")
+            for c in (body.get("status") or {}).get("conditions") or []
+        }
+        return [
+            self.writer.event(body, c["reason"], c["message"], "Warning", "Validate")
+            for c in status.get("conditions") or []
+            if c["type"] != "Offered"
+            and c["status"] == "False"
+            and before.get(c["type"]) != "False"
+        ]
 
     def _explain_idle(self, framework: str, result: AllocationResult) -> list[Awaitable[None]]:
         """An Event when the answer to "why did my framework get no offer?" changes."""
