@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from kubedrf.api.conventions import format_time
 from kubedrf.devcluster import cluster as devcluster
-from kubedrf.master.records import format_time
 from tests.e2e.conftest import wait_for
 from tests.e2e.support import (
     GROUP,

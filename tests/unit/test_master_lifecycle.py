@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kubedrf.allocator import allocate
+from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.lifecycle import reconcile
-from kubedrf.master.records import format_time
 from kubedrf.master.settings import MasterSettings
 
 NOW = 1_000_000.0

@@ -17,12 +17,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION
+from kubedrf.api.conventions import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
 from kubedrf.framework.hooks import PodMutationHook
 from kubedrf.framework.model import Offer, TaskInfo, TaskStatus
 from kubedrf.framework.pods import task_pod, task_status
 from kubedrf.framework.scheduler import Scheduler
 from kubedrf.framework.watch import Stream, WatchEvent
-from kubedrf.master.records import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
 from kubedrf.resources import PODS, Resources, total
 
 logger = logging.getLogger(__name__)

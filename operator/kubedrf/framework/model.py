@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kubedrf.master.records import parse_time
+from kubedrf.api.conventions import parse_time
 from kubedrf.resources import Resources
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kubedrf.api.conventions import LABEL_FRAMEWORK, LABEL_OFFER, LABEL_ROLE
 from kubedrf.framework.hooks import PodBody
 from kubedrf.framework.model import Offer, TaskInfo, TaskState, TaskStatus
-from kubedrf.master.records import LABEL_FRAMEWORK, LABEL_OFFER, LABEL_ROLE
 from kubedrf.resources import PODS
 
 MANAGED_TOLERATION = {"key": "kubedrf.io/managed", "operator": "Exists", "effect": "NoSchedule"}

@@ -24,6 +24,7 @@ from kubedrf.allocator import (
     TaskShape,
 )
 from kubedrf.api import QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.api.conventions import parse_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.api.tenancy import refusal
 from kubedrf.master.records import (
@@ -36,7 +37,6 @@ from kubedrf.master.records import (
     parse_quota,
     parse_reservation,
     parse_role,
-    parse_time,
 )
 from kubedrf.master.settings import MasterSettings
 from kubedrf.resources import PODS, Resources, total

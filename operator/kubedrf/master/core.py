@@ -15,12 +15,12 @@ from typing import Any
 
 from kubedrf.allocator import AllocationResult, OfferDecision, allocate
 from kubedrf.api import FRAMEWORK, OFFER, QUOTA, RESERVATION, ROLE
+from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
 from kubedrf.master.metrics import Metrics
-from kubedrf.master.records import format_time
 from kubedrf.master.status import (
     cluster_total,
     differs,

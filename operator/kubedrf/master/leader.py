@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubedrf.master.records import format_micro_time, parse_time
+from kubedrf.api.conventions import format_micro_time, parse_time
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from kubedrf.api.conventions import parse_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.records import OfferRecord, PodRecord, parse_time
+from kubedrf.master.records import OfferRecord, PodRecord
 from kubedrf.resources import Resources, total
 
 #: A Pod naming an offer the master has not seen yet gets this long before it is refused

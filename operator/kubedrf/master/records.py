@@ -8,47 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from kubedrf.api import FrameworkSpec, OfferSpec, OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.api.conventions import (
+    ANNOTATION_REVIVE,
+    LABEL_FRAMEWORK,
+    LABEL_OFFER,
+    LABEL_ROLE,
+    parse_time,
+)
 from kubedrf.api.offer import OfferPhase
 from kubedrf.resources import PODS, QuantityError, Resources, total
 
-LABEL_FRAMEWORK = "kubedrf.io/framework"
-LABEL_ROLE = "kubedrf.io/role"
-LABEL_OFFER = "kubedrf.io/offer"
-ANNOTATION_REVIVE = "kubedrf.io/revived-at"
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
 Body = Mapping[str, Any]
-
-
-def parse_time(value: object) -> float | None:
-    """Seconds since the epoch from an RFC 3339 timestamp (or a datetime)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def format_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_micro_time(seconds: float) -> str:
-    """metav1.MicroTime, which events.k8s.io Events require."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def validation_message(error: ValidationError, prefix: str = "spec") -> str:

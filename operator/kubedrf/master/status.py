@@ -13,8 +13,9 @@ from typing import Any
 
 from kubedrf.allocator import AllocationResult, Reason
 from kubedrf.allocator.roles import lineage
+from kubedrf.api.conventions import format_time
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.records import FrameworkRecord, format_time
+from kubedrf.master.records import FrameworkRecord
 from kubedrf.resources import Resources, total
 
 

@@ -17,8 +17,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubedrf.api import FRAMEWORK, GROUP, OFFER, VERSION, Kind
+from kubedrf.api.conventions import format_micro_time
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.records import Body, format_micro_time
+from kubedrf.master.records import Body
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,0 +1,37 @@
+"""Conventions the master and frameworks share on the wire: labels, annotations, timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+#: Labels every task Pod carries (and Offers carry the framework's).
+LABEL_FRAMEWORK = "kubedrf.io/framework"
+LABEL_ROLE = "kubedrf.io/role"
+LABEL_OFFER = "kubedrf.io/offer"
+#: On a Framework: filters declined before this time no longer apply (Mesos' revive).
+ANNOTATION_REVIVE = "kubedrf.io/revived-at"
+
+
+def parse_time(value: object) -> float | None:
+    """Seconds since the epoch from an RFC 3339 timestamp (or a datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def format_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_micro_time(seconds: float) -> str:
+    """metav1.MicroTime, which events.k8s.io Events and Leases require."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
