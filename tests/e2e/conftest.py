@@ -1,8 +1,10 @@
 """End-to-end fixtures: one local control plane per session, nodes and namespaces per test.
 
-The cluster is named ``kubedrf-e2e`` so it never collides with a developer's ``kubedrf dev
-up`` cluster. Set ``KUBEDRF_E2E_KEEP=1`` to leave it running after the session (``kubedrf dev
-env --name kubedrf-e2e`` then points a shell at it).
+The cluster is named ``kubedrf-e2e-<pid>``: it never collides with a developer's ``kubedrf dev
+up`` cluster, nor with another pytest session running at the same time. Clusters left behind
+by sessions that died are deleted when the next session starts. Set ``KUBEDRF_E2E_KEEP=1`` to
+leave the cluster running after the session (until the next one); ``kubedrf dev env --name
+kubedrf-e2e-<pid>`` then points a shell at it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import itertools
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,7 +22,7 @@ from kubernetes import client, config
 
 from kubedrf.devcluster import cluster as devcluster
 
-E2E_CLUSTER = "kubedrf-e2e"
+E2E_PREFIX = "kubedrf-e2e-"
 #: Nodes every test can rely on; tests needing more add their own with the ``nodes`` fixture.
 BASE_NODES = 2
 BASE_SHAPE = devcluster.NodeShape(cpu="4", memory="16Gi")
@@ -40,15 +43,38 @@ def wait_for(
         time.sleep(interval)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans() -> None:
+    """Delete e2e clusters whose pytest session is gone (killed, or kept for debugging)."""
+    for name in devcluster.names():
+        pid = name.removeprefix(E2E_PREFIX)
+        if name.startswith(E2E_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            try:
+                devcluster.down(name)
+            except devcluster.ClusterError as exc:
+                warnings.warn(f"could not delete stale e2e cluster {name}: {exc}", stacklevel=1)
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[devcluster.Cluster]:
     """The local control plane, brought up once and torn down when the session ends."""
-    dev = devcluster.up(E2E_CLUSTER, nodes=BASE_NODES, shape=BASE_SHAPE)
+    _reap_orphans()
+    name = f"{E2E_PREFIX}{os.getpid()}"
+    dev = devcluster.up(name, nodes=BASE_NODES, shape=BASE_SHAPE)
     try:
         yield dev
     finally:
         if os.environ.get("KUBEDRF_E2E_KEEP") != "1":
-            devcluster.down(E2E_CLUSTER, dev.binaries)
+            devcluster.down(name, dev.binaries)
 
 
 @pytest.fixture(scope="session")

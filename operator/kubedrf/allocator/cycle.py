@@ -252,15 +252,13 @@ class _Cycle:
         for s, shape in enumerate(self.shapes[name]):
             if not remaining[s] or shape is None:
                 continue
-            if any(need > cap for need, cap in zip(shape, any_cap, strict=True)):
+            if _exceeds(shape, any_cap):
                 blocked = _worse(blocked, Reason.QUOTA_LIMIT)
                 continue
             placed = self._place(state, s, shape, unreserved_cap)
             if placed is None:
-                if all(need <= cap for need, cap in zip(shape, limit_cap, strict=True)):
-                    cannot_fit = any(
-                        need > cap for need, cap in zip(shape, unreserved_cap, strict=True)
-                    )
+                if not _exceeds(shape, limit_cap):
+                    cannot_fit = _exceeds(shape, unreserved_cap)
                     if cannot_fit and not state.reserved_nodes:
                         blocked = _worse(blocked, Reason.HEADROOM)
                 else:
@@ -283,7 +281,7 @@ class _Cycle:
             split = self._split(n, state.role, shape, unreserved_cap)
             if split is not None:
                 return _Placement(n, split[0], split[1])
-        if any(need > cap for need, cap in zip(shape, unreserved_cap, strict=True)):
+        if _exceeds(shape, unreserved_cap):
             return None
         fit = Fit([needs(shape)])
         found, resume, filtered = self.pool.search(
@@ -307,7 +305,7 @@ class _Cycle:
                 draws.append((owner, draw))
                 rest = [r - d for r, d in zip(rest, draw, strict=True)]
         free = self.pool.free[n]
-        if all(r <= min(f, c) for r, f, c in zip(rest, free, unreserved_cap, strict=True)):
+        if not _exceeds(rest, free) and not _exceeds(rest, unreserved_cap):
             return rest, draws
         return None
 
@@ -405,6 +403,15 @@ _SEVERITY = (Reason.NO_CAPACITY, Reason.HEADROOM, Reason.QUOTA_LIMIT)
 def _worse(current: Reason, candidate: Reason) -> Reason:
     """Report the most specific obstacle: a quota limit over headroom over plain capacity."""
     return max(current, candidate, key=_SEVERITY.index)
+
+
+def _exceeds(request: Sequence[int], cap: Sequence[int]) -> bool:
+    """Whether ``request`` asks for more than ``cap`` of a resource it needs at all.
+
+    A cap may be negative (a limit already passed, headroom already short); that must not
+    block a request for none of that resource.
+    """
+    return any(r > c for r, c in zip(request, cap, strict=True) if r)
 
 
 def _qualifies(offer: Sequence[int], alternatives: Sequence[Sequence[tuple[int, int]]]) -> bool:

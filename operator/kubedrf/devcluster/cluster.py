@@ -222,6 +222,12 @@ def exists(name: str) -> bool:
     return (cluster_dir(name) / "kwok.yaml").is_file()
 
 
+def names() -> list[str]:
+    """Every dev cluster with state on this machine, running or not."""
+    clusters = kwok_workdir() / "clusters"
+    return sorted(path.name for path in clusters.iterdir()) if clusters.is_dir() else []
+
+
 def up(
     name: str = DEFAULT_NAME,
     nodes: int = 3,
