@@ -145,7 +145,10 @@ class QuotaBook:
         """What ``role`` may still take.
 
         The unreserved cap keeps limits and headroom; in the guarantee stage it also stops at
-        the unmet guarantee of the resources the role is guaranteed.
+        the unmet guarantee of the resources the role is guaranteed, and those are exempt from
+        the headroom, as in Mesos' first stage: for a topmost guaranteed role, taking them
+        lowers the required headroom as much as the available one, and when guarantees
+        overcommit the cluster the headroom would otherwise keep every role from its own.
         """
         unreserved = [UNLIMITED] * self.width
         anything = [UNLIMITED] * self.width
@@ -154,6 +157,7 @@ class QuotaBook:
                 unreserved[i] = min(unreserved[i], state.limit[i] - state.consumption[i])
                 anything[i] = min(anything[i], state.limit[i] - state.allocated[i])
         limit_only = [min(u, a) for u, a in zip(unreserved, anything, strict=True)]
+        within_limits = list(unreserved)
         root = self.root_of(role)
         root_unmet = root.unmet() if root is not None else [0] * self.width
         for i in range(self.width):
@@ -164,7 +168,7 @@ class QuotaBook:
             if nearest is not None:
                 unmet = nearest.unmet()
                 for i in nearest.guaranteed:
-                    unreserved[i] = min(unreserved[i], unmet[i])
+                    unreserved[i] = min(within_limits[i], unmet[i])
         return Caps(unreserved, anything, limit_only)
 
     def record(
