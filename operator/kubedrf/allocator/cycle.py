@@ -189,15 +189,21 @@ class _Cycle:
                     filtered=self._filters.get(client, set()),
                     gpu_allowed=GPU_RESOURCES in framework.capabilities,
                     reserved_nodes=self.pool.reserved_candidates(role, lineage(role)),
-                    min_allocatable=own_min or default_min,
+                    min_allocatable=own_min if framework.min_allocatable else default_min,
                 )
 
     def _alternatives(self, alternatives: Sequence[Resources]) -> list[list[tuple[int, int]]]:
+        """Minimums as fit tests. One naming a resource no node has can never be met and is
+        dropped; an empty one (any offer at all) becomes "one unit of some resource"."""
         result = []
         for alt in alternatives:
             vector = self.index.dense_strict(alt)
-            if vector is not None:
-                result.append(needs(vector))
+            if vector is None:
+                continue
+            if need := needs(vector):
+                result.append(need)
+            else:
+                result.extend([(i, 1)] for i in range(len(self.index)))
         return result
 
     # -- the cycle -------------------------------------------------------------------------
@@ -314,6 +320,8 @@ class _Cycle:
     ) -> Reason | None:
         unreserved_cap, any_cap, limit_cap = caps.unreserved, caps.anything, caps.limit
         alternatives = state.min_allocatable
+        if not alternatives:
+            return Reason.NO_CAPACITY
         for n in state.reserved_nodes:
             if n in state.filtered or (self.pool.gpu[n] and not state.gpu_allowed):
                 continue
