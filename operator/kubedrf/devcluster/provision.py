@@ -147,12 +147,21 @@ RECIPES: tuple[Recipe, ...] = (
         binaries=("helm",),
         ldflags=_helm_ldflags(versions.HELM, versions.KUBERNETES),
     ),
+    Recipe(
+        name="kubeconform",
+        version=versions.KUBECONFORM,
+        module="github.com/yannh/kubeconform",
+        packages=("github.com/yannh/kubeconform/cmd/kubeconform",),
+        binaries=("kubeconform",),
+        ldflags=(f"main.version={versions.KUBECONFORM}",),
+    ),
 )
 
 #: Arguments that make each binary print its version.
 VERSION_ARGS: Mapping[str, tuple[str, ...]] = {
     "kubectl": ("version", "--client"),
     "helm": ("version", "--short"),
+    "kubeconform": ("-v",),
 }
 
 
@@ -407,7 +416,7 @@ def ensure(recipe: Recipe, progress: Progress = log) -> dict[str, Path]:
 
 
 def ensure_all(progress: Progress = log) -> dict[str, Path]:
-    """Every control-plane binary by name: etcd, kube-*, kubectl, kwok, kwokctl, helm."""
+    """Every binary by name: etcd, kube-*, kubectl, kwok, kwokctl, helm, kubeconform."""
     paths: dict[str, Path] = {}
     for recipe in RECIPES:
         paths.update(ensure(recipe, progress))

@@ -19,6 +19,10 @@ KWOK: Final = "v0.8.0"
 #: ``helm.sh/helm/v3``.
 HELM: Final = "v3.22.0"
 
+#: ``github.com/yannh/kubeconform``: validates rendered manifests against JSON schemas, which
+#: the tests generate from the local apiserver's OpenAPI (no schema registry is reachable).
+KUBECONFORM: Final = "v0.8.0"
+
 #: ``go.etcd.io/etcd/server/v3``, the release line Kubernetes 1.36 is tested against.
 ETCD: Final = "v3.6.16"
 
