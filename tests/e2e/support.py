@@ -73,14 +73,24 @@ class NodePool:
 
 
 class MasterProcess:
-    """``kubedrf master`` as users run it, managing one pool."""
+    """``kubedrf master`` as users run it, managing one pool.
+
+    ``kubeconfig`` defaults to the cluster's admin one; the chart's tests pass one that
+    authenticates as the chart's ServiceAccount.
+    """
 
     def __init__(
-        self, cluster: devcluster.Cluster, pool: NodePool, log: Path, **flags: str
+        self,
+        cluster: devcluster.Cluster,
+        pool: NodePool,
+        log: Path,
+        kubeconfig: Path | None = None,
+        **flags: str,
     ) -> None:
         self.cluster = cluster
         self.pool = pool
         self.log = log
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.port = free_port()
         self.flags = {"allocation-interval": "1s", **flags}
         self.process: subprocess.Popen[bytes] | None = None
@@ -95,7 +105,7 @@ class MasterProcess:
             f"--metrics-port={self.port}",
             *(f"--{name}={value}" for name, value in self.flags.items()),
         ]
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
         wait_for(self._serving, "the master's metrics endpoint", timeout=30)

@@ -1,0 +1,374 @@
+"""The Helm chart, the image and the kind configuration, checked without a cluster.
+
+``helm lint`` and ``helm template`` need the pinned helm binary (``make binaries``); without
+it those tests are skipped. The schema check of the rendered manifests needs the apiserver's
+OpenAPI, so it lives with the e2e tests (``tests/e2e/test_chart.py``); the conversion that
+feeds it is tested here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubedrf.devcluster import provision, schemas
+from kubedrf.master.settings import MasterSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kubedrf"
+TOLERATION = {"key": "kubedrf.io/managed", "operator": "Exists", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    recipe = next(r for r in provision.RECIPES if r.name == "helm")
+    found = provision.locate(recipe)
+    if found is None:
+        pytest.skip("helm is not built yet: run `make binaries`")
+    return str(found["helm"])
+
+
+def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def render(helm: str, *args: str, namespace: str = "kubedrf-system") -> list[dict[str, Any]]:
+    result = run_helm(helm, "template", "rel", str(CHART), "-n", namespace, *args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def master_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (deployment,) = find(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def flags(container: dict[str, Any]) -> dict[str, str]:
+    assert container["args"][0] == "master"
+    return dict(arg.removeprefix("--").partition("=")[::2] for arg in container["args"][1:])
+
+
+# -- helm --------------------------------------------------------------------------------------
+
+
+def test_helm_lint_is_clean(helm: str) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_values_become_the_masters_flags(helm: str) -> None:
+    docs = render(helm, "--set", "allocationInterval=2s,offerTimeout=1m,mode=classic")
+    container = master_container(docs)
+    assert flags(container) == {
+        "allocation-interval": "2s",
+        "offer-timeout": "1m",
+        "mode": "classic",
+        "managed-label": "kubedrf.io/managed=true",
+        "managed-taint": "kubedrf.io/managed",
+        "metrics-port": "9090",
+        "leader-election-namespace": "kubedrf-system",
+        "leader-election-name": "kubedrf-master",
+    }
+    assert container["image"] == "ghcr.io/kubedrf/kubedrf:0.1.0"  # the appVersion
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+
+
+def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    defaults = MasterSettings()
+    assert MasterSettings(allocation_interval=values["allocationInterval"]) == defaults
+    assert MasterSettings(offer_timeout=values["offerTimeout"]) == defaults
+    assert values["mode"] == defaults.mode
+    assert values["managedLabel"] == defaults.managed_label
+    assert values["managedTaint"] == defaults.managed_taint
+    assert values["metrics"]["port"] == defaults.metrics_port
+    assert values["leaderElection"]["name"] == defaults.leader_election_name
+
+
+def test_the_master_runs_under_the_restricted_pod_security_standard(helm: str) -> None:
+    docs = render(helm)
+    (deployment,) = find(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = master_container(docs)["securityContext"]
+    assert context == {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert master_container(docs)["resources"]["requests"]
+    assert pod["serviceAccountName"] == "rel-kubedrf-master"
+
+
+def test_the_cluster_role_is_least_privilege(helm: str) -> None:
+    docs = render(helm)
+    (role,) = find(docs, "ClusterRole")
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    read = ("get", "list", "watch")
+    kinds = ("frameworks", "roles", "quotas", "reservations")
+    expected = {
+        *(("", "nodes", verb) for verb in read),
+        *(("", "pods", verb) for verb in (*read, "delete")),
+        *(("kubedrf.io", "offers", verb) for verb in (*read, "create", "patch", "delete")),
+        *(("kubedrf.io", kind, verb) for kind in kinds for verb in read),
+        *(("kubedrf.io", f"{kind}/status", "patch") for kind in ("offers", *kinds)),
+        ("events.k8s.io", "events", "create"),
+        ("", "events", "create"),
+    }
+    assert granted == expected
+    assert not any("resourceNames" in rule for rule in role["rules"])
+    (binding,) = find(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-kubedrf-master", "namespace": "kubedrf-system"}
+    ]
+
+
+def test_leases_are_granted_in_the_release_namespace_only(helm: str) -> None:
+    docs = render(helm, "--set", "leaderElection.name=elect", namespace="sched")
+    (role,) = find(docs, "Role")
+    assert role["metadata"]["namespace"] == "sched"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["elect"],
+            "verbs": ["get", "update"],
+        },
+    ]
+    assert flags(master_container(docs))["leader-election-name"] == "elect"
+    (binding,) = find(docs, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "sched"
+
+
+@pytest.mark.parametrize(("replicas", "budget"), [(2, True), (1, False), (0, False)])
+def test_a_disruption_budget_keeps_one_master_when_there_are_several(
+    helm: str, replicas: int, budget: bool
+) -> None:
+    docs = render(helm, "--set", f"replicas={replicas}")
+    assert find(docs, "Deployment")[0]["spec"]["replicas"] == replicas
+    pdbs = find(docs, "PodDisruptionBudget")
+    assert [pdb["spec"]["minAvailable"] for pdb in pdbs] == ([1] if budget else [])
+
+
+def test_metrics_service_and_optional_service_monitor(helm: str) -> None:
+    docs = render(helm, "--set", "metrics.port=9100")
+    (service,) = find(docs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9100, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    (deployment,) = find(docs, "Deployment")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert flags(master_container(docs))["metrics-port"] == "9100"
+    assert find(docs, "ServiceMonitor") == []
+
+    docs = render(helm, "--set", "metrics.serviceMonitor.enabled=true")
+    (monitor,) = find(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+
+
+def test_the_helm_test_pod_finishes_on_kwok_nodes(helm: str) -> None:
+    docs = render(helm)
+    (pod,) = find(docs, "Pod")
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "test"
+    assert annotations["kubedrf.io/complete-after"] == "2s"
+    assert "hook-succeeded" in annotations["helm.sh/hook-delete-policy"]
+    assert TOLERATION in pod["spec"]["tolerations"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    (service,) = find(docs, "Service")
+    assert "rel-kubedrf-metrics.kubedrf-system.svc:9090" in pod["spec"]["containers"][0]["args"][0]
+    # Not selected by the metrics Service.
+    labels = pod["metadata"]["labels"]
+    assert not set(service["spec"]["selector"].items()) <= set(labels.items())
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("unknown=1", "additional properties 'unknown' not allowed"),
+        ("mode=fair", "/mode"),
+        ("allocationInterval=soon", "/allocationInterval"),
+        ("replicas=-1", "/replicas"),
+        ("metrics.port=70000", "/metrics/port"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("managedLabel=a=b=c", "/managedLabel"),
+        ("leaderElection.name=Not_A_Name", "/leaderElection/name"),
+        ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
+    ],
+)
+def test_the_values_schema_refuses_bad_values(helm: str, value: str, complaint: str) -> None:
+    result = run_helm(helm, "template", "rel", str(CHART), "--set", value)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+# -- values.schema.json ------------------------------------------------------------------------
+
+
+def leaves(values: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(values, dict) and values:
+        for key, value in values.items():
+            yield from leaves(value, (*path, key))
+    else:
+        yield path
+
+
+def test_the_values_schema_declares_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["additionalProperties"] is False
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for path in leaves(values):
+        node = schema
+        for key in path:
+            while "$ref" in node:
+                node = schema["definitions"][node["$ref"].rpartition("/")[2]]
+            if key in node.get("properties", {}):
+                node = node["properties"][key]
+            elif isinstance(node.get("additionalProperties"), dict):  # a map: any key, typed
+                node = node["additionalProperties"]
+            else:
+                raise AssertionError(f"values.schema.json does not declare {'.'.join(path)}")
+
+
+# -- kubeconform's schemas ---------------------------------------------------------------------
+
+OPENAPI: dict[str, Any] = {
+    "definitions": {
+        "io.k8s.api.core.v1.Service": {
+            "type": "object",
+            "properties": {
+                "metadata": {
+                    "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+                },
+                "spec": {"$ref": "#/definitions/io.k8s.api.core.v1.ServiceSpec"},
+            },
+            "x-kubernetes-group-version-kind": [{"group": "", "kind": "Service", "version": "v1"}],
+        },
+        "io.k8s.api.core.v1.ServiceSpec": {
+            "type": "object",
+            "properties": {
+                "port": {"$ref": "#/definitions/io.k8s.apimachinery.pkg.util.intstr.IntOrString"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}},
+        },
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString": {
+            "type": "string",
+            "format": "int-or-string",
+        },
+        "io.k8s.apimachinery.pkg.api.resource.Quantity": {"type": "string"},
+        "io.k8s.api.apps.v1.Unrelated": {"type": "object"},
+    }
+}
+
+
+def test_openapi_kinds_become_standalone_strict_schemas() -> None:
+    generated = schemas.from_openapi(OPENAPI)
+    assert set(generated) == {"service-v1.json"}
+    service = generated["service-v1.json"]
+    assert service["additionalProperties"] is False
+    assert set(service["definitions"]) == {
+        "io.k8s.api.core.v1.ServiceSpec",
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+    }
+    spec = service["definitions"]["io.k8s.api.core.v1.ServiceSpec"]
+    assert spec["additionalProperties"] is False
+    assert spec["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+    int_or_string = service["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
+    assert int_or_string["oneOf"] == [{"type": "string"}, {"type": "integer"}]
+
+
+def test_crd_schemas_validate_metadata_as_object_meta() -> None:
+    crd = yaml.safe_load((ROOT / "crds" / "kubedrf.io_frameworks.yaml").read_text())
+    (file, schema), *_ = schemas.from_crd(crd, OPENAPI).items()
+    assert file == "framework-kubedrf-v1alpha1.json"
+    assert schema["properties"]["metadata"] == {
+        "$ref": "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["spec"]["additionalProperties"] is False
+
+
+def test_strict_keeps_open_objects_open() -> None:
+    preserved = {"type": "object", "properties": {}, "x-kubernetes-preserve-unknown-fields": True}
+    assert "additionalProperties" not in schemas.strict(preserved)
+    assert schemas.strict({"type": "string", "nullable": True})["type"] == ["string", "null"]
+    assert schemas.strict({"x-kubernetes-int-or-string": True})["oneOf"][1] == {"type": "integer"}
+    # A property *named* "properties" is a property, not a keyword.
+    nested = schemas.strict({"properties": {"properties": {"type": "object"}}})
+    assert nested["properties"]["properties"] == {"type": "object"}
+
+
+@pytest.mark.parametrize(
+    ("group", "version", "kind", "file"),
+    [
+        ("", "v1", "Service", "service-v1.json"),
+        ("apps", "v1", "Deployment", "deployment-apps-v1.json"),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterrole-rbac-v1.json"),
+        ("kubedrf.io", "v1alpha1", "Offer", "offer-kubedrf-v1alpha1.json"),
+    ],
+)
+def test_schema_files_are_named_as_kubeconform_looks_them_up(
+    group: str, version: str, kind: str, file: str
+) -> None:
+    assert schemas.file_name(group, version, kind) == file
+
+
+# -- the image and kind ------------------------------------------------------------------------
+
+
+def test_the_image_user_is_the_charts_non_root_user() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert user is not None
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert f"runAsUser: {user[1]}" in helpers
+    assert f"runAsGroup: {user[2]}" in helpers
+    assert re.search(r'^ENTRYPOINT \["kubedrf"\]$', dockerfile, re.MULTILINE)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["image"]["repository"] == "ghcr.io/kubedrf/kubedrf"
+
+
+def test_kind_config_has_three_managed_workers_of_different_capacity() -> None:
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    roles = [node["role"] for node in config["nodes"]]
+    assert roles == ["control-plane", "worker", "worker", "worker"]
+    reserved = set()
+    for node in config["nodes"][1:]:
+        (patch,) = [yaml.safe_load(p) for p in node["kubeadmConfigPatches"]]
+        assert patch["kind"] == "JoinConfiguration"
+        registration = patch["nodeRegistration"]
+        assert registration["kubeletExtraArgs"]["node-labels"] == "kubedrf.io/managed=true"
+        assert registration["taints"] == [
+            {"key": "kubedrf.io/managed", "value": "true", "effect": "NoSchedule"}
+        ]
+        reserved.add(registration["kubeletExtraArgs"]["system-reserved"])
+    assert len(reserved) == 3
