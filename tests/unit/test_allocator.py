@@ -323,3 +323,21 @@ def test_the_same_inputs_and_seed_give_the_same_offers() -> None:
     first = allocate(builder.obj(), config)
     assert allocate(builder.obj(), config) == first
     assert sum(offered_on(first, f"n{i:04d}")["cpu"] for i in range(20)) == 35_000
+
+
+def test_stage_one_serves_only_what_the_guarantee_lacks() -> None:
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="10", memory="10Gi")
+        .node("g1", cpu="4", memory="4Gi", gpu=1)
+        .quota("a", guarantee=res(gpu=1))
+        .framework(
+            make_framework("A").role("a").gpu().demand(100, cpu="1", memory="1Gi"),
+            make_framework("B").role("b").demand(100, cpu="1", memory="1Gi"),
+        )
+        .obj()
+    )
+    result = allocate(snapshot)
+    # A's CPU-only tasks do nothing for its GPU guarantee: no stage-1 head start for them.
+    assert all(o.stage is Stage.FAIR_SHARE for o in result.offers)
+    assert tasks_offered(result, "B") >= 5

@@ -172,7 +172,8 @@ def guarantees_served_first(
     quota consumption did not change during stage 1, and the stage-1 offers to other roles
     (which compete for the same capacity) only shrank what R could use. R must have been
     served if one of its frameworks (subscribed to R itself, not suppressed) still wants a
-    task that fits, in the state after stage 1, all of:
+    task that asks for some resource R's guarantee still lacks (stage 1 gives a head start
+    only toward the guarantee, as in Mesos) and that fits, in the state after stage 1, all of:
 
     - R's unmet guarantee (guaranteed resources; reservations count as consumption);
     - the limits of R and its ancestors, less what stage 1 offered to their subtrees;
@@ -231,6 +232,7 @@ def guarantees_served_first(
                     shape.count > taken[s]
                     and all(n in view.names for n in need)
                     and all(need[n] <= unmet[n] for n in guarantee)
+                    and any(need[n] > 0 and unmet[n] > 0 for n in guarantee)
                     and all(need[n] <= headroom[n] for n in need if n not in guarantee)
                     and all(need[n] <= cap[n] for limit, cap in caps for n in need if n in limit)
                 )

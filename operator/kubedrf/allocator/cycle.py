@@ -246,6 +246,16 @@ class _Cycle:
             return self._serve_task(client, state, stage, caps)
         return self._serve_node(client, state, stage, caps)
 
+    def _lacking(self, state: _ClientState, stage: Stage) -> list[int] | None:
+        """In stage 1, the resources the client's guarantee still lacks; else ``None``."""
+        if stage is not Stage.GUARANTEE:
+            return None
+        nearest = self.quota.nearest_guarantee(state.role)
+        if nearest is None:
+            return []
+        unmet = nearest.unmet()
+        return [i for i in nearest.guaranteed if unmet[i] > 0]
+
     def _serve_task(
         self, client: Client, state: _ClientState, stage: Stage, caps: Caps
     ) -> Reason | None:
@@ -255,9 +265,12 @@ class _Cycle:
         if remaining is None or not any(remaining):
             return Reason.NO_DEMAND
         blocked = Reason.NO_CAPACITY
+        lacking = self._lacking(state, stage)
         for s, shape in enumerate(self.shapes[name]):
             if not remaining[s] or shape is None:
                 continue
+            if lacking is not None and not any(shape[i] > 0 for i in lacking):
+                continue  # stage 1 serves only what the guarantee still lacks
             if _exceeds(shape, any_cap):
                 blocked = _worse(blocked, Reason.QUOTA_LIMIT)
                 continue
@@ -322,6 +335,10 @@ class _Cycle:
         alternatives = state.min_allocatable
         if not alternatives:
             return Reason.NO_CAPACITY
+        lacking = self._lacking(state, stage)
+        if lacking is not None:
+            # Stage 1: an offer must also hold some of what the guarantee still lacks.
+            alternatives = [[*alt, (i, 1)] for alt in alternatives for i in lacking]
         for n in state.reserved_nodes:
             if n in state.filtered or (self.pool.gpu[n] and not state.gpu_allowed):
                 continue
