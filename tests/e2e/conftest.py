@@ -137,3 +137,13 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+        def gone() -> bool:
+            try:
+                core.read_namespace(name)
+            except client.exceptions.ApiException as error:
+                return bool(error.status == 404)
+            return False
+
+        # Wait, so the next test's master never sees this test's Frameworks (and their demand).
+        wait_for(gone, f"namespace {name} to be deleted", timeout=120)

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: How long the driver gathers offers before handing them to the scheduler together.
 OFFER_BATCH_SECONDS = 0.2
+#: Task Pods created at once when an offer is accepted.
+LAUNCH_CONCURRENCY = 8
 
 
 class OfferMismatchError(ValueError):
@@ -245,18 +247,22 @@ class SchedulerDriver:
                 f"tasks ask for {asked.to_quantities()}, offer {offer.name} has"
                 f" {offer.resources.to_quantities()}"
             )
-        launched = []
-        for task in tasks:
+        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
+
+        async def create(task: TaskInfo) -> str:
             pod = task_pod(task, offer)
             for hook in self.hooks:
                 pod = hook(pod, task, offer)
-            try:
-                create: Any = self.core.create_namespaced_pod  # takes a plain dict body too
-                await asyncio.to_thread(create, self.namespace, pod)
-            except ApiException as error:
-                if error.status != 409:  # 409: already launched before a restart
-                    raise
-            launched.append(task.name)
+            create_pod: Any = self.core.create_namespaced_pod  # takes a plain dict body too
+            async with gate:
+                try:
+                    await asyncio.to_thread(create_pod, self.namespace, pod)
+                except ApiException as error:
+                    if error.status != 409:  # 409: already launched before a restart
+                        raise
+            return task.name
+
+        launched = list(await asyncio.gather(*(create(task) for task in tasks)))
         await self._respond(offer, {"action": "Accept", "tasks": launched})
         return launched
 

@@ -118,11 +118,16 @@ class Master:
         return result
 
     async def _bounded(self, jobs: Iterable[Awaitable[None]]) -> None:
+        """Run writes concurrently; one failed write is logged and retried by a later cycle
+        (everything is recomputed from the cache), never allowed to fail the others."""
         gate = asyncio.Semaphore(WRITE_CONCURRENCY)
 
         async def gated(job: Awaitable[None]) -> None:
             async with gate:
-                await job
+                try:
+                    await job
+                except Exception:
+                    logger.exception("a write failed; a later cycle tries again")
 
         await asyncio.gather(*(gated(job) for job in jobs))
 

@@ -34,6 +34,8 @@ RESYNC_SECONDS = 300.0
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     master_settings: MasterSettings = memo.get("settings") or MasterSettings.from_env()
     settings.posting.level = logging.WARNING
+    # Our kinds are known; scanning CRDs would need RBAC the chart rightly does not grant.
+    settings.scanning.disabled = True
     # One line per watch event is noise at any scale; failures still log at WARNING.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300

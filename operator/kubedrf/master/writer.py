@@ -34,11 +34,13 @@ class ApiWriter:
         self.cache = cache
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
-        """Run one API call in a thread; a 404 or 409 means the world moved on: ``None``."""
+        """Run one API call in a thread; ``None`` when the world moved on: the object is gone
+        (404), changed (409), or its namespace is being deleted (403 NamespaceTerminating)."""
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
         except ApiException as error:
-            if error.status in (404, 409):
+            terminating = error.status == 403 and "NamespaceTerminating" in str(error.body)
+            if error.status in (404, 409) or terminating:
                 logger.debug("%s: %s", function.__name__, error.reason)
                 return None
             raise
