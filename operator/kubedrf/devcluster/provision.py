@@ -378,6 +378,7 @@ def _go_build(recipe: Recipe, workdir: Path, out: Path, log_path: Path, beat: _H
 
 def build(recipe: Recipe, progress: Progress = log) -> dict[str, Path]:
     """Build the recipe's binaries into the cache (atomically) and return their paths."""
+    _go()  # fail before announcing a build that cannot start
     with _lock():
         dest = bin_dir() / recipe.dirname
         if all((dest / binary).is_file() for binary in recipe.binaries):
