@@ -39,6 +39,7 @@ def test_crd_schemas_are_structural(kind: Any) -> None:
     schema = manifest["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for node in _walk(schema):
         assert "$ref" not in node and "title" not in node and "$defs" not in node
+        assert "const" not in node, "the apiserver drops const: the value would go unchecked"
         assert node.get("additionalProperties") is not False
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True
@@ -94,6 +95,17 @@ def test_quota_limit_below_guarantee_names_the_resource() -> None:
             {"role": "db", "nodeName": "n1", "resources": {"memory": "lots"}},
             "resources.memory",
         ),
+        (
+            ReservationSpec,
+            {"role": "db", "nodeName": "n1", "resources": {"cpu": 0}},
+            "resources.cpu",
+        ),
+        (
+            FrameworkSpec,
+            {"demand": [{"resources": {"cpu": "1", "memory": "0Gi"}, "count": 1}]},
+            "demand.0.resources.memory",
+        ),
+        (FrameworkSpec, {"roles": [""]}, "roles.0"),
     ],
 )
 def test_models_reject_what_the_crds_reject(model: Any, document: Any, field: str) -> None:

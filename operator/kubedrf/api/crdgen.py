@@ -1,8 +1,9 @@
 """CustomResourceDefinitions generated from the pydantic models, the single source of the API.
 
 Pydantic emits JSON Schema (2020-12); the apiserver wants a structural OpenAPI v3 subset, so
-references are inlined, optional unions collapsed, titles dropped and exclusive bounds
-rewritten. CEL rules travel in ``json_schema_extra`` as ``x-kubernetes-validations``.
+references are inlined, optional unions collapsed, titles dropped, exclusive bounds rewritten
+and ``const`` turned into a one-value ``enum``. CEL rules travel in ``json_schema_extra`` as
+``x-kubernetes-validations``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if key in _DROPPED:
             continue
         if key == "additionalProperties" and value is False:
+            continue
+        if key == "const":
+            # One-value Literals; the apiserver has no const and would drop it silently.
+            result["enum"] = [value]
             continue
         if key == "exclusiveMinimum" and not isinstance(value, bool):
             result["minimum"] = value

@@ -8,10 +8,10 @@ from pydantic import ConfigDict, Field
 
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
-    NON_NEGATIVE_QUANTITIES,
-    POSITIVE_QUANTITIES,
     Conditions,
     KubeModel,
+    Name,
+    PositiveResourceList,
     ResourceList,
     cel,
     validations,
@@ -22,11 +22,7 @@ Capability = Literal["GPU_RESOURCES"]
 
 class TaskDemand(KubeModel):
     name: str | None = Field(default=None, max_length=63, description="A label for people.")
-    resources: ResourceList = Field(
-        min_length=1,
-        description="What one task requests.",
-        json_schema_extra=validations(POSITIVE_QUANTITIES),
-    )
+    resources: PositiveResourceList = Field(min_length=1, description="What one task requests.")
     count: int = Field(ge=0, le=1_000_000, description="How many more such tasks it wants.")
 
 
@@ -39,12 +35,11 @@ class OfferFilters(KubeModel):
     min_allocatable: ResourceList | None = Field(
         default=None,
         description="Offers smaller than this are not made to the framework.",
-        json_schema_extra=validations(NON_NEGATIVE_QUANTITIES),
     )
 
 
 class FrameworkSpec(KubeModel):
-    roles: list[str] = Field(
+    roles: list[Name] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
         max_length=16,
@@ -52,7 +47,7 @@ class FrameworkSpec(KubeModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     suppressed: bool = Field(default=False, description="Stop offers under every role.")
-    suppressed_roles: list[str] = Field(
+    suppressed_roles: list[Name] = Field(
         default_factory=list,
         max_length=16,
         description="Stop offers under these roles only.",
@@ -77,6 +72,8 @@ class FrameworkSpec(KubeModel):
                 "!has(self.suppressedRoles) || self.suppressedRoles.all(r, r in self.roles)",
                 "spec.suppressedRoles must name roles listed in spec.roles",
                 ".suppressedRoles",
+                "'spec.suppressedRoles must name roles listed in spec.roles, not '"
+                " + self.suppressedRoles.filter(r, !(r in self.roles))[0]",
             )
         )
     )

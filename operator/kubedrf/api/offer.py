@@ -18,6 +18,7 @@ from kubedrf.api.types import (
     IMMUTABLE,
     Conditions,
     KubeModel,
+    Name,
     ResourceList,
     cel,
     validations,
@@ -46,9 +47,9 @@ class OfferResponse(KubeModel):
 
 
 class OfferSpec(KubeModel):
-    framework: str = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
-    role: str = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
-    node_name: str = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
+    framework: Name = Field(json_schema_extra=validations(IMMUTABLE))
+    role: Name = Field(json_schema_extra=validations(IMMUTABLE))
+    node_name: Name = Field(json_schema_extra=validations(IMMUTABLE))
     resources: ResourceList = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
     expires_at: datetime = Field(json_schema_extra=validations(IMMUTABLE))
     sized_for: list[TaskDemand] = Field(

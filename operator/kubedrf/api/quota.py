@@ -9,7 +9,6 @@ from pydantic_core import PydanticCustomError
 
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
-    NON_NEGATIVE_QUANTITIES,
     Conditions,
     KubeModel,
     ResourceList,
@@ -19,11 +18,24 @@ from kubedrf.api.types import (
 )
 from kubedrf.resources import Resources
 
+
+def _limit_below_guarantee(k: str) -> str:
+    """CEL: resource ``k`` is in both maps, well formed, and its limit is below its guarantee."""
+    limit, guarantee = f"string(self.limit[{k}])", f"string(self.guarantee[{k}])"
+    return (
+        f"{k} in self.limit && isQuantity({limit}) && isQuantity({guarantee})"
+        f" && quantity({limit}).isLessThan(quantity({guarantee}))"
+    )
+
+
 LIMIT_AT_LEAST_GUARANTEE = cel(
-    "!has(self.limit) || !has(self.guarantee) || self.guarantee.all(k, !(k in self.limit)"
-    " || quantity(string(self.limit[k])).compareTo(quantity(string(self.guarantee[k]))) >= 0)",
+    "!has(self.limit) || !has(self.guarantee)"
+    f" || !self.guarantee.exists(k, {_limit_below_guarantee('k')})",
     "spec.limit must be at least spec.guarantee for every resource in both",
     ".limit",
+    f"self.guarantee.filter(k, {_limit_below_guarantee('k')}).map(k, 'spec.limit.' + k"
+    " + ' (' + string(self.limit[k]) + ') must be at least spec.guarantee.' + k"
+    " + ' (' + string(self.guarantee[k]) + ')')[0]",
 )
 
 
@@ -32,12 +44,10 @@ class QuotaSpec(KubeModel):
     guarantee: ResourceList = Field(
         default_factory=dict,
         description="Resources the role is served before fair sharing, while it has demand.",
-        json_schema_extra=validations(NON_NEGATIVE_QUANTITIES),
     )
     limit: ResourceList | None = Field(
         default=None,
         description="Resources the role's offers and allocations never exceed.",
-        json_schema_extra=validations(NON_NEGATIVE_QUANTITIES),
     )
 
     model_config = ConfigDict(json_schema_extra=validations(LIMIT_AT_LEAST_GUARANTEE))

@@ -7,9 +7,10 @@ from pydantic import Field
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
     IMMUTABLE,
-    POSITIVE_QUANTITIES,
     Conditions,
     KubeModel,
+    Name,
+    PositiveResourceList,
     ResourceList,
     to_resources,
     validations,
@@ -18,16 +19,12 @@ from kubedrf.resources import Resources
 
 
 class ReservationSpec(KubeModel):
-    role: str = Field(min_length=1, max_length=253)
-    node_name: str = Field(
-        min_length=1,
-        max_length=253,
+    role: Name
+    node_name: Name = Field(
         description="The node holding the reserved resources; immutable, for accounting.",
         json_schema_extra=validations(IMMUTABLE),
     )
-    resources: ResourceList = Field(
-        min_length=1, json_schema_extra=validations(POSITIVE_QUANTITIES)
-    )
+    resources: PositiveResourceList = Field(min_length=1)
 
     def reserved(self) -> Resources:
         return to_resources(self.resources, "spec.resources")
