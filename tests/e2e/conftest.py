@@ -9,38 +9,21 @@ kubedrf-e2e-<pid>`` then points a shell at it.
 
 from __future__ import annotations
 
-import itertools
 import os
-import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client, config
 
 from kubedrf.devcluster import cluster as devcluster
+from tests.e2e.support import BASE_SHAPE, Frameworks, NodePool, install_crds, wait_for
 
 E2E_PREFIX = "kubedrf-e2e-"
-#: Nodes every test can rely on; tests needing more add their own with the ``nodes`` fixture.
+#: Nodes every test can rely on; tests needing more add their own with the ``pool`` fixture.
 BASE_NODES = 2
-BASE_SHAPE = devcluster.NodeShape(cpu="4", memory="16Gi")
-T = TypeVar("T")
-
-
-def wait_for(
-    probe: Callable[[], T | None], what: str, timeout: float = 60, interval: float = 0.25
-) -> T:
-    """Poll ``probe`` until it returns something other than ``None``/``False``; return it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _alive(pid: int) -> bool:
@@ -87,39 +70,25 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api)
 
 
-class NodePool:
-    """Adds fake nodes during a test and removes them afterwards."""
-
-    _serial = itertools.count()
-
-    def __init__(self, cluster: devcluster.Cluster) -> None:
-        self.cluster = cluster
-        self.added: list[str] = []
-
-    def add(
-        self, count: int = 1, shape: devcluster.NodeShape = BASE_SHAPE, prefix: str = "e2e"
-    ) -> list[str]:
-        """Add ``count`` nodes and wait until they are Ready; returns their names."""
-        names = [f"{prefix}-{os.getpid()}-{next(self._serial)}" for _ in range(count)]
-        self.added += self.cluster.add_nodes(names, shape)
-        self.cluster.wait_ready(names)
-        return names
-
-    def remove(self, *names: str) -> None:
-        self.cluster.remove_nodes(names)
-        self.added = [name for name in self.added if name not in names]
-
-    def cleanup(self) -> None:
-        self.remove(*self.added)
+@pytest.fixture(scope="session")
+def crds(cluster: devcluster.Cluster) -> None:
+    """The generated CRDs, applied once per session (tests that need them ask for it)."""
+    install_crds(cluster)
 
 
 @pytest.fixture
-def nodes(cluster: devcluster.Cluster) -> Iterator[NodePool]:
-    pool = NodePool(cluster)
+def pool(cluster: devcluster.Cluster) -> Iterator[NodePool]:
+    """Nodes of this test alone; removed when it ends."""
+    nodes = NodePool(cluster)
     try:
-        yield pool
+        yield nodes
     finally:
-        pool.cleanup()
+        nodes.cleanup()
+
+
+@pytest.fixture
+def frameworks(api: client.ApiClient, namespace: str) -> Frameworks:
+    return Frameworks(api, namespace)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""What the master's e2e tests share: a master process, a node pool of its own, a framework
-that answers offers with plain API calls, and the invariant checks run after every test.
+"""What the e2e tests share: polling, node pools, a master process, framework processes, a
+framework that answers offers with plain API calls, and the invariant checks.
 
 Each test's master manages only the nodes labelled with the test's pool, so tests on the
 one session cluster never see each other's capacity.
@@ -7,6 +7,7 @@ one session cluster never see each other's capacity.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -15,19 +16,36 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.master.records import pod_requests
 from kubedrf.resources import Resources, total
-from tests.e2e.conftest import wait_for
 
 GROUP, VERSION = "kubedrf.io", "v1alpha1"
 POOL_LABEL = "e2e.kubedrf.io/pool"
 TOLERATION = {"key": "kubedrf.io/managed", "operator": "Exists", "effect": "NoSchedule"}
+#: The shape of a node a test adds without saying more.
+BASE_SHAPE = devcluster.NodeShape(cpu="4", memory="16Gi")
+T = TypeVar("T")
+
+
+def wait_for(
+    probe: Callable[[], T | None], what: str, timeout: float = 60, interval: float = 0.25
+) -> T:
+    """Poll ``probe`` until it returns something other than ``None``/``False``; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,30 +67,63 @@ def free_port() -> int:
 
 
 class NodePool:
-    """Nodes only this test's master manages."""
+    """Fake nodes added during a test and removed after it, labelled with the pool's id so
+    that a test's master can manage only them (``--managed-label``)."""
+
+    _serial = itertools.count()
 
     def __init__(self, cluster: devcluster.Cluster) -> None:
         self.cluster = cluster
         self.id = uuid.uuid4().hex[:8]
         self.names: list[str] = []
 
-    def add(self, count: int = 1, cpu: str = "4", memory: str = "16Gi") -> list[str]:
-        names = [f"pool-{self.id}-{len(self.names) + i}" for i in range(count)]
-        self.cluster.add_nodes(names, devcluster.NodeShape(cpu=cpu, memory=memory))
+    def add(
+        self, count: int = 1, shape: devcluster.NodeShape = BASE_SHAPE, prefix: str = "e2e"
+    ) -> list[str]:
+        """Add ``count`` nodes and wait until they are Ready; returns their names."""
+        names = [f"{prefix}-{os.getpid()}-{next(self._serial)}" for _ in range(count)]
+        self.names += self.cluster.add_nodes(names, shape)
         self.cluster.kubectl("label", "node", "--overwrite", *names, f"{POOL_LABEL}={self.id}")
         self.cluster.wait_ready(names)
-        self.names += names
         return names
 
-    def remove(self, name: str) -> None:
-        self.cluster.remove_nodes([name])
-        self.names.remove(name)
+    def remove(self, *names: str) -> None:
+        self.cluster.remove_nodes(names)
+        self.names = [name for name in self.names if name not in names]
 
     def cleanup(self) -> None:
-        self.cluster.remove_nodes(self.names)
+        self.remove(*self.names)
 
 
-class MasterProcess:
+class Background:
+    """A process a test starts against the cluster, logging to a file it can show."""
+
+    def __init__(self, log: Path, kubeconfig: Path) -> None:
+        self.log = log
+        self.kubeconfig = kubeconfig
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, args: list[str]) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class MasterProcess(Background):
     """``kubedrf master`` as users run it, managing one pool.
 
     ``kubeconfig`` defaults to the cluster's admin one; the chart's tests pass one that
@@ -87,13 +138,11 @@ class MasterProcess:
         kubeconfig: Path | None = None,
         **flags: str,
     ) -> None:
+        super().__init__(log, kubeconfig or cluster.kubeconfig)
         self.cluster = cluster
         self.pool = pool
-        self.log = log
-        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.port = free_port()
         self.flags = {"allocation-interval": "1s", **flags}
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         args = [
@@ -105,9 +154,7 @@ class MasterProcess:
             f"--metrics-port={self.port}",
             *(f"--{name}={value}" for name, value in self.flags.items()),
         ]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        self.spawn(args)
         wait_for(self._serving, "the master's metrics endpoint", timeout=30)
 
     def _serving(self) -> bool:
@@ -131,20 +178,6 @@ class MasterProcess:
             if head == (f"{name}{{{wanted}}}" if labels else name):
                 return float(value)
         return None
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 class Frameworks:
@@ -309,33 +342,13 @@ def settle(seconds: float = 2.5) -> None:
     time.sleep(seconds)
 
 
-class FrameworkProcess:
+class FrameworkProcess(Background):
     """An example framework under ``examples/frameworks/``, run as a user runs it."""
 
     def __init__(self, cluster: devcluster.Cluster, script: str, log: Path, *args: str) -> None:
-        self.cluster = cluster
+        super().__init__(log, cluster.kubeconfig)
         self.args = [sys.executable, str(ROOT / "examples" / "frameworks" / script), *args]
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> FrameworkProcess:
-        env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                self.args, stdout=sink, stderr=subprocess.STDOUT, env=env
-            )
+        self.spawn(self.args)
         return self
-
-    def stop(self, kill: bool = False) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -27,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import schemas
-from tests.e2e.conftest import wait_for
+from kubedrf.devcluster.cluster import NodeShape
 from tests.e2e.support import (
     ROOT,
     TOLERATION,
@@ -35,6 +35,7 @@ from tests.e2e.support import (
     MasterProcess,
     NodePool,
     assert_no_overcommit,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -291,15 +292,6 @@ def test_master_pods_pass_the_restricted_policy_and_helm_test_passes(
 
 
 @pytest.fixture
-def pool(cluster: devcluster.Cluster) -> Iterator[NodePool]:
-    nodes = NodePool(cluster)
-    try:
-        yield nodes
-    finally:
-        nodes.cleanup()
-
-
-@pytest.fixture
 def master(
     cluster: devcluster.Cluster, pool: NodePool, release: Release, as_master: Path, tmp_path: Path
 ) -> Iterator[MasterProcess]:
@@ -340,7 +332,7 @@ def test_the_service_account_is_enough_for_the_master(
 ) -> None:
     """The seed example, a refused task and offer clean-up, run by a master as the chart's SA."""
     namespace = frameworks.namespace
-    pool.add(1, cpu="9", memory="18Gi")
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     master.start()
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})

@@ -14,8 +14,7 @@ from kubernetes import client
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import stages, versions
-
-from .conftest import NodePool, wait_for
+from tests.e2e.support import NodePool, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -73,9 +72,9 @@ def scheduled_condition(pod: Any) -> Any:
 
 
 def test_tolerating_pod_is_bound_by_kube_scheduler_and_runs(
-    core: client.CoreV1Api, namespace: str, nodes: NodePool
+    core: client.CoreV1Api, namespace: str, pool: NodePool
 ) -> None:
-    (node,) = nodes.add()
+    (node,) = pool.add()
     core.create_namespaced_pod(namespace, make_pod("bound", node=node))
 
     pod = wait_for(
@@ -111,10 +110,10 @@ def test_pod_without_toleration_is_never_placed_on_a_managed_node(
 
 
 def test_pod_without_toleration_goes_to_an_unmanaged_node(
-    core: client.CoreV1Api, namespace: str, nodes: NodePool
+    core: client.CoreV1Api, namespace: str, pool: NodePool
 ) -> None:
-    nodes.add(2)  # managed capacity it must not take
-    (plain,) = nodes.add(shape=devcluster.NodeShape(cpu="4", memory="16Gi", managed=False))
+    pool.add(2)  # managed capacity it must not take
+    (plain,) = pool.add(shape=devcluster.NodeShape(cpu="4", memory="16Gi", managed=False))
     core.create_namespaced_pod(namespace, make_pod("elsewhere", tolerate=False))
 
     pod = wait_for(
@@ -157,10 +156,10 @@ def test_unannotated_pod_keeps_running(core: client.CoreV1Api, namespace: str) -
     assert read_pod(core, namespace, "service").status.phase == "Running"
 
 
-def test_removed_node_leaves_the_cluster(cluster: devcluster.Cluster, nodes: NodePool) -> None:
-    (node,) = nodes.add()
+def test_removed_node_leaves_the_cluster(cluster: devcluster.Cluster, pool: NodePool) -> None:
+    (node,) = pool.add()
     assert node in cluster.node_names()
-    nodes.remove(node)
+    pool.remove(node)
     wait_for(lambda: node not in cluster.node_names(), f"node {node} to be deleted")
 
 
@@ -219,9 +218,9 @@ def test_helm_kube_version_checks_see_the_real_version(
     assert "incompatible with Kubernetes" in refused.stderr
 
 
-def test_node_shape_and_marking(cluster: devcluster.Cluster, nodes: NodePool) -> None:
+def test_node_shape_and_marking(cluster: devcluster.Cluster, pool: NodePool) -> None:
     shape = devcluster.NodeShape(cpu="3", memory="5Gi", pods="7")
-    (node,) = nodes.add(shape=shape, prefix=f"shape-{uuid.uuid4().hex[:4]}")
+    (node,) = pool.add(shape=shape, prefix=f"shape-{uuid.uuid4().hex[:4]}")
 
     item = json.loads(cluster.kubectl("get", "node", node, "-o", "json"))
 

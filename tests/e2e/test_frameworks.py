@@ -9,34 +9,20 @@ import pytest
 from kubernetes import client
 
 from kubedrf.devcluster import cluster as devcluster
-from tests.e2e.conftest import wait_for
+from kubedrf.devcluster.cluster import NodeShape
 from tests.e2e.support import (
     FrameworkProcess,
     Frameworks,
     MasterProcess,
     NodePool,
     assert_no_overcommit,
-    install_crds,
     settle,
+    wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
 Launcher = Callable[..., FrameworkProcess]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def crds(cluster: devcluster.Cluster) -> None:
-    install_crds(cluster)
-
-
-@pytest.fixture
-def pool(cluster: devcluster.Cluster) -> Iterator[NodePool]:
-    nodes = NodePool(cluster)
-    try:
-        yield nodes
-    finally:
-        nodes.cleanup()
 
 
 @pytest.fixture
@@ -70,11 +56,6 @@ def launch(cluster: devcluster.Cluster, namespace: str, tmp_path: Path) -> Itera
         print(f"--- {process.log.name} ---\n{process.tail(30)}")
 
 
-@pytest.fixture
-def frameworks(api: client.ApiClient, namespace: str) -> Frameworks:
-    return Frameworks(api, namespace)
-
-
 def pods(core: client.CoreV1Api, namespace: str, framework: str) -> list[client.V1Pod]:
     selector = f"kubedrf.io/framework={framework}"
     return list(core.list_namespaced_pod(namespace, label_selector=selector).items)
@@ -91,7 +72,7 @@ def test_seed_example_with_two_batch_frameworks(
     frameworks: Frameworks,
     core: client.CoreV1Api,
 ) -> None:
-    pool.add(1, cpu="9", memory="18Gi")
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     launch("batch.py", "a", "--tasks", "100", "--cpu", "1", "--memory", "4Gi")
     launch("batch.py", "b", "--tasks", "100", "--cpu", "3", "--memory", "1Gi")
     wait_for(lambda: all(_exists(frameworks, n) for n in "ab"), "both frameworks registered")
@@ -180,7 +161,7 @@ def test_a_gang_launches_all_or_nothing(
     frameworks: Frameworks,
     core: client.CoreV1Api,
 ) -> None:
-    pool.add(2, cpu="4", memory="16Gi")
+    pool.add(2, NodeShape(cpu="4", memory="16Gi"))
     master.start()
     launch("gang.py", "big", "--size", "5", "--cpu", "2", "--memory", "1Gi")  # needs 10 CPU of 8
     wait_for(lambda: frameworks.offers("big", phase="Declined"), "the too-small offers declined")

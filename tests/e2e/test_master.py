@@ -16,7 +16,7 @@ from kubernetes import client
 
 from kubedrf.api.conventions import format_time
 from kubedrf.devcluster import cluster as devcluster
-from tests.e2e.conftest import wait_for
+from kubedrf.devcluster.cluster import NodeShape
 from tests.e2e.support import (
     GROUP,
     VERSION,
@@ -24,27 +24,13 @@ from tests.e2e.support import (
     MasterProcess,
     NodePool,
     assert_no_overcommit,
-    install_crds,
     settle,
+    wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
 MasterFactory = Callable[..., MasterProcess]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def crds(cluster: devcluster.Cluster) -> None:
-    install_crds(cluster)
-
-
-@pytest.fixture
-def pool(cluster: devcluster.Cluster) -> Iterator[NodePool]:
-    nodes = NodePool(cluster)
-    try:
-        yield nodes
-    finally:
-        nodes.cleanup()
 
 
 @pytest.fixture
@@ -70,11 +56,6 @@ def start_master(
             master.stop()
         if started:  # pytest shows this only when the test failed
             print(f"--- master log ---\n{started[-1].tail(80)}")
-
-
-@pytest.fixture
-def frameworks(api: client.ApiClient, namespace: str) -> Frameworks:
-    return Frameworks(api, namespace)
 
 
 @pytest.fixture
@@ -106,7 +87,7 @@ def offered_tasks(offers: list[dict[str, Any]]) -> int:
 def test_seed_example_end_to_end(
     pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
 ) -> None:
-    pool.add(1, cpu="9", memory="18Gi")
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     master = start_master()
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
@@ -144,7 +125,7 @@ def test_weighted_roles(
     gold, silver = f"gold-{pool.id}", f"silver-{pool.id}"
     cluster_objects("roles", gold, {"weight": 2})
     cluster_objects("roles", silver, {"weight": 1})
-    pool.add(1, cpu="12", memory="48Gi")
+    pool.add(1, NodeShape(cpu="12", memory="48Gi"))
     start_master()
     frameworks.create("g", {"cpu": "1", "memory": "1Gi"}, roles=[gold])
     frameworks.create("s", {"cpu": "1", "memory": "1Gi"}, roles=[silver])
@@ -164,7 +145,7 @@ def test_quota_limit_is_never_exceeded(
 ) -> None:
     role = f"capped-{pool.id}"
     cluster_objects("quotas", f"limit-{pool.id}", {"role": role, "limit": {"cpu": "2"}})
-    pool.add(1, cpu="8", memory="32Gi")
+    pool.add(1, NodeShape(cpu="8", memory="32Gi"))
     start_master()
     frameworks.create("c", {"cpu": "1", "memory": "1Gi"}, roles=[role])
     assert offered_tasks(frameworks.wait_offers("c")) == 2
@@ -184,7 +165,7 @@ def test_reserved_resources_reach_only_their_role(
     frameworks: Frameworks,
     cluster_objects: Callable[[str, str, dict[str, Any]], None],
 ) -> None:
-    (node,) = pool.add(1, cpu="8", memory="32Gi")
+    (node,) = pool.add(1, NodeShape(cpu="8", memory="32Gi"))
     db = f"db-{pool.id}"
     cluster_objects(
         "reservations", f"db-{pool.id}", {"role": db, "nodeName": node, "resources": {"cpu": "4"}}
@@ -205,7 +186,7 @@ def test_reserved_resources_reach_only_their_role(
 def test_a_declined_offer_filters_the_node_until_revive(
     pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
 ) -> None:
-    pool.add(1, cpu="4", memory="16Gi")
+    pool.add(1, NodeShape(cpu="4", memory="16Gi"))
     start_master()
     frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=4)
     (offer,) = frameworks.wait_offers("a")
@@ -244,7 +225,7 @@ def test_an_unanswered_offer_expires_and_is_made_again(
 def test_removing_a_node_rescinds_its_offers(
     pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
 ) -> None:
-    first, second = pool.add(2, cpu="2", memory="8Gi")
+    first, second = pool.add(2, NodeShape(cpu="2", memory="8Gi"))
     start_master()
     frameworks.create("a", {"cpu": "1", "memory": "1Gi"}, count=4)
     wait_for(lambda: len(frameworks.offers("a")) == 2, "offers on both nodes")
@@ -260,7 +241,7 @@ def test_removing_a_node_rescinds_its_offers(
 def test_a_master_restart_loses_and_doubles_nothing(
     pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
 ) -> None:
-    pool.add(1, cpu="9", memory="18Gi")
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     master = start_master()
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
@@ -315,7 +296,7 @@ def test_two_replicas_elect_one_allocating_leader(
     frameworks: Frameworks,
     api: client.ApiClient,
 ) -> None:
-    pool.add(1, cpu="9", memory="18Gi")
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     election = {
         "leader-election-namespace": frameworks.namespace,
         "leader-election-name": f"lease-{pool.id}",
@@ -337,7 +318,7 @@ def test_two_replicas_elect_one_allocating_leader(
     leader = next(r for r in replicas if str(r.process.pid) in holder.holder_identity)  # type: ignore[union-attr]
     leader.stop(kill=True)  # no clean release: the standby must wait the lease out
 
-    pool.add(1, cpu="2", memory="8Gi")
+    pool.add(1, NodeShape(cpu="2", memory="8Gi"))
     frameworks.create("c", {"cpu": "1", "memory": "1Gi"}, count=2)
     assert offered_tasks(frameworks.wait_offers("c", timeout=40)) == 2
 

@@ -182,13 +182,20 @@ class _Cycle:
                 if role in framework.suppressed_roles:
                     self.idle[client] = Reason.SUPPRESSED
                     continue
+                filtered = self._filters.get(client, set())
+                gpu_allowed = GPU_RESOURCES in framework.capabilities
                 self.clients[client] = _ClientState(
                     framework=framework,
                     role=role,
                     lineage=lineage(role),
-                    filtered=self._filters.get(client, set()),
-                    gpu_allowed=GPU_RESOURCES in framework.capabilities,
-                    reserved_nodes=self.pool.reserved_candidates(role, lineage(role)),
+                    filtered=filtered,
+                    gpu_allowed=gpu_allowed,
+                    # Filters and GPU visibility hold for the whole cycle: apply them once.
+                    reserved_nodes=[
+                        n
+                        for n in self.pool.reserved_candidates(role, lineage(role))
+                        if n not in filtered and (gpu_allowed or not self.pool.gpu[n])
+                    ],
                     min_allocatable=own_min if framework.min_allocatable else default_min,
                 )
 
@@ -295,8 +302,6 @@ class _Cycle:
     ) -> _Placement | None:
         """A node for one task of ``shape``: reserved pools first, then unreserved capacity."""
         for n in state.reserved_nodes:
-            if n in state.filtered or (self.pool.gpu[n] and not state.gpu_allowed):
-                continue
             split = self._split(n, state.role, shape, unreserved_cap)
             if split is not None:
                 return _Placement(n, split[0], split[1])
@@ -340,8 +345,6 @@ class _Cycle:
             # Stage 1: an offer must also hold some of what the guarantee still lacks.
             alternatives = [[*alt, (i, 1)] for alt in alternatives for i in lacking]
         for n in state.reserved_nodes:
-            if n in state.filtered or (self.pool.gpu[n] and not state.gpu_allowed):
-                continue
             offer = self._coarse_offer(n, state.role, unreserved_cap, any_cap)
             if offer is not None and _qualifies(offer.total(), alternatives):
                 self._commit(client, state, stage, offer)
