@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     name = "kubedrf-bench"
-    dev = devcluster.up(name, nodes=args.nodes, shape=devcluster.NodeShape(cpu="16", memory="64Gi"))
+    processes.stop(name)
+    devcluster.down(name)  # a fresh cluster: leftovers of an interrupted run would skew it
+    shape = devcluster.NodeShape(cpu="16", memory="64Gi", pods="250")
+    dev = devcluster.up(name, nodes=args.nodes, shape=shape)
     dev.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     dev.kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
     processes.start(
