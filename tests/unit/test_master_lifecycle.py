@@ -296,3 +296,19 @@ def test_older_watch_events_do_not_undo_newer_writes() -> None:
     cache.apply("offer", "MODIFIED", newer)
     assert not cache.apply("offer", "ADDED", older)
     assert cache.offers["team/a-1"].phase is OfferPhase.DECLINED
+
+
+def test_an_offer_being_launched_on_gets_one_more_timeout_before_it_expires() -> None:
+    def plan_at(now: float, launching: bool) -> list[str]:
+        pods = [pod("t1", "A", "a-1", created=NOW - 40)] if launching else []
+        cache = cache_with(
+            nodes=[node("n1")],
+            frameworks=[framework("A", [])],
+            offers=[offer("a-1", "A", expires=NOW - 5, created=NOW - 35)],
+            pods=pods,
+        )
+        return [t.phase.value for t in reconcile(cache, now).transitions]
+
+    assert plan_at(NOW, launching=False) == ["Expired"]
+    assert plan_at(NOW, launching=True) == []  # its tasks are being created: wait
+    assert plan_at(NOW + 30, launching=True) == ["Expired"]  # but not forever

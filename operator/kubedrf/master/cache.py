@@ -143,18 +143,16 @@ class ClusterCache:
     def live_pods(self) -> Iterator[PodRecord]:
         return (pod for pod in self.pods.values() if not pod.terminal and pod.node)
 
-    def charged_pods(self, now: float) -> Iterator[PodRecord]:
+    def charged_pods(self) -> Iterator[PodRecord]:
         """Live Pods whose requests count on their own: tasks launched against an offer that
         is still outstanding are covered by that offer until the master settles it."""
-        outstanding = {offer.key for offer in self.outstanding_offers(now)}
+        outstanding = {offer.key for offer in self.outstanding_offers()}
         return (pod for pod in self.live_pods() if pod.offer_key not in outstanding)
 
-    def outstanding_offers(self, now: float) -> Iterator[OfferRecord]:
-        for offer in self.offers.values():
-            if offer.outstanding and offer.spec is not None:
-                expires = parse_time(offer.spec.expires_at)
-                if expires is None or expires > now:
-                    yield offer
+    def outstanding_offers(self) -> Iterator[OfferRecord]:
+        """Offers not yet settled. They hold their resources until the master settles them,
+        past ``expiresAt`` too: each cycle settles expired offers before it allocates."""
+        return (o for o in self.offers.values() if o.outstanding and o.spec is not None)
 
     def role_specs(self) -> dict[str, RoleSpec]:
         return {name: r.spec for name, r in self.roles.items() if r.spec is not None}
@@ -171,13 +169,13 @@ class ClusterCache:
                 refused[role] = reason
         return refused
 
-    def node_usage(self, now: float) -> dict[str, Resources]:
+    def node_usage(self) -> dict[str, Resources]:
         """Requests of every live Pod plus every outstanding offer, per node."""
         usage: dict[str, list[Resources]] = defaultdict(list)
-        for pod in self.charged_pods(now):
+        for pod in self.charged_pods():
             assert pod.node is not None
             usage[pod.node].append(pod.requests)
-        for offer in self.outstanding_offers(now):
+        for offer in self.outstanding_offers():
             assert offer.spec is not None
             usage[offer.spec.node_name].append(offer.resources())
         return {node: total(items) for node, items in usage.items()}
@@ -203,7 +201,7 @@ class ClusterCache:
             items.append(resources)
             held[(framework, role, node)] = (items, count + 1)
 
-        for pod in self.charged_pods(now):
+        for pod in self.charged_pods():
             assert pod.node is not None
             if pod.node not in nodes:
                 continue
@@ -212,7 +210,7 @@ class ClusterCache:
             else:
                 external[pod.node].append(pod.requests)
         offered: dict[str, list[tuple[Resources, int]]] = defaultdict(list)
-        for offer in self.outstanding_offers(now):
+        for offer in self.outstanding_offers():
             assert offer.spec is not None and offer.framework_key is not None
             hold(offer.framework_key, offer.spec.role, offer.spec.node_name, offer.resources())
             for task in offer.spec.sized_for:

@@ -298,7 +298,7 @@ class Master:
                         consumed[name] = consumed.get(name, 0) + amount
             for name, amount in consumed.items():
                 m.quota.labels(role, name, "consumed").set(canonical_number(name, amount))
-        m.offers_outstanding.set(sum(1 for _ in self.cache.outstanding_offers(now)))
+        m.offers_outstanding.set(sum(1 for _ in self.cache.outstanding_offers()))
 
 
 def _gauge_labels(gauge: Any) -> list[str]:

@@ -82,7 +82,7 @@ def _settle(
             spec_ = framework.spec if framework else None
             refuse = spec_.offer_filters.refuse_seconds if spec_ else 5.0
         node = cache.nodes.get(spec.node_name)
-        usage = cache.node_usage(now).get(spec.node_name, Resources()) - offer.resources()
+        usage = cache.node_usage().get(spec.node_name, Resources()) - offer.resources()
         free = (node.allocatable - usage).clamped() if node else Resources()
         return OfferTransition(
             offer,
@@ -93,7 +93,10 @@ def _settle(
             refused=free,
         )
     expires = parse_time(spec.expires_at)
-    if expires is not None and expires <= now:
+    # A framework already launching tasks on the offer (creating many Pods takes time) gets
+    # one more offerTimeout to answer; one that has not started loses the offer now.
+    grace = cache.settings.offer_timeout if claims else 0.0
+    if expires is not None and expires + grace <= now:
         return OfferTransition(
             offer, OfferPhase.EXPIRED, "Expired", "not answered before spec.expiresAt"
         )
@@ -129,11 +132,11 @@ def _rescind_shrunk(cache: ClusterCache, now: float, settled: set[str]) -> list[
     """Rescind the newest offers on nodes whose capacity shrank below what is promised."""
     transitions = []
     offers_by_node: dict[str, list[OfferRecord]] = defaultdict(list)
-    for offer in cache.outstanding_offers(now):
+    for offer in cache.outstanding_offers():
         if offer.key not in settled and offer.spec is not None:
             offers_by_node[offer.spec.node_name].append(offer)
     pods_by_node: dict[str, list[Resources]] = defaultdict(list)
-    for pod in cache.charged_pods(now):
+    for pod in cache.charged_pods():
         assert pod.node is not None
         pods_by_node[pod.node].append(pod.requests)
     for node_name, offers in offers_by_node.items():

@@ -35,13 +35,13 @@ def holdings(cache: ClusterCache, now: float) -> list[Holding]:
     tasks: dict[tuple[str, str], int] = defaultdict(int)
     offers: dict[tuple[str, str], int] = defaultdict(int)
     managed = {name for name, node in cache.nodes.items() if cache.is_managed(node)}
-    charged = {pod.key for pod in cache.charged_pods(now)}
+    charged = {pod.key for pod in cache.charged_pods()}
     for pod in cache.live_pods():
         if pod.framework_key and pod.role and pod.node in managed:
             tasks[pod.framework_key, pod.role] += 1
             if pod.key in charged:
                 resources[pod.framework_key, pod.role].append(pod.requests)
-    for offer in cache.outstanding_offers(now):
+    for offer in cache.outstanding_offers():
         assert offer.spec is not None and offer.framework_key is not None
         resources[offer.framework_key, offer.spec.role].append(offer.resources())
         offers[offer.framework_key, offer.spec.role] += 1
