@@ -298,17 +298,20 @@ def test_older_watch_events_do_not_undo_newer_writes() -> None:
     assert cache.offers["team/a-1"].phase is OfferPhase.DECLINED
 
 
-def test_an_offer_being_launched_on_gets_one_more_timeout_before_it_expires() -> None:
-    def plan_at(now: float, launching: bool) -> list[str]:
+def test_a_framework_launching_tasks_gets_one_more_timeout_for_its_offers() -> None:
+    def plan_at(now: float, launching: bool) -> dict[str, str]:
         pods = [pod("t1", "A", "a-1", created=NOW - 40)] if launching else []
         cache = cache_with(
-            nodes=[node("n1")],
+            nodes=[node("n1", cpu="16", memory="64Gi")],
             frameworks=[framework("A", [])],
-            offers=[offer("a-1", "A", expires=NOW - 5, created=NOW - 35)],
+            offers=[
+                offer("a-1", "A", expires=NOW - 5, created=NOW - 35),
+                offer("a-2", "A", expires=NOW - 5, created=NOW - 35),  # next in its queue
+            ],
             pods=pods,
         )
-        return [t.phase.value for t in reconcile(cache, now).transitions]
+        return {t.offer.name: t.phase.value for t in reconcile(cache, now).transitions}
 
-    assert plan_at(NOW, launching=False) == ["Expired"]
-    assert plan_at(NOW, launching=True) == []  # its tasks are being created: wait
-    assert plan_at(NOW + 30, launching=True) == ["Expired"]  # but not forever
+    assert plan_at(NOW, launching=False) == {"a-1": "Expired", "a-2": "Expired"}
+    assert plan_at(NOW, launching=True) == {}  # it is creating tasks: wait for it
+    assert plan_at(NOW + 30, launching=True) == {"a-1": "Expired", "a-2": "Expired"}

@@ -49,11 +49,16 @@ class Reconciliation:
 def reconcile(cache: ClusterCache, now: float) -> Reconciliation:
     plan = Reconciliation()
     claims, plan.refusals = _claims(cache, now)
+    # Frameworks creating task Pods on some outstanding offer: they are answering, only slowly.
+    launching = {
+        offer.framework_key for offer in cache.outstanding_offers() if claims.get(offer.key)
+    }
     settled: set[str] = set()
     for offer in sorted(cache.offers.values(), key=lambda o: o.key):
         if not offer.outstanding:
             continue
-        transition = _settle(cache, offer, claims.get(offer.key, []), now)
+        grace = cache.settings.offer_timeout if offer.framework_key in launching else 0.0
+        transition = _settle(cache, offer, claims.get(offer.key, []), now, grace)
         if transition is not None:
             plan.transitions.append(transition)
             settled.add(offer.key)
@@ -63,8 +68,10 @@ def reconcile(cache: ClusterCache, now: float) -> Reconciliation:
 
 
 def _settle(
-    cache: ClusterCache, offer: OfferRecord, claims: list[PodRecord], now: float
+    cache: ClusterCache, offer: OfferRecord, claims: list[PodRecord], now: float, grace: float
 ) -> OfferTransition | None:
+    """The offer's fate this cycle; ``grace`` extends its expiry while its framework is
+    creating tasks (creating thousands of Pods takes longer than one offerTimeout)."""
     spec = offer.spec
     assert spec is not None and offer.framework_key is not None
     response = spec.response
@@ -93,9 +100,6 @@ def _settle(
             refused=free,
         )
     expires = parse_time(spec.expires_at)
-    # A framework already launching tasks on the offer (creating many Pods takes time) gets
-    # one more offerTimeout to answer; one that has not started loses the offer now.
-    grace = cache.settings.offer_timeout if claims else 0.0
     if expires is not None and expires + grace <= now:
         return OfferTransition(
             offer, OfferPhase.EXPIRED, "Expired", "not answered before spec.expiresAt"
