@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 
 from kubedrf.devcluster import cluster as devcluster
@@ -57,6 +58,31 @@ def install_crds(cluster: devcluster.Cluster) -> None:
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds")
     )
+
+
+def service_account_kubeconfig(
+    cluster: devcluster.Cluster, namespace: str, service_account: str, path: Path
+) -> Path:
+    """A kubeconfig that authenticates with a token of ``namespace/service_account``: what a
+    Pod running as that ServiceAccount could do, and nothing more."""
+    token = cluster.kubectl(
+        "create", "token", service_account, "-n", namespace, "--duration=1h"
+    ).strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    server = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    kubeconfig = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [server],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [
+            {"name": "sa", "context": {"cluster": server["name"], "user": service_account}}
+        ],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(kubeconfig))
+    return path
 
 
 def free_port() -> int:
@@ -345,8 +371,15 @@ def settle(seconds: float = 2.5) -> None:
 class FrameworkProcess(Background):
     """An example framework under ``examples/frameworks/``, run as a user runs it."""
 
-    def __init__(self, cluster: devcluster.Cluster, script: str, log: Path, *args: str) -> None:
-        super().__init__(log, cluster.kubeconfig)
+    def __init__(
+        self,
+        cluster: devcluster.Cluster,
+        script: str,
+        log: Path,
+        *args: str,
+        kubeconfig: Path | None = None,
+    ) -> None:
+        super().__init__(log, kubeconfig or cluster.kubeconfig)
         self.args = [sys.executable, str(ROOT / "examples" / "frameworks" / script), *args]
 
     def start(self) -> FrameworkProcess:

@@ -35,6 +35,7 @@ from tests.e2e.support import (
     MasterProcess,
     NodePool,
     assert_no_overcommit,
+    service_account_kubeconfig,
     wait_for,
 )
 
@@ -112,34 +113,11 @@ def release(
         cluster.remove_nodes([ours.node])
 
 
-def service_account_kubeconfig(cluster: devcluster.Cluster, release: Release, path: Path) -> Path:
-    """A kubeconfig that authenticates with a token of the release's ServiceAccount."""
-    token = cluster.kubectl(
-        "create", "token", release.service_account, "-n", release.namespace, "--duration=1h"
-    ).strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    server = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [server],
-        "users": [{"name": release.service_account, "user": {"token": token}}],
-        "contexts": [
-            {
-                "name": "chart",
-                "context": {"cluster": server["name"], "user": release.service_account},
-            }
-        ],
-        "current-context": "chart",
-    }
-    path.write_text(yaml.safe_dump(kubeconfig))
-    return path
-
-
 @pytest.fixture
 def as_master(cluster: devcluster.Cluster, release: Release, tmp_path: Path) -> Path:
-    return service_account_kubeconfig(cluster, release, tmp_path / "master.kubeconfig")
+    return service_account_kubeconfig(
+        cluster, release.namespace, release.service_account, tmp_path / "master.kubeconfig"
+    )
 
 
 # -- the rendered manifests --------------------------------------------------------------------

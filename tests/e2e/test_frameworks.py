@@ -11,11 +11,13 @@ from kubernetes import client
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster.cluster import NodeShape
 from tests.e2e.support import (
+    ROOT,
     FrameworkProcess,
     Frameworks,
     MasterProcess,
     NodePool,
     assert_no_overcommit,
+    service_account_kubeconfig,
     settle,
     wait_for,
 )
@@ -178,3 +180,42 @@ def _exists(frameworks: Frameworks, name: str) -> bool:
     except client.exceptions.ApiException:
         return False
     return True
+
+
+def test_the_deployable_example_runs_with_its_least_privilege_account(
+    cluster: devcluster.Cluster,
+    pool: NodePool,
+    master: MasterProcess,
+    api: client.ApiClient,
+    tmp_path: Path,
+) -> None:
+    manifest = ROOT / "examples" / "frameworks" / "deploy" / "batch.yaml"
+    cluster.kubectl("apply", "-f", str(manifest))
+    try:
+        # The Deployment would run the image; here the same code runs locally as its account.
+        cluster.kubectl("scale", "deployment/batch-framework", "-n", "batch", "--replicas=0")
+        kubeconfig = service_account_kubeconfig(
+            cluster, "batch", "batch-framework", tmp_path / "framework.kubeconfig"
+        )
+        pool.add(1)
+        master.start()
+        process = FrameworkProcess(
+            cluster,
+            "batch.py",
+            tmp_path / "batch.log",
+            "--namespace",
+            "batch",
+            "--name",
+            "batch",
+            "--tasks",
+            "2",
+            kubeconfig=kubeconfig,
+        ).start()
+        try:
+            frameworks = Frameworks(api, "batch")
+            wait_for(lambda: len(frameworks.running("batch")) == 2, "2 tasks running")
+        finally:
+            process.stop()
+        assert "Forbidden" not in process.log.read_text(), process.tail()
+    finally:
+        cluster.kubectl("delete", "-f", str(manifest), "--wait=true", timeout=180)
