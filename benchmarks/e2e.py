@@ -68,6 +68,13 @@ def namespace(core: client.CoreV1Api) -> str:
     return name
 
 
+def delete_namespace(core: client.CoreV1Api, name: str) -> None:
+    """Delete and wait: a namespace still draining its Pods would slow the next phase."""
+    core.delete_namespace(name)
+    while any(ns.metadata and ns.metadata.name == name for ns in core.list_namespace().items):
+        time.sleep(0.5)
+
+
 def first_offer_seconds(custom: client.CustomObjectsApi, core: client.CoreV1Api) -> float:
     ns = namespace(core)
     body = {
@@ -82,7 +89,7 @@ def first_offer_seconds(custom: client.CustomObjectsApi, core: client.CoreV1Api)
     while not offers(GROUP, VERSION, ns, "offers")["items"]:
         time.sleep(0.02)
     elapsed = time.monotonic() - started
-    core.delete_namespace(ns)
+    delete_namespace(core, ns)
     return elapsed
 
 
@@ -102,7 +109,7 @@ def through_offers(api: client.ApiClient, core: client.CoreV1Api, tasks: int) ->
         return elapsed
 
     elapsed = asyncio.run(go())
-    core.delete_namespace(ns)
+    delete_namespace(core, ns)
     return elapsed
 
 
@@ -128,7 +135,7 @@ def through_kube_scheduler(core: client.CoreV1Api, tasks: int) -> float:
     while running(core, ns) < tasks:
         time.sleep(0.2)
     elapsed = time.monotonic() - started
-    core.delete_namespace(ns)
+    delete_namespace(core, ns)
     return elapsed
 
 
