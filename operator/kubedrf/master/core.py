@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.status import (
+    Holding,
     cluster_total,
     differs,
     framework_status,
@@ -32,7 +34,7 @@ from kubedrf.master.status import (
     role_statuses,
 )
 from kubedrf.master.writer import ApiWriter
-from kubedrf.resources import canonical_number
+from kubedrf.resources import Resources, canonical_number
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +205,17 @@ class Master:
 
     async def _report(self, result: AllocationResult, now: float) -> None:
         held = holdings(self.cache, now)
+        cluster = cluster_total(self.cache)
+        by_framework: dict[str, list[Holding]] = defaultdict(list)
+        for holding in held:
+            by_framework[holding.framework].append(holding)
+        roles = role_statuses(self.cache, held, cluster)
         jobs: list[Awaitable[None]] = []
         for record in list(self.cache.frameworks.values()):
-            status = framework_status(self.cache, record, held, result, now)
+            mine = by_framework.get(record.key, [])
+            status = framework_status(
+                self.cache, record, mine=mine, cluster=cluster, result=result, now=now
+            )
             body = self.cache.bodies.get(("framework", record.key))
             if differs(body, status):
                 jobs.extend(self._condition_events(body, status))
@@ -214,7 +224,7 @@ class Master:
                 )
             jobs.extend(self._explain_idle(record.key, result))
         for kind, statuses in (
-            (ROLE, role_statuses(self.cache, held)),
+            (ROLE, roles),
             (QUOTA, quota_statuses(self.cache, held, now)),
             (RESERVATION, reservation_statuses(self.cache, now)),
         ):
@@ -224,7 +234,7 @@ class Master:
                     jobs.extend(self._condition_events(body, status))
                     jobs.append(self.writer.patch_status(kind, name, status))
         await self._bounded(jobs)
-        self._update_gauges(held, now)
+        self._update_gauges(held, roles, cluster, now)
 
     def _condition_events(
         self, body: Mapping[str, Any] | None, status: Mapping[str, Any]
@@ -264,9 +274,15 @@ class Master:
         reason = next(iter(sorted(reasons.items())))[1].value
         return [self.writer.event(body, reason, f"no (further) offer: {summary}", "Normal")]
 
-    def _update_gauges(self, held: list[Any], now: float) -> None:
+    def _update_gauges(
+        self,
+        held: list[Holding],
+        roles: Mapping[str, Mapping[str, Any]],
+        cluster: Resources,
+        now: float,
+    ) -> None:
         m = self.metrics
-        for name, amount in cluster_total(self.cache).items():
+        for name, amount in cluster.items():
             m.resources_total.labels(name).set(canonical_number(name, amount))
         offered: dict[str, int] = {}
         for h in held:
@@ -274,7 +290,7 @@ class Master:
                 offered[name] = offered.get(name, 0) + amount
         for name, amount in offered.items():
             m.resources_offered_or_allocated.labels(name).set(canonical_number(name, amount))
-        for name, status in role_statuses(self.cache, held).items():
+        for name, status in roles.items():
             m.dominant_share.labels(name).set(status["dominantShare"])
         for record in self.cache.frameworks.values():
             body = self.cache.bodies.get(("framework", record.key)) or {}

@@ -88,19 +88,21 @@ class ConditionSet:
 def framework_status(
     cache: ClusterCache,
     record: FrameworkRecord,
-    held: list[Holding],
+    *,
+    mine: list[Holding],
+    cluster: Resources,
     result: AllocationResult | None,
     now: float,
 ) -> dict[str, Any]:
+    """``mine``: the framework's holdings; ``cluster``: the managed nodes' total."""
     body = cache.bodies.get(("framework", record.key))
     generation = record.generation
-    mine = [h for h in held if h.framework == record.key]
     everything = total(h.resources for h in mine)
     excluded = cache.settings.fairness_excluded
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "allocated": {str(h.role): h.resources.to_quantities() for h in mine},
-        "dominantShare": round(everything.dominant_share(cluster_total(cache), excluded), 4),
+        "dominantShare": round(everything.dominant_share(cluster, excluded), 4),
         "tasks": sum(h.tasks for h in mine),
         "outstandingOffers": sum(h.offers for h in mine),
     }
@@ -138,8 +140,9 @@ def idle_reasons(record: FrameworkRecord, result: AllocationResult | None) -> di
     return {role: why for (fw, role), why in result.reasons().items() if fw == record.key}
 
 
-def role_statuses(cache: ClusterCache, held: list[Holding]) -> dict[str, dict[str, Any]]:
-    cluster = cluster_total(cache)
+def role_statuses(
+    cache: ClusterCache, held: list[Holding], cluster: Resources
+) -> dict[str, dict[str, Any]]:
     excluded = cache.settings.fairness_excluded
     per_role: dict[str, list[Resources]] = defaultdict(list)
     frameworks: dict[str, set[str]] = defaultdict(set)
