@@ -44,6 +44,15 @@ from kubedrf.resources import PODS, Resources, total
 KINDS = ("node", "pod", "framework", "role", "quota", "reservation", "offer")
 
 
+def object_key(body: Body) -> str | None:
+    """How the cache names an object: ``namespace/name``, or ``name`` when cluster-scoped."""
+    meta = body.get("metadata", {})
+    name = meta.get("name")
+    if not name:
+        return None
+    return f"{meta['namespace']}/{name}" if meta.get("namespace") else str(name)
+
+
 def _version(body: Body) -> int | None:
     try:
         return int(body.get("metadata", {}).get("resourceVersion"))
@@ -68,11 +77,9 @@ class ClusterCache:
 
     def apply(self, kind: str, event_type: str | None, body: Body) -> bool:
         """Record a watch event (or the answer to our own write); say whether it changed."""
-        meta = body.get("metadata", {})
-        name = meta.get("name")
-        if not name:
+        key = object_key(body)
+        if key is None:
             return False
-        key = f"{meta['namespace']}/{name}" if meta.get("namespace") else name
         version = _version(body)
         known = self._versions.get((kind, key))
         if event_type == "DELETED":
@@ -95,10 +102,7 @@ class ClusterCache:
         listed = set()
         for body in bodies:
             self.apply(kind, "ADDED", body)
-            meta = body.get("metadata", {})
-            listed.add(
-                f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
-            )
+            listed.add(object_key(body))
         for key in set(self._table(kind)) - listed:
             version = self._versions.get((kind, key))
             if list_version is None or version is None or version <= list_version:

@@ -18,7 +18,7 @@ from kubedrf.allocator import AllocationResult, OfferDecision, allocate
 from kubedrf.api import FRAMEWORK, OFFER, QUOTA, RESERVATION, ROLE
 from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
-from kubedrf.master.cache import ClusterCache
+from kubedrf.master.cache import ClusterCache, object_key
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
 from kubedrf.master.metrics import Metrics
@@ -66,13 +66,7 @@ class Master:
 
     def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event: update the cache, and poke the loop if capacity or intent changed."""
-        meta = body.get("metadata", {})
-        key = (
-            f"{meta.get('namespace')}/{meta.get('name')}"
-            if meta.get("namespace")
-            else str(meta.get("name"))
-        )
-        before = self.cache.bodies.get((kind, key))
+        before = self.cache.bodies.get((kind, object_key(body) or ""))
         if not self.cache.apply(kind, event_type, body):
             return
         if _worth_a_cycle(kind, event_type, before, body):
