@@ -8,6 +8,7 @@ object) before it resumes watching, so a consumer never misses a change for long
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -92,7 +93,7 @@ class Stream:
                 items, version = await asyncio.to_thread(self._list)
                 await self.queue.put((self.name, WatchEvent("SYNC", items)))
                 while not self._stop.is_set():
-                    await asyncio.to_thread(self._watch, loop, version)
+                    await _in_daemon_thread(self._watch, loop, version)
                     items, version = await asyncio.to_thread(self._list)
                     await self.queue.put((self.name, WatchEvent("SYNC", items)))
             except Exception as error:  # the apiserver restarted, the watch expired, ...
@@ -103,3 +104,30 @@ class Stream:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _in_daemon_thread(function: Callable[..., None], *args: Any) -> asyncio.Future[None]:
+    """Run a blocking watch in a daemon thread: unlike ``asyncio.to_thread``, a process
+    stopping (SIGTERM) does not wait up to WATCH_SECONDS for the request to end."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def target() -> None:
+        error: BaseException | None = None
+        try:
+            function(*args)
+        except BaseException as caught:
+            error = caught
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=target, daemon=True).start()
+    return done
