@@ -311,10 +311,10 @@ def test_the_service_account_is_enough_for_the_master(
     """The seed example, a refused task and offer clean-up, run by a master as the chart's SA."""
     namespace = frameworks.namespace
     pool.add(1, NodeShape(cpu="9", memory="18Gi"))
-    master.start()
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
     frameworks.create("c", None)  # declares no demand: gets no offers
+    master.start()  # every demand is known before the first cycle
     a_offers, b_offers = frameworks.wait_offers("a"), frameworks.wait_offers("b")
     assert sum(s["count"] for o in a_offers for s in o["spec"]["sizedFor"]) == 3
     assert sum(s["count"] for o in b_offers for s in o["spec"]["sizedFor"]) == 2

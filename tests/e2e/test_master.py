@@ -88,9 +88,9 @@ def test_seed_example_end_to_end(
     pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
 ) -> None:
     pool.add(1, NodeShape(cpu="9", memory="18Gi"))
-    master = start_master()
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    master = start_master()  # both demands are known before the first cycle
 
     a_offers, b_offers = frameworks.wait_offers("a"), frameworks.wait_offers("b")
     assert offered_tasks(a_offers) == 3
@@ -126,9 +126,9 @@ def test_weighted_roles(
     cluster_objects("roles", gold, {"weight": 2})
     cluster_objects("roles", silver, {"weight": 1})
     pool.add(1, NodeShape(cpu="12", memory="48Gi"))
-    start_master()
     frameworks.create("g", {"cpu": "1", "memory": "1Gi"}, roles=[gold])
     frameworks.create("s", {"cpu": "1", "memory": "1Gi"}, roles=[silver])
+    start_master()  # both demands are known before the first cycle
     wait_for(
         lambda: offered_tasks(frameworks.offers("g")) + offered_tasks(frameworks.offers("s")) == 12,
         "the whole node offered",
@@ -242,9 +242,9 @@ def test_a_master_restart_loses_and_doubles_nothing(
     pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
 ) -> None:
     pool.add(1, NodeShape(cpu="9", memory="18Gi"))
-    master = start_master()
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    master = start_master()
     frameworks.wait_offers("a")
     frameworks.wait_offers("b")
     frameworks.accept_all("a")  # A answers; the master may die before it settles that
@@ -301,9 +301,9 @@ def test_two_replicas_elect_one_allocating_leader(
         "leader-election-namespace": frameworks.namespace,
         "leader-election-name": f"lease-{pool.id}",
     }
-    replicas = [start_master(**election), start_master(**election)]
     frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
     frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    replicas = [start_master(**election), start_master(**election)]
     frameworks.wait_offers("a")
     frameworks.wait_offers("b")
     settle(3)
