@@ -317,17 +317,25 @@ class _Cycle:
             return None
         return _Placement(found, list(shape), [])
 
+    def _draw_reserved(
+        self, n: int, role: str, bound: Vector
+    ) -> tuple[list[tuple[str, Vector]], Vector]:
+        """Draw up to ``bound`` from the reserved pools ``role`` may use on node ``n``;
+        returns the draws and what of ``bound`` is left."""
+        left = list(bound)
+        draws = []
+        for owner, pool in self.pool.reserved_for(n, role):
+            draw = [min(x, p) for x, p in zip(left, pool, strict=True)]
+            if any(draw):
+                draws.append((owner, draw))
+                left = [x - d for x, d in zip(left, draw, strict=True)]
+        return draws, left
+
     def _split(
         self, n: int, role: str, request: Vector, unreserved_cap: Vector
     ) -> tuple[Vector, list[tuple[str, Vector]]] | None:
         """Draw ``request`` from reserved pools on ``n`` first, the rest from free capacity."""
-        rest = list(request)
-        draws = []
-        for owner, pool in self.pool.reserved_for(n, role):
-            draw = [min(r, p) for r, p in zip(rest, pool, strict=True)]
-            if any(draw):
-                draws.append((owner, draw))
-                rest = [r - d for r, d in zip(rest, draw, strict=True)]
+        draws, rest = self._draw_reserved(n, role, request)
         free = self.pool.free[n]
         if not _exceeds(rest, free) and not _exceeds(rest, unreserved_cap):
             return rest, draws
@@ -370,13 +378,7 @@ class _Cycle:
         self, n: int, role: str, unreserved_cap: Vector, any_cap: Vector
     ) -> _Placement | None:
         """Everything ``role`` may take on node ``n`` (Mesos' offer of a whole agent)."""
-        room = list(any_cap)
-        draws = []
-        for owner, pool in self.pool.reserved_for(n, role):
-            draw = [min(p, r) for p, r in zip(pool, room, strict=True)]
-            if any(draw):
-                draws.append((owner, draw))
-                room = [r - d for r, d in zip(room, draw, strict=True)]
+        draws, room = self._draw_reserved(n, role, any_cap)
         unreserved = [
             max(0, min(f, u, r))
             for f, u, r in zip(self.pool.free[n], unreserved_cap, room, strict=True)
