@@ -326,6 +326,15 @@ class Frameworks:
         ).items
         return sum(1 for p in pods if p.status.phase not in ("Succeeded", "Failed"))
 
+    def wait_status(self, framework: str, tasks: int) -> dict[str, Any]:
+        """The framework's status once the master reports ``tasks`` tasks in it."""
+
+        def reported() -> dict[str, Any] | None:
+            status: dict[str, Any] = self.get(framework).get("status") or {}
+            return status if status.get("tasks") == tasks else None
+
+        return wait_for(reported, f"the status of {framework} to count {tasks} tasks")
+
     def condition(self, framework: str, type_: str) -> dict[str, Any] | None:
         for item in (self.get(framework).get("status") or {}).get("conditions") or []:
             if item["type"] == type_:

@@ -335,12 +335,7 @@ def test_the_service_account_is_enough_for_the_master(
     frameworks.accept_all("a")
     frameworks.accept_all("b")
     for name, tasks in (("a", 3), ("b", 2)):
-
-        def reported(name: str = name, tasks: int = tasks) -> dict[str, Any] | None:
-            status: dict[str, Any] = frameworks.get(name).get("status") or {}
-            return status if status.get("tasks") == tasks else None
-
-        status = wait_for(reported, f"the status of {name} to count {tasks} tasks")
+        status = frameworks.wait_status(name, tasks)
         assert status["dominantShare"] == pytest.approx(2 / 3, abs=1e-3)
     # Answered offers are deleted after the retention.
     wait_for(lambda: frameworks.offers(phase=None) == [], "answered offers to be deleted")

@@ -101,12 +101,7 @@ def test_seed_example_end_to_end(
     wait_for(lambda: len(frameworks.running("a")) == 3, "3 tasks of A running")
     wait_for(lambda: len(frameworks.running("b")) == 2, "2 tasks of B running")
     for name, tasks in (("a", 3), ("b", 2)):
-
-        def reported(name: str = name, tasks: int = tasks) -> dict[str, Any] | None:
-            status: dict[str, Any] = frameworks.get(name).get("status") or {}
-            return status if status.get("tasks") == tasks else None
-
-        status = wait_for(reported, f"the status of {name} to count {tasks} tasks")
+        status = frameworks.wait_status(name, tasks)
         assert status["dominantShare"] == pytest.approx(2 / 3, abs=1e-3)
         share = master.metric(
             "kubedrf_allocator_framework_dominant_share", framework=f"{frameworks.namespace}/{name}"
