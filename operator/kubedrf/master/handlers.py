@@ -21,7 +21,7 @@ from kubedrf.master.core import Master
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.settings import MasterSettings
-from kubedrf.master.sync import relist
+from kubedrf.master.sync import ApiReader, relist
 from kubedrf.master.writer import ApiWriter
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         leader = LeaderElector(
             api, master_settings.leader_election_namespace, master_settings.leader_election_name
         )
-    master = Master(cache, ApiWriter(api, cache), metrics, leader=leader)
+    master = Master(
+        cache, ApiWriter(api, cache), metrics, leader=leader, reader=ApiReader(api, cache)
+    )
     if master_settings.metrics_port:
         prometheus_client.start_http_server(master_settings.metrics_port, registry=metrics.registry)
     await relist(api, cache)
@@ -88,7 +90,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 def _observe(kind: str) -> Any:
-    def handler(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    # A coroutine, so kopf runs it on the event loop: a plain function would run in a worker
+    # thread and mutate the cache while the cycle iterates it (the cache has one writer).
+    async def handler(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         master: Master | None = memo.get("master")
         body = event.get("object")
         if master is not None and body:
