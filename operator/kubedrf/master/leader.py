@@ -2,9 +2,14 @@
 
 kopf's peering pauses handlers but not the allocation loop, and two loops would offer the
 same resources twice; so replicas all keep their caches warm from the watches, and only the
-Lease holder cycles. The holder renews every ``renew_seconds``; a Lease not renewed for
-``lease_seconds`` may be taken over. Updates carry the resourceVersion they read, so two
-candidates can never both win.
+Lease holder cycles. The Kubernetes client's own ``leaderelection`` decides each round, as
+client-go does: a Lease held by another replica is taken over only after this replica has
+*observed* it unchanged for ``lease_seconds`` by its own clock, so no replica compares the
+holder's ``renewTime`` with a clock that may be skewed. Updates carry the resourceVersion
+they read, so two candidates can never both win.
+
+A leader that cannot renew stops acting after ``renew_deadline`` (shorter than the lease), so
+it has stopped before any standby may take over.
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ import logging
 import os
 import socket
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-from kubedrf.api.conventions import format_micro_time, parse_time
+from kubernetes.leaderelection import electionconfig, leaderelection
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 
 logger = logging.getLogger(__name__)
+# The library narrates every round at INFO; our own log says when leadership changes.
+logging.getLogger("leaderelection").setLevel(logging.WARNING)
 
 
 def default_identity() -> str:
@@ -39,87 +46,71 @@ class LeaderElector:
         *,
         identity: str | None = None,
         lease_seconds: int = 15,
-        renew_seconds: float = 5.0,
+        renew_deadline: int = 10,
+        retry_seconds: int = 2,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # Typed as Any: the client accepts plain dict bodies though its hints say V1Lease.
-        self.leases: Any = client.CoordinationV1Api(api)
         self.namespace = namespace
         self.name = name
         self.identity = identity or default_identity()
         self.lease_seconds = lease_seconds
-        self.renew_seconds = renew_seconds
-        self.is_leader = False
-        self._renewed_at = 0.0
+        self.renew_deadline = renew_deadline
+        self.retry_seconds = retry_seconds
+        self.clock = clock
+        lock = LeaseLock(name, namespace, self.identity)  # type: ignore[no-untyped-call]
+        lock.api_instance = client.CoordinationV1Api(api)  # ours, not the global default client
+        self.leases: Any = lock.api_instance
+        self.election = leaderelection.LeaderElection(  # type: ignore[no-untyped-call]
+            electionconfig.Config(  # type: ignore[no-untyped-call]
+                lock,
+                lease_duration=lease_seconds,
+                renew_deadline=renew_deadline,
+                retry_period=retry_seconds,
+                onstarted_leading=lambda: None,  # we run no callback: the loop asks is_leader
+                onstopped_leading=None,
+            )
+        )
+        self._renewed_at = -float("inf")
+        self._leading = False
+
+    @property
+    def is_leader(self) -> bool:
+        """Held and renewed within ``renew_deadline``: judged at every call, not per round."""
+        return self.clock() - self._renewed_at < self.renew_deadline
+
+    def step(self) -> bool:
+        """One round of acquire-or-renew (blocking: run it in a thread)."""
+        started = self.clock()
+        try:
+            held = bool(self.election.try_acquire_or_renew())  # type: ignore[no-untyped-call]
+        except Exception as error:  # the apiserver is away: is_leader runs out by itself
+            logger.warning("leader election: %s", error)
+            held = False
+        if held:
+            self._renewed_at = started
+        leading = self.is_leader
+        if leading != self._leading:
+            logger.info(
+                "%s %s the lease %s/%s",
+                self.identity,
+                "acquired" if leading else "lost",
+                self.namespace,
+                self.name,
+            )
+            self._leading = leading
+        return held
 
     async def run(self, stopped: asyncio.Event) -> None:
         while not stopped.is_set():
-            try:
-                held = await asyncio.to_thread(self._try_acquire_or_renew)
-            except Exception as error:  # the apiserver is away: keep what we know, for now
-                logger.warning("leader election: %s", error)
-                held = self.is_leader and time.monotonic() - self._renewed_at < self.lease_seconds
-            if held != self.is_leader:
-                logger.info(
-                    "%s %s the lease %s/%s",
-                    self.identity,
-                    "acquired" if held else "lost",
-                    self.namespace,
-                    self.name,
-                )
-            self.is_leader = held
+            await asyncio.to_thread(self.step)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopped.wait(), timeout=self.renew_seconds)
+                await asyncio.wait_for(stopped.wait(), timeout=self.retry_seconds)
         if self.is_leader:
-            await asyncio.to_thread(self._release)
+            await asyncio.to_thread(self.release)
 
-    def _spec(self, acquire_time: str | None = None, transitions: int = 0) -> dict[str, Any]:
-        now = format_micro_time(time.time())
-        return {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": self.lease_seconds,
-            "acquireTime": acquire_time or now,
-            "renewTime": now,
-            "leaseTransitions": transitions,
-        }
-
-    def _try_acquire_or_renew(self) -> bool:
-        try:
-            lease: Any = self.leases.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            body = {"metadata": {"name": self.name}, "spec": self._spec()}
-            try:
-                self.leases.create_namespaced_lease(self.namespace, body)
-            except ApiException as conflict:
-                if conflict.status == 409:
-                    return False
-                raise
-            self._renewed_at = time.monotonic()
-            return True
-        spec = lease.spec
-        holder = spec.holder_identity
-        renewed = _seconds(spec.renew_time)
-        expired = renewed is None or renewed + (spec.lease_duration_seconds or 0) < time.time()
-        if holder not in (self.identity, None, "") and not expired:
-            return False
-        transitions = (spec.lease_transitions or 0) + (0 if holder == self.identity else 1)
-        acquired = _text(spec.acquire_time) if holder == self.identity else None
-        body = {
-            "metadata": {"name": self.name, "resourceVersion": lease.metadata.resource_version},
-            "spec": self._spec(acquired, transitions),
-        }
-        try:
-            self.leases.replace_namespaced_lease(self.name, self.namespace, body)
-        except ApiException as error:
-            if error.status == 409:  # someone else wrote first
-                return False
-            raise
-        self._renewed_at = time.monotonic()
-        return True
-
-    def _release(self) -> None:
+    def release(self) -> None:
         """Give the Lease up on a clean stop, so a standby takes over at once."""
+        self._renewed_at = -float("inf")
         try:
             lease: Any = self.leases.read_namespaced_lease(self.name, self.namespace)
             if lease.spec.holder_identity == self.identity:
@@ -133,13 +124,3 @@ class LeaderElector:
                 self.leases.replace_namespaced_lease(self.name, self.namespace, body)
         except ApiException as error:
             logger.debug("releasing the lease: %s", error.reason)
-
-
-def _seconds(value: object) -> float | None:
-    return value.timestamp() if isinstance(value, datetime) else parse_time(value)
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return None if value is None else str(value)
