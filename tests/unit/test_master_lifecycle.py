@@ -8,7 +8,12 @@ from kubedrf.allocator import allocate
 from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.lifecycle import reconcile
+from kubedrf.master.lifecycle import (
+    LISTED_TASK_WAIT,
+    MAX_REFUSE_SECONDS,
+    Reconciliation,
+    reconcile,
+)
 from kubedrf.master.settings import MasterSettings
 
 NOW = 1_000_000.0
@@ -103,7 +108,7 @@ def pod(
 
 
 def cache_with(**kinds: list[dict[str, Any]]) -> ClusterCache:
-    cache = ClusterCache(MasterSettings(offer_retention=60))
+    cache = ClusterCache(MasterSettings(offer_retention=60), clock=lambda: NOW)
     for kind, bodies in kinds.items():
         for body in bodies:
             cache.apply(kind.rstrip("s"), "ADDED", body)
@@ -314,4 +319,98 @@ def test_a_framework_launching_tasks_gets_one_more_timeout_for_its_offers() -> N
 
     assert plan_at(NOW, launching=False) == {"a-1": "Expired", "a-2": "Expired"}
     assert plan_at(NOW, launching=True) == {}  # it is creating tasks: wait for it
-    assert plan_at(NOW + 30, launching=True) == {"a-1": "Expired", "a-2": "Expired"}
+    # At the end of the grace, the offer it launched on ends accepted with that task.
+    assert plan_at(NOW + 30, launching=True) == {"a-1": "Accepted", "a-2": "Expired"}
+
+
+def settle(cache: ClusterCache, plan: Reconciliation) -> None:
+    """Store the plan's transitions in the cache, as the writer's answers would."""
+    for t in plan.transitions:
+        body = dict(cache.bodies[("offer", t.offer.key)])
+        body["status"] = {
+            "phase": t.phase.value,
+            "tasks": list(t.tasks),
+            "finishedAt": format_time(NOW),
+        }
+        cache.apply("offer", "MODIFIED", body)
+
+
+def test_an_accept_waits_until_every_task_it_lists_is_seen() -> None:
+    accept = {"action": "Accept", "tasks": ["t1", "t2"]}
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [])],
+        offers=[offer("a-1", "A", response=accept)],
+        pods=[pod("t1", "A", "a-1")],
+    )
+    plan = reconcile(cache, NOW)
+    assert plan.transitions == [] and plan.refusals == []
+    assert cache.offers["team/a-1"].outstanding  # still holding what t2 will use
+
+    cache.apply("pod", "ADDED", pod("t2", "A", "a-1"))  # the watch delivers it a moment later
+    plan = reconcile(cache, NOW + 1)
+    (accepted,) = plan.transitions
+    assert accepted.tasks == ("t1", "t2")
+    settle(cache, plan)
+    assert reconcile(cache, NOW + 2).refusals == []  # both tasks live on
+
+
+def test_a_listed_task_unseen_for_long_is_read_afresh_before_settling_without_it() -> None:
+    accept = {"action": "Accept", "tasks": ["t1", "t2"]}
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [])],
+        offers=[offer("a-1", "A", response=accept)],
+        pods=[pod("t1", "A", "a-1")],
+    )
+    assert reconcile(cache, NOW + LISTED_TASK_WAIT - 0.1).unconfirmed == []
+    plan = reconcile(cache, NOW + LISTED_TASK_WAIT)
+    assert plan.unconfirmed == ["team/t2"] and plan.transitions == []
+
+    cache.confirmed_absent.add("team/t2")  # the fresh read found no such Pod
+    (accepted,) = reconcile(cache, NOW + LISTED_TASK_WAIT + 1).transitions
+    assert accepted.tasks == ("t1",)
+
+
+def test_tasks_launched_on_an_offer_survive_its_rescinding() -> None:
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [], suppressed=True)],
+        offers=[offer("a-1", "A")],
+        pods=[pod("t1", "A", "a-1")],
+    )
+    plan = reconcile(cache, NOW)
+    (ended,) = plan.transitions
+    assert (ended.phase, ended.reason, ended.tasks) == (OfferPhase.ACCEPTED, "Launched", ("t1",))
+    settle(cache, plan)
+    assert reconcile(cache, NOW + 1).refusals == []
+
+
+def test_a_refusal_filter_longer_than_a_year_is_clamped() -> None:
+    decline = {"action": "Decline", "refuseSeconds": 1e12}
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", [])],
+        offers=[offer("a-1", "A", response=decline)],
+    )
+    (declined,) = reconcile(cache, NOW).transitions
+    assert declined.filter_expires_at == NOW + MAX_REFUSE_SECONDS
+    format_time(declined.filter_expires_at)  # representable: the writer can store it
+
+
+def test_a_framework_the_allocator_cannot_read_is_left_out_and_told_why() -> None:
+    bad = framework("Bad", [{"resources": {"": "1"}, "count": 1}])
+    cache = cache_with(nodes=[node("n1")], frameworks=[bad, framework("A", SEED_DEMAND["A"])])
+    result = allocate(cache.snapshot(NOW), cache.settings.allocator_config())
+    assert {o.framework for o in result.offers} == {"team/A"}
+    error = cache.frameworks["team/Bad"].error
+    assert error is not None and "spec.demand[0].resources" in error
+
+
+def test_an_answer_the_master_cannot_read_is_refused_and_frees_the_offer() -> None:
+    garbled = offer("a-1", "A", response={"action": "Accept", "tasks": "t1"})
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", [])], offers=[garbled])
+    assert cache.offers["team/a-1"].outstanding  # still holding its resources meanwhile
+    (refused,) = reconcile(cache, NOW).transitions
+    assert (refused.phase, refused.reason) == (OfferPhase.RESCINDED, "InvalidResponse")
+    assert "spec.response" in refused.message

@@ -7,8 +7,10 @@ in the API, so a restarted master rebuilds exactly this state by listing.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,11 +74,28 @@ class ClusterCache:
     offers: dict[str, OfferRecord] = field(default_factory=dict)
     bodies: dict[tuple[str, str], Body] = field(default_factory=dict)
     _versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: When this master first saw each offer's response, by offer key. A timer, not truth:
+    #: after a restart it starts again, which only makes the master wait longer.
+    answered_at: dict[str, float] = field(default_factory=dict)
+    #: Pods a fresh read found absent, by key: a listed task that will never come.
+    confirmed_absent: set[str] = field(default_factory=set)
+    clock: Callable[[], float] = time.time
+    _writer: int | None = None
+
+    def _owned(self) -> None:
+        """The cache has one writer, the event loop's thread: a second writing thread would
+        change the dictionaries while a cycle iterates them. Fail loudly instead."""
+        me = threading.get_ident()
+        if self._writer is None:
+            self._writer = me
+        elif self._writer != me:
+            raise RuntimeError("ClusterCache written from a second thread; feed it from the loop")
 
     # -- feeding -----------------------------------------------------------------------------
 
     def apply(self, kind: str, event_type: str | None, body: Body) -> bool:
         """Record a watch event (or the answer to our own write); say whether it changed."""
+        self._owned()
         key = object_key(body)
         if key is None:
             return False
@@ -85,6 +104,8 @@ class ClusterCache:
         if event_type == "DELETED":
             self._versions.pop((kind, key), None)
             self.bodies.pop((kind, key), None)
+            if kind == "offer":
+                self.answered_at.pop(key, None)
             return self._table(kind).pop(key, None) is not None
         if version is not None and known is not None and version < known:
             return False  # an older event than what our own write already recorded
@@ -92,6 +113,10 @@ class ClusterCache:
             self._versions[(kind, key)] = version
         self.bodies[(kind, key)] = body
         self._table(kind)[key] = self._parse(kind, body)
+        if kind == "offer" and (body.get("spec") or {}).get("response"):
+            self.answered_at.setdefault(key, self.clock())
+        elif kind == "pod":
+            self.confirmed_absent.discard(key)
         return True
 
     def replace(self, kind: str, bodies: list[Body], list_version: int | None) -> None:
@@ -109,9 +134,12 @@ class ClusterCache:
                 self.forget(kind, key)
 
     def forget(self, kind: str, key: str) -> None:
+        self._owned()
         self._table(kind).pop(key, None)
         self.bodies.pop((kind, key), None)
         self._versions.pop((kind, key), None)
+        if kind == "offer":
+            self.answered_at.pop(key, None)
 
     def _table(self, kind: str) -> dict[str, Any]:
         table: dict[str, Any] = getattr(self, kind + "s")

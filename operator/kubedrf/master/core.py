@@ -8,6 +8,7 @@ time, every ``allocation_interval`` and soon after any event that frees or adds 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections import defaultdict
@@ -33,6 +34,7 @@ from kubedrf.master.status import (
     reservation_statuses,
     role_statuses,
 )
+from kubedrf.master.sync import ApiReader
 from kubedrf.master.writer import ApiWriter
 from kubedrf.resources import Resources, canonical_number
 
@@ -48,10 +50,16 @@ class Master:
         cache: ClusterCache,
         writer: ApiWriter,
         metrics: Metrics,
+        *,
         clock: Callable[[], float] = time.time,
         leader: LeaderElector | None = None,
+        reader: ApiReader | None = None,
     ) -> None:
         self.cache = cache
+        self.reader = reader
+        #: Whether the cache is known complete: a replica that just became leader relists
+        #: first, since its watches may have missed deletions while it stood by.
+        self._view_complete = leader is None
         self.settings = cache.settings
         self.writer = writer
         self.metrics = metrics
@@ -87,22 +95,30 @@ class Master:
             except TimeoutError:
                 pass
             self._trigger.clear()
-            if self.leader is not None and not self.leader.is_leader:
+            if not self.may_act():
+                self._view_complete = False
                 continue  # a standby: the watches keep its cache warm, the leader allocates
             if self._triggered_at is not None:
                 self.metrics.allocation_queue_seconds.observe(self.clock() - self._triggered_at)
                 self._triggered_at = None
             try:
+                if not self._view_complete and self.reader is not None:
+                    await self.reader.relist()
+                self._view_complete = True
                 await self.cycle()
             except Exception:
                 logger.exception("allocation cycle failed; retrying next interval")
+
+    def may_act(self) -> bool:
+        """Whether this replica may write: always without election, else while it leads."""
+        return self.leader is None or self.leader.is_leader
 
     # -- one cycle -----------------------------------------------------------------------------
 
     async def cycle(self) -> AllocationResult:
         started = time.perf_counter()
         now = self.clock()
-        await self._carry_out(reconcile(self.cache, now), now)
+        await self._carry_out(await self._reconcile(now), now)
         snapshot = self.cache.snapshot(now)
         config = self.settings.allocator_config()
         result = await asyncio.to_thread(allocate, snapshot, config)
@@ -113,13 +129,59 @@ class Master:
         self.metrics.allocation_run_seconds.observe(time.perf_counter() - started)
         return result
 
+    async def _reconcile(self, now: float) -> Reconciliation:
+        """The offer protocol's decisions; the destructive ones confirmed by fresh reads.
+
+        A refusal deletes a task, and settling an Accept without a task it lists drops that
+        task: a lagging watch (after a reconnect, or on a new leader) must not cause either.
+        So the Pods and Offers they rest on are read afresh, and only refusals that the
+        same rules still reach on the fresh facts are carried out.
+        """
+        plan = reconcile(self.cache, now)
+        if self.reader is None or not (plan.refusals or plan.unconfirmed):
+            return plan
+        reads: set[tuple[str, str]] = {("pod", key) for key in plan.unconfirmed}
+        for refusal in plan.refusals:
+            reads.add(("pod", refusal.pod.key))
+            if refusal.pod.offer_key is not None:
+                reads.add(("offer", refusal.pod.offer_key))
+        reader, gate = self.reader, asyncio.Semaphore(WRITE_CONCURRENCY)
+
+        async def read(kind: str, key: str) -> bool | None:
+            async with gate:
+                try:
+                    return await reader.read(kind, key)
+                except Exception as error:  # unconfirmed: decided on a later cycle
+                    logger.warning("reading %s %s afresh: %s", kind, key, error)
+                    return None
+
+        order = sorted(reads)
+        answers = dict(zip(order, await asyncio.gather(*(read(*r) for r in order)), strict=True))
+        for key in plan.unconfirmed:
+            if answers.get(("pod", key)) is False:
+                self.cache.confirmed_absent.add(key)
+        verified = {
+            r.pod.key
+            for r in plan.refusals
+            if answers.get(("pod", r.pod.key)) is not None
+            and (r.pod.offer_key is None or answers.get(("offer", r.pod.offer_key)) is not None)
+        }
+        plan = reconcile(self.cache, now)
+        plan.refusals = [r for r in plan.refusals if r.pod.key in verified]
+        return plan
+
     async def _bounded(self, jobs: Iterable[Awaitable[None]]) -> None:
         """Run writes concurrently; one failed write is logged and retried by a later cycle
-        (everything is recomputed from the cache), never allowed to fail the others."""
+        (everything is recomputed from the cache), never allowed to fail the others. A
+        replica that stops leading mid-cycle stops writing at once."""
         gate = asyncio.Semaphore(WRITE_CONCURRENCY)
 
         async def gated(job: Awaitable[None]) -> None:
             async with gate:
+                if not self.may_act():
+                    if inspect.iscoroutine(job):
+                        job.close()
+                    return
                 try:
                     await job
                 except Exception:

@@ -19,6 +19,10 @@ from kubedrf.resources import Resources, total
 #: A Pod naming an offer the master has not seen yet gets this long before it is refused
 #: (watches of different kinds are not ordered against each other).
 CLAIM_GRACE_SECONDS = 10.0
+#: An Accept whose listed tasks the master has not seen for this long has them read afresh.
+LISTED_TASK_WAIT = 5.0
+#: A refusal filter lasts at most a year (longer ones are clamped, never fail a cycle).
+MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +48,18 @@ class Reconciliation:
     transitions: list[OfferTransition] = field(default_factory=list)
     refusals: list[PodRefusal] = field(default_factory=list)
     deletions: list[OfferRecord] = field(default_factory=list)
+    #: Pods an Accept lists that the cache has not seen for LISTED_TASK_WAIT: read them
+    #: afresh (namespace/name) before the offer is settled without them.
+    unconfirmed: list[str] = field(default_factory=list)
 
 
 def reconcile(cache: ClusterCache, now: float) -> Reconciliation:
     plan = Reconciliation()
     claims, plan.refusals = _claims(cache, now)
+    refused: dict[str, set[str]] = defaultdict(set)
+    for refusal in plan.refusals:
+        if refusal.pod.offer_key is not None:
+            refused[refusal.pod.offer_key].add(refusal.pod.name)
     # Frameworks creating task Pods on some outstanding offer: they are answering, only slowly.
     launching = {
         offer.framework_key for offer in cache.outstanding_offers() if claims.get(offer.key)
@@ -58,13 +69,47 @@ def reconcile(cache: ClusterCache, now: float) -> Reconciliation:
         if not offer.outstanding:
             continue
         grace = cache.settings.offer_timeout if offer.framework_key in launching else 0.0
-        transition = _settle(cache, offer, claims.get(offer.key, []), now, grace)
+        mine = claims.get(offer.key, [])
+        unseen = _unseen_listed(cache, offer, mine, refused.get(offer.key, set()))
+        if unseen:
+            # Not judged before every task it lists is seen: the offer keeps holding them.
+            waited = now - cache.answered_at.get(offer.key, now)
+            if waited >= LISTED_TASK_WAIT:
+                plan.unconfirmed += [f"{offer.namespace}/{name}" for name in unseen]
+            continue
+        transition = _settle(cache, offer, mine, now, grace)
         if transition is not None:
             plan.transitions.append(transition)
             settled.add(offer.key)
-    plan.transitions += _rescind_shrunk(cache, now, settled)
+    plan.transitions += _rescind_shrunk(cache, now, settled | _holding(claims))
     plan.deletions = [offer for offer in cache.offers.values() if _finished(cache, offer, now)]
     return plan
+
+
+def _unseen_listed(
+    cache: ClusterCache, offer: OfferRecord, claims: list[PodRecord], refused: set[str]
+) -> list[str]:
+    """Tasks an Accept lists whose Pods the cache has not seen (nor a fresh read ruled out).
+
+    Watches of Offers and Pods are not ordered against each other, and a restarted or
+    reconnected master may hear of the Accept first: judging then would refuse valid tasks.
+    """
+    spec = offer.spec
+    assert spec is not None
+    if spec.response is None or spec.response.action != "Accept":
+        return []
+    seen = {pod.name for pod in claims} | refused
+    return sorted(
+        name
+        for name in set(spec.response.tasks) - seen
+        if f"{offer.namespace}/{name}" not in cache.confirmed_absent
+    )
+
+
+def _holding(claims: dict[str, list[PodRecord]]) -> set[str]:
+    """Offers with tasks launched on them: never rescinded for shrinking (the tasks are the
+    reason the node is full), only settled."""
+    return {key for key, pods in claims.items() if pods}
 
 
 def _settle(
@@ -75,8 +120,8 @@ def _settle(
     spec = offer.spec
     assert spec is not None and offer.framework_key is not None
     response = spec.response
+    names = tuple(sorted(pod.name for pod in claims))
     if response is not None and response.action == "Accept":
-        names = tuple(sorted(pod.name for pod in claims))
         missing = sorted(set(response.tasks) - set(names))
         message = f"accepted with {len(names)} task(s)"
         if missing:
@@ -88,6 +133,7 @@ def _settle(
         if refuse is None:
             spec_ = framework.spec if framework else None
             refuse = spec_.offer_filters.refuse_seconds if spec_ else 5.0
+        refuse = min(refuse, MAX_REFUSE_SECONDS)
         node = cache.nodes.get(spec.node_name)
         usage = cache.node_usage().get(spec.node_name, Resources()) - offer.resources()
         free = (node.allocatable - usage).clamped() if node else Resources()
@@ -100,14 +146,28 @@ def _settle(
             refused=free,
         )
     expires = parse_time(spec.expires_at)
-    if expires is not None and expires + grace <= now:
+    fate: tuple[str, str] | None
+    if offer.bad_response is not None:
+        fate = ("InvalidResponse", f"spec.response cannot be used: {offer.bad_response}")
+    elif expires is not None and expires + grace <= now:
+        fate = ("Expired", "not answered before spec.expiresAt")
+    else:
+        fate = _rescind_reason(cache, offer)
+    if fate is None:
+        return None
+    if names:
+        # Tasks launched on an offer while it was outstanding are valid uses of it: the offer
+        # ends accepted with them rather than taking them down with it.
         return OfferTransition(
-            offer, OfferPhase.EXPIRED, "Expired", "not answered before spec.expiresAt"
+            offer,
+            OfferPhase.ACCEPTED,
+            "Launched",
+            f"{fate[1]}; accepted the {len(names)} task(s) launched on it",
+            tasks=names,
         )
-    reason = _rescind_reason(cache, offer)
-    if reason is not None:
-        return OfferTransition(offer, OfferPhase.RESCINDED, reason[0], reason[1])
-    return None
+    if fate[0] == "Expired":
+        return OfferTransition(offer, OfferPhase.EXPIRED, *fate)
+    return OfferTransition(offer, OfferPhase.RESCINDED, *fate)
 
 
 def _rescind_reason(cache: ClusterCache, offer: OfferRecord) -> tuple[str, str] | None:

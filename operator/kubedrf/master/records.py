@@ -42,10 +42,36 @@ S = TypeVar("S", bound=BaseModel)
 
 
 def _spec(model: type[M], body: Body) -> tuple[M | None, str | None]:
+    """The parsed spec, or why it cannot be used.
+
+    Every resource map is parsed here once, so one object the allocator could not read is
+    reported on that object (and left out) instead of failing the cycle for everyone.
+    """
     try:
-        return model.model_validate(body.get("spec") or {}), None
+        spec = model.model_validate(body.get("spec") or {})
+        _resource_maps(spec)
     except ValidationError as error:
         return None, validation_message(error)
+    except (ValueError, OverflowError) as error:  # QuantityError names its field itself
+        return None, str(error)
+    return spec, None
+
+
+def _resource_maps(spec: BaseModel) -> None:
+    """Parse each resource map of a spec, raising ``QuantityError`` on the first bad one."""
+    if isinstance(spec, FrameworkSpec):
+        for i, task in enumerate(spec.demand or []):
+            Resources.parse(task.resources, f"spec.demand[{i}].resources")
+        Resources.parse(spec.offer_filters.min_allocatable or {}, "spec.offerFilters")
+    elif isinstance(spec, OfferSpec):
+        Resources.parse(spec.resources, "spec.resources")
+        for i, task in enumerate(spec.sized_for):
+            Resources.parse(task.resources, f"spec.sizedFor[{i}].resources")
+    elif isinstance(spec, QuotaSpec):
+        spec.guarantee_resources()
+        spec.limit_resources()
+    elif isinstance(spec, ReservationSpec):
+        spec.reserved()
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +288,11 @@ class OfferRecord:
     def outstanding(self) -> bool:
         return self.spec is not None and self.status.phase is OfferPhase.OFFERED
 
+    @property
+    def bad_response(self) -> str | None:
+        """Why the framework's ``spec.response`` cannot be used, if it cannot."""
+        return self.error if self.spec is not None else None
+
     def resources(self) -> Resources:
         return Resources.parse(self.spec.resources) if self.spec else Resources()
 
@@ -269,6 +300,12 @@ class OfferRecord:
     def parse(cls, body: Body) -> OfferRecord:
         meta = body.get("metadata", {})
         spec, error = _spec(OfferSpec, body)
+        raw = body.get("spec")
+        if spec is None and isinstance(raw, Mapping) and "response" in raw:
+            # The master's part is sound and only the framework's answer is not: keep the
+            # offer (it still holds its resources) so the master can refuse the answer.
+            unanswered = {k: v for k, v in raw.items() if k != "response"}
+            spec, _ = _spec(OfferSpec, {"spec": unanswered})
         try:
             status = OfferStatus.model_validate(body.get("status") or {})
         except ValidationError:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from kubedrf.api import FRAMEWORK, GROUP, OFFER, QUOTA, RESERVATION, ROLE, VERSION
 from kubedrf.master.cache import ClusterCache
@@ -61,3 +62,42 @@ def _with_kind(kind: str, item: dict[str, Any]) -> dict[str, Any]:
     }
     api_version, kind_name = names[kind]
     return {"apiVersion": api_version, "kind": kind_name, **item}
+
+
+class ApiReader:
+    """Fresh reads, for when the watches may lag: a new leader's first cycle, and every
+    destructive decision (refusing a task, settling an Accept without a task it lists)."""
+
+    def __init__(self, api_client: client.ApiClient, cache: ClusterCache) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.cache = cache
+
+    async def relist(self) -> None:
+        await relist(self.api_client, self.cache)
+
+    async def read(self, kind: str, key: str) -> bool:
+        """Read one Pod or Offer (``namespace/name``) into the cache; ``False`` when gone."""
+        namespace, _, name = key.partition("/")
+        try:
+            if kind == "pod":
+                answer = self.api_client.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+                    await asyncio.to_thread(self.core.read_namespaced_pod, name, namespace)
+                )
+            else:
+                answer = await asyncio.to_thread(
+                    self.custom.get_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    OFFER.plural,
+                    name,
+                )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            self.cache.apply(kind, "DELETED", {"metadata": {"name": name, "namespace": namespace}})
+            return False
+        self.cache.apply(kind, "MODIFIED", _with_kind(kind, answer))
+        return True
