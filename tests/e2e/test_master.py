@@ -9,14 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.leaderelection import leaderelection
 
 from kubedrf.api.conventions import format_time
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster.cluster import NodeShape
+from kubedrf.master.leader import LeaderElector
 from tests.e2e.support import (
     GROUP,
     VERSION,
@@ -343,3 +346,63 @@ def test_a_role_closed_to_the_namespace_is_refused_with_a_reason(
         frameworks.namespace, field_selector="involvedObject.name=a"
     ).items
     assert any(e.reason == "RoleRefused" and private in (e.message or "") for e in events)
+
+
+def test_tasks_an_accept_lists_before_their_pods_exist_are_kept(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+) -> None:
+    """The watches of Offers and Pods are not ordered: the master may hear of an Accept
+    before the Pods it lists (after a reconnect, on a new leader, or under load)."""
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    frameworks.create("a", {"cpu": "1", "memory": "4Gi"}, count=3)
+    start_master()
+    (offer,) = frameworks.wait_offers("a")
+    names = [f"{offer['metadata']['name']}-{i}" for i in range(3)]
+    frameworks.respond(offer, {"action": "Accept", "tasks": names})
+    settle(3)  # several cycles see the Accept and none of its tasks
+    for name in names:
+        frameworks.launch(offer, name, {"cpu": "1", "memory": "4Gi"})
+    status = wait_for(
+        lambda: frameworks.offers("a", phase="Accepted") or None, "the offer accepted"
+    )[0]["status"]
+    assert sorted(status["tasks"]) == names
+    settle(3)
+    assert sorted(frameworks.running("a")) == names
+
+
+def test_a_replica_whose_clock_runs_ahead_does_not_take_a_held_lease(
+    api: client.ApiClient, frameworks: Frameworks, pool: NodePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def elector(identity: str) -> LeaderElector:
+        return LeaderElector(
+            api,
+            frameworks.namespace,
+            f"skew-{pool.id}",
+            identity=identity,
+            lease_seconds=4,
+            renew_deadline=3,
+            retry_seconds=1,
+        )
+
+    steady, ahead = elector("steady"), elector("ahead")
+    thirty_seconds_ahead = SimpleNamespace(time=lambda: time.time() + 30, sleep=time.sleep)
+
+    def ahead_step() -> bool:
+        with monkeypatch.context() as patched:
+            patched.setattr(leaderelection, "time", thirty_seconds_ahead)
+            return ahead.step()
+
+    assert steady.step()
+    for _ in range(6):  # longer than the lease, by either clock
+        assert not ahead_step()
+        assert steady.step()
+        time.sleep(1)
+    assert steady.is_leader and not ahead.is_leader
+
+    # The leader falls silent: it stops acting on its own before the other may take over.
+    silent_since = time.monotonic()
+    wait_for(lambda: not steady.is_leader or None, "the silent leader to stand down", 5)
+    wait_for(lambda: ahead_step() or None, "the lease taken over", 15)
+    assert time.monotonic() - silent_since >= 3  # not before the lease ran out

@@ -14,6 +14,7 @@ from kubedrf.master.lifecycle import (
     Reconciliation,
     reconcile,
 )
+from kubedrf.master.records import pod_requests
 from kubedrf.master.settings import MasterSettings
 
 NOW = 1_000_000.0
@@ -414,3 +415,22 @@ def test_an_answer_the_master_cannot_read_is_refused_and_frees_the_offer() -> No
     (refused,) = reconcile(cache, NOW).transitions
     assert (refused.phase, refused.reason) == (OfferPhase.RESCINDED, "InvalidResponse")
     assert "spec.response" in refused.message
+
+
+def test_pod_requests_count_sidecars_as_the_scheduler_does() -> None:
+    def container(cpu: str, **extra: Any) -> dict[str, Any]:
+        return {"name": "c", "resources": {"requests": {"cpu": cpu}}, **extra}
+
+    spec = {
+        "initContainers": [
+            container("1", restartPolicy="Always"),  # a sidecar: runs for the Pod's life
+            container("3"),  # runs beside the sidecar: 4 at its peak
+            container("500m", restartPolicy="Always"),
+        ],
+        "containers": [container("2")],
+        "overhead": {"cpu": "100m"},
+    }
+    # max(init peak 1 + 3, containers 2 + sidecars 1.5) + overhead
+    assert pod_requests(spec)["cpu"] == 4100
+    spec["containers"] = [container("3")]
+    assert pod_requests(spec)["cpu"] == 4600  # 3 + 1.5 sidecars beats the init peak

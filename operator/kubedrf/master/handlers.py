@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: A full relist this often catches deletions no watch reported.
 RESYNC_SECONDS = 300.0
+#: Seconds between retries of a failed API call or watch (kopf's defaults reach 21 s).
+RECONNECT_BACKOFFS = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 8.0)
 
 
 @kopf.on.startup()
@@ -39,6 +41,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # One line per watch event is noise at any scale; failures still log at WARNING.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
+    # After an apiserver restart the default backoffs (up to 21 s, 54 s in all) delayed the
+    # first offer by up to a minute; retry sooner, still honouring Retry-After on a 429.
+    settings.networking.error_backoffs = RECONNECT_BACKOFFS
     api = api_client()
     cache = ClusterCache(master_settings)
     metrics = Metrics()

@@ -128,12 +128,28 @@ def _container_requests(container: Body) -> Resources:
 
 
 def pod_requests(spec: Body) -> Resources:
-    """What the scheduler charges a Pod: max(sum of containers, each init container) + overhead."""
-    containers = total(_container_requests(c) for c in spec.get("containers") or [])
-    effective = dict(containers)
+    """What the scheduler charges a Pod (Kubernetes >= 1.29, with sidecar containers).
+
+    Init containers with ``restartPolicy: Always`` are sidecars: they keep running, so their
+    requests add to everything started after them. A regular init container needs its own
+    requests plus the sidecars started before it. The Pod needs the larger of the peak of
+    its init phase and its containers plus all sidecars, plus its overhead.
+    """
+    sidecars = Resources()
+    init_peak: dict[str, int] = {}
     for init in spec.get("initContainers") or []:
-        for name, amount in _container_requests(init).items():
-            effective[name] = max(effective.get(name, 0), amount)
+        requests = _container_requests(init)
+        if init.get("restartPolicy") == "Always":
+            sidecars += requests
+            requests = sidecars
+        else:
+            requests = requests + sidecars
+        for name, amount in requests.items():
+            init_peak[name] = max(init_peak.get(name, 0), amount)
+    running = total(_container_requests(c) for c in spec.get("containers") or []) + sidecars
+    effective = dict(running)
+    for name, amount in init_peak.items():
+        effective[name] = max(effective.get(name, 0), amount)
     try:
         overhead = Resources.parse(spec.get("overhead") or {})
     except QuantityError:
