@@ -126,7 +126,7 @@ def test_the_seed_example_from_api_objects() -> None:
     cache = cache_with(
         nodes=[node("n1")], frameworks=[framework(n, d) for n, d in SEED_DEMAND.items()]
     )
-    result = allocate(cache.snapshot(NOW), cache.settings.allocator_config())
+    result = allocate(cache.freeze(NOW).snapshot(), cache.settings.allocator_config())
     offered = {o.framework: (o.resources.to_quantities(), o.tasks) for o in result.offers}
     assert offered == {
         "team/A": ({"cpu": "3", "memory": "12Gi", "pods": "3"}, ((0, 3),)),
@@ -142,7 +142,7 @@ def test_outstanding_offers_count_as_allocated_and_reduce_demand() -> None:
         frameworks=[framework("A", [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 3}])],
         offers=[held],
     )
-    snapshot = cache.snapshot(NOW)
+    snapshot = cache.freeze(NOW).snapshot()
     assert snapshot.frameworks[0].demand is not None
     assert snapshot.frameworks[0].demand[0].count == 0
     assert [(a.framework, a.node) for a in snapshot.allocations] == [("team/A", "n1")]
@@ -163,7 +163,7 @@ def test_accept_moves_valid_claims_and_refuses_the_rest() -> None:
             pod("t4", "A", "a-1", created=NOW - 0.5),  # a fourth 1-CPU task: more than offered
         ],
     )
-    plan = reconcile(cache, NOW)
+    plan = reconcile(cache.freeze(NOW))
     (accepted,) = plan.transitions
     assert accepted.phase is OfferPhase.ACCEPTED
     assert accepted.tasks == ("t1", "t2", "t3")
@@ -187,7 +187,7 @@ def test_pods_claiming_what_was_not_offered_to_them_are_refused() -> None:
             pod("just-created", "A", "not-yet-seen", created=NOW - 1),
         ],
     )
-    reasons = {r.pod.name: r.reason for r in reconcile(cache, NOW).refusals}
+    reasons = {r.pod.name: r.reason for r in reconcile(cache.freeze(NOW)).refusals}
     assert reasons == {
         "thief": "OfferOfAnotherFramework",
         "elsewhere": "WrongNode",
@@ -203,7 +203,7 @@ def test_decline_installs_a_filter_that_survives_in_the_api() -> None:
         frameworks=[framework("A", [{"resources": {"cpu": "1"}, "count": 1}])],
         offers=[offer("a-1", "A", response={"action": "Decline", "refuseSeconds": 30})],
     )
-    (declined,) = reconcile(cache, NOW).transitions
+    (declined,) = reconcile(cache.freeze(NOW)).transitions
     assert declined.phase is OfferPhase.DECLINED
     assert declined.filter_expires_at == NOW + 30
     assert declined.refused is not None and declined.refused["cpu"] == 9000
@@ -222,10 +222,10 @@ def test_decline_installs_a_filter_that_survives_in_the_api() -> None:
         frameworks=[framework("A", [{"resources": {"cpu": "1"}, "count": 1}])],
         offers=[stored],
     )
-    (active,) = restarted.filters(NOW + 1)
+    (active,) = restarted.freeze(NOW + 1).filters()
     assert (active.framework, active.node) == ("team/A", "n1")
-    assert allocate(restarted.snapshot(NOW + 1)).offers == ()
-    assert allocate(restarted.snapshot(NOW + 31)).offers != ()
+    assert allocate(restarted.freeze(NOW + 1).snapshot()).offers == ()
+    assert allocate(restarted.freeze(NOW + 31).snapshot()).offers != ()
 
 
 def test_revive_lifts_filters_declined_before_it() -> None:
@@ -240,7 +240,7 @@ def test_revive_lifts_filters_declined_before_it() -> None:
         refused={"cpu": "9"},
     )
     cache = cache_with(nodes=[node("n1")], frameworks=[revived], offers=[stored])
-    assert list(cache.filters(NOW + 6)) == []
+    assert list(cache.freeze(NOW + 6).filters()) == []
 
 
 def test_expiry_rescind_and_clean_up() -> None:
@@ -256,7 +256,7 @@ def test_expiry_rescind_and_clean_up() -> None:
             offer("recent", "A", phase="Accepted", finishedAt=format_time(NOW - 10)),
         ],
     )
-    plan = reconcile(cache, NOW)
+    plan = reconcile(cache.freeze(NOW))
     outcome = {t.offer.name: (t.phase, t.reason) for t in plan.transitions}
     assert outcome == {
         "late": (OfferPhase.EXPIRED, "Expired"),
@@ -276,7 +276,7 @@ def test_a_shrinking_node_rescinds_its_newest_offers_first() -> None:
             offer("second", "A", resources={"cpu": "3"}, created=NOW - 5),
         ],
     )
-    (rescinded,) = reconcile(cache, NOW).transitions
+    (rescinded,) = reconcile(cache.freeze(NOW)).transitions
     assert (rescinded.offer.name, rescinded.reason) == ("second", "NodeShrunk")
 
 
@@ -288,9 +288,9 @@ def test_tenancy_keeps_refused_roles_out_of_the_snapshot() -> None:
             framework("A", [{"resources": {"cpu": "1"}, "count": 1}], roles=["eng", "default"])
         ],
     )
-    (fw,) = cache.snapshot(NOW).frameworks
+    (fw,) = cache.freeze(NOW).snapshot().frameworks
     assert fw.roles == ("default",)
-    assert "namespace 'team'" in cache.refused_roles(cache.frameworks["team/A"])["eng"]
+    assert "namespace 'team'" in cache.freeze(NOW).refused["team/A"]["eng"]
 
 
 def test_older_watch_events_do_not_undo_newer_writes() -> None:
@@ -316,7 +316,7 @@ def test_a_framework_launching_tasks_gets_one_more_timeout_for_its_offers() -> N
             ],
             pods=pods,
         )
-        return {t.offer.name: t.phase.value for t in reconcile(cache, now).transitions}
+        return {t.offer.name: t.phase.value for t in reconcile(cache.freeze(now)).transitions}
 
     assert plan_at(NOW, launching=False) == {"a-1": "Expired", "a-2": "Expired"}
     assert plan_at(NOW, launching=True) == {}  # it is creating tasks: wait for it
@@ -344,16 +344,16 @@ def test_an_accept_waits_until_every_task_it_lists_is_seen() -> None:
         offers=[offer("a-1", "A", response=accept)],
         pods=[pod("t1", "A", "a-1")],
     )
-    plan = reconcile(cache, NOW)
+    plan = reconcile(cache.freeze(NOW))
     assert plan.transitions == [] and plan.refusals == []
     assert cache.offers["team/a-1"].outstanding  # still holding what t2 will use
 
     cache.apply("pod", "ADDED", pod("t2", "A", "a-1"))  # the watch delivers it a moment later
-    plan = reconcile(cache, NOW + 1)
+    plan = reconcile(cache.freeze(NOW + 1))
     (accepted,) = plan.transitions
     assert accepted.tasks == ("t1", "t2")
     settle(cache, plan)
-    assert reconcile(cache, NOW + 2).refusals == []  # both tasks live on
+    assert reconcile(cache.freeze(NOW + 2)).refusals == []  # both tasks live on
 
 
 def test_a_listed_task_unseen_for_long_is_read_afresh_before_settling_without_it() -> None:
@@ -364,12 +364,12 @@ def test_a_listed_task_unseen_for_long_is_read_afresh_before_settling_without_it
         offers=[offer("a-1", "A", response=accept)],
         pods=[pod("t1", "A", "a-1")],
     )
-    assert reconcile(cache, NOW + LISTED_TASK_WAIT - 0.1).unconfirmed == []
-    plan = reconcile(cache, NOW + LISTED_TASK_WAIT)
+    assert reconcile(cache.freeze(NOW + LISTED_TASK_WAIT - 0.1)).unconfirmed == []
+    plan = reconcile(cache.freeze(NOW + LISTED_TASK_WAIT))
     assert plan.unconfirmed == ["team/t2"] and plan.transitions == []
 
     cache.confirmed_absent.add("team/t2")  # the fresh read found no such Pod
-    (accepted,) = reconcile(cache, NOW + LISTED_TASK_WAIT + 1).transitions
+    (accepted,) = reconcile(cache.freeze(NOW + LISTED_TASK_WAIT + 1)).transitions
     assert accepted.tasks == ("t1",)
 
 
@@ -380,11 +380,11 @@ def test_tasks_launched_on_an_offer_survive_its_rescinding() -> None:
         offers=[offer("a-1", "A")],
         pods=[pod("t1", "A", "a-1")],
     )
-    plan = reconcile(cache, NOW)
+    plan = reconcile(cache.freeze(NOW))
     (ended,) = plan.transitions
     assert (ended.phase, ended.reason, ended.tasks) == (OfferPhase.ACCEPTED, "Launched", ("t1",))
     settle(cache, plan)
-    assert reconcile(cache, NOW + 1).refusals == []
+    assert reconcile(cache.freeze(NOW + 1)).refusals == []
 
 
 def test_a_refusal_filter_longer_than_a_year_is_clamped() -> None:
@@ -394,7 +394,7 @@ def test_a_refusal_filter_longer_than_a_year_is_clamped() -> None:
         frameworks=[framework("A", [])],
         offers=[offer("a-1", "A", response=decline)],
     )
-    (declined,) = reconcile(cache, NOW).transitions
+    (declined,) = reconcile(cache.freeze(NOW)).transitions
     assert declined.filter_expires_at == NOW + MAX_REFUSE_SECONDS
     format_time(declined.filter_expires_at)  # representable: the writer can store it
 
@@ -402,7 +402,7 @@ def test_a_refusal_filter_longer_than_a_year_is_clamped() -> None:
 def test_a_framework_the_allocator_cannot_read_is_left_out_and_told_why() -> None:
     bad = framework("Bad", [{"resources": {"": "1"}, "count": 1}])
     cache = cache_with(nodes=[node("n1")], frameworks=[bad, framework("A", SEED_DEMAND["A"])])
-    result = allocate(cache.snapshot(NOW), cache.settings.allocator_config())
+    result = allocate(cache.freeze(NOW).snapshot(), cache.settings.allocator_config())
     assert {o.framework for o in result.offers} == {"team/A"}
     error = cache.frameworks["team/Bad"].error
     assert error is not None and "spec.demand[0].resources" in error
@@ -412,7 +412,7 @@ def test_an_answer_the_master_cannot_read_is_refused_and_frees_the_offer() -> No
     garbled = offer("a-1", "A", response={"action": "Accept", "tasks": "t1"})
     cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", [])], offers=[garbled])
     assert cache.offers["team/a-1"].outstanding  # still holding its resources meanwhile
-    (refused,) = reconcile(cache, NOW).transitions
+    (refused,) = reconcile(cache.freeze(NOW)).transitions
     assert (refused.phase, refused.reason) == (OfferPhase.RESCINDED, "InvalidResponse")
     assert "spec.response" in refused.message
 

@@ -27,13 +27,16 @@ from kubedrf.allocator.model import (
 from kubedrf.allocator.nodes import Fit, NodePool, ResourceIndex, Vector, needs
 from kubedrf.allocator.quota import Caps, QuotaBook
 from kubedrf.allocator.roles import lineage, role_weights
-from kubedrf.allocator.sorter import Client, DRFSorter, Sorter
+from kubedrf.allocator.sorter import Client, DRFSorter, Sorter, SorterFactory
 from kubedrf.resources import Resources
 
 
-def allocate(snapshot: Snapshot, config: AllocatorConfig | None = None) -> AllocationResult:
-    """Run one cycle on ``snapshot`` and return the offers to make."""
-    return _Cycle(snapshot, config or AllocatorConfig()).run()
+def allocate(
+    snapshot: Snapshot, config: AllocatorConfig | None = None, sorter: SorterFactory = DRFSorter
+) -> AllocationResult:
+    """Run one cycle on ``snapshot`` and return the offers to make; ``sorter`` is the
+    ordering policy (Mesos' allocator takes its role and framework sorters the same way)."""
+    return _Cycle(snapshot, config or AllocatorConfig(), sorter).run()
 
 
 @dataclass(slots=True)
@@ -75,7 +78,7 @@ class _PendingOffer:
 
 
 class _Cycle:
-    def __init__(self, snapshot: Snapshot, config: AllocatorConfig) -> None:
+    def __init__(self, snapshot: Snapshot, config: AllocatorConfig, sorter: SorterFactory) -> None:
         self.snapshot = snapshot
         self.config = config
         self.demand_mode = config.mode == "demand"
@@ -105,7 +108,7 @@ class _Cycle:
         referenced += [a.role for a in snapshot.allocations]
         referenced += [q.role for q in snapshot.quotas] + [r.role for r in snapshot.reservations]
         weights = role_weights({r.name: r.weight for r in snapshot.roles}, referenced)
-        self.sorter: Sorter = DRFSorter(totals, weights, excluded)
+        self.sorter: Sorter = sorter(totals, weights, excluded)
         # Sum what each client holds first: one sorter update per client, not per task.
         held: dict[Client, Vector] = {}
         counts: dict[Client, int] = {}

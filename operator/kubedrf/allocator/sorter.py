@@ -32,6 +32,15 @@ class Sorter(Protocol):
     def role_share(self, role: str) -> float: ...
 
 
+class SorterFactory(Protocol):
+    """Builds a cycle's sorter: totals per resource (dense), role weights, and the positions
+    of fairness-excluded resources. ``DRFSorter`` itself is one."""
+
+    def __call__(
+        self, totals: Sequence[int], weights: Mapping[str, float], excluded: frozenset[int]
+    ) -> Sorter: ...
+
+
 class _Node:
     """A role, a role's own frameworks (Mesos' virtual leaf ``.``), or a client."""
 

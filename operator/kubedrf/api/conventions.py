@@ -28,8 +28,13 @@ def parse_time(value: object) -> float | None:
     return moment.timestamp()
 
 
+def moment(seconds: float) -> datetime:
+    """A metav1.Time: UTC, whole seconds (what the API stores)."""
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=0)
+
+
 def format_time(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_micro_time(seconds: float) -> str:

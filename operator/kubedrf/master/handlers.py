@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import kopf
 import prometheus_client
 from kubernetes import client
 
-from kubedrf.api import GROUP, VERSION
 from kubedrf.kube import api_client
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.core import Master
@@ -22,6 +22,7 @@ from kubedrf.master.leader import LeaderElector
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.sync import ApiReader, relist
+from kubedrf.master.watched import WATCHED
 from kubedrf.master.writer import ApiWriter
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     if master_settings.metrics_port:
         prometheus_client.start_http_server(master_settings.metrics_port, registry=metrics.registry)
     await relist(api, cache)
+    view = cache.freeze(time.time())
     logger.info(
-        "kubedrf master: %d managed nodes, %d frameworks, %d outstanding offers",
-        len(cache.usable_nodes()),
-        len(cache.frameworks),
-        sum(1 for offer in cache.offers.values() if offer.outstanding),
+        "kubedrf master: %d usable nodes, %d frameworks, %d outstanding offers",
+        len(view.usable),
+        len(view.frameworks),
+        len(view.outstanding),
     )
     stopped = asyncio.Event()
     memo["master"] = master
@@ -106,13 +108,7 @@ def _observe(kind: str) -> Any:
     return handler
 
 
-for _kind, _group, _version, _plural in (
-    ("node", "", "v1", "nodes"),
-    ("pod", "", "v1", "pods"),
-    ("framework", GROUP, VERSION, "frameworks"),
-    ("role", GROUP, VERSION, "roles"),
-    ("quota", GROUP, VERSION, "quotas"),
-    ("reservation", GROUP, VERSION, "reservations"),
-    ("offer", GROUP, VERSION, "offers"),
-):
-    kopf.on.event(_group, _version, _plural, id=f"observe-{_kind}")(_observe(_kind))
+for _watched in WATCHED:
+    kopf.on.event(_watched.group, _watched.version, _watched.plural, id=f"observe-{_watched.name}")(
+        _observe(_watched.name)
+    )

@@ -1,4 +1,4 @@
-"""The offer protocol's decisions (DESIGN.md §4), pure: cache and clock in, actions out.
+"""The offer protocol's decisions, pure: a cycle's frozen view in, actions out.
 
 Accept, decline, expiry, rescind, clean-up, and the refusal of Pods that claim what was not
 offered to them (invariant 7). The writer carries the actions out; nothing here does I/O,
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from kubedrf.api.conventions import parse_time
-from kubedrf.api.offer import OfferPhase
-from kubedrf.master.cache import ClusterCache
+from kubedrf.api.conventions import moment, parse_time
+from kubedrf.api.offer import OfferPhase, OfferStatus
 from kubedrf.master.records import OfferRecord, PodRecord
+from kubedrf.master.view import MasterView
 from kubedrf.resources import Resources, total
 
 #: A Pod naming an offer the master has not seen yet gets this long before it is refused
@@ -35,6 +35,21 @@ class OfferTransition:
     filter_expires_at: float | None = None
     refused: Resources | None = None
 
+    def status(self, now: float) -> OfferStatus:
+        """The Offer status this transition writes, and that the rest of its cycle assumes."""
+        return OfferStatus(
+            observed_generation=self.offer.generation,
+            phase=self.phase,
+            reason=self.reason,
+            message=self.message,
+            tasks=list(self.tasks),
+            filter_expires_at=(
+                moment(self.filter_expires_at) if self.filter_expires_at is not None else None
+            ),
+            refused=self.refused.to_quantities() if self.refused is not None else {},
+            finished_at=moment(now),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PodRefusal:
@@ -52,42 +67,47 @@ class Reconciliation:
     #: afresh (namespace/name) before the offer is settled without them.
     unconfirmed: list[str] = field(default_factory=list)
 
+    def applied_to(self, view: MasterView) -> MasterView:
+        """The view as it will be once this plan is written: what allocation decides on."""
+        return view.after(
+            statuses={t.offer.key: t.status(view.now) for t in self.transitions},
+            deleted_pods=frozenset(r.pod.key for r in self.refusals),
+            deleted_offers=frozenset(o.key for o in self.deletions),
+        )
 
-def reconcile(cache: ClusterCache, now: float) -> Reconciliation:
+
+def reconcile(view: MasterView) -> Reconciliation:
     plan = Reconciliation()
-    claims, plan.refusals = _claims(cache, now)
+    now = view.now
+    claims, plan.refusals = _claims(view)
     refused: dict[str, set[str]] = defaultdict(set)
     for refusal in plan.refusals:
         if refusal.pod.offer_key is not None:
             refused[refusal.pod.offer_key].add(refusal.pod.name)
     # Frameworks creating task Pods on some outstanding offer: they are answering, only slowly.
-    launching = {
-        offer.framework_key for offer in cache.outstanding_offers() if claims.get(offer.key)
-    }
+    launching = {offer.framework_key for offer in view.outstanding if claims.get(offer.key)}
     settled: set[str] = set()
-    for offer in sorted(cache.offers.values(), key=lambda o: o.key):
-        if not offer.outstanding:
-            continue
-        grace = cache.settings.offer_timeout if offer.framework_key in launching else 0.0
+    for offer in view.outstanding:
+        grace = view.settings.offer_timeout if offer.framework_key in launching else 0.0
         mine = claims.get(offer.key, [])
-        unseen = _unseen_listed(cache, offer, mine, refused.get(offer.key, set()))
+        unseen = _unseen_listed(view, offer, mine, refused.get(offer.key, set()))
         if unseen:
             # Not judged before every task it lists is seen: the offer keeps holding them.
-            waited = now - cache.answered_at.get(offer.key, now)
+            waited = now - view.answered_at.get(offer.key, now)
             if waited >= LISTED_TASK_WAIT:
                 plan.unconfirmed += [f"{offer.namespace}/{name}" for name in unseen]
             continue
-        transition = _settle(cache, offer, mine, now, grace)
+        transition = _settle(view, offer, mine, grace)
         if transition is not None:
             plan.transitions.append(transition)
             settled.add(offer.key)
-    plan.transitions += _rescind_shrunk(cache, now, settled | _holding(claims))
-    plan.deletions = [offer for offer in cache.offers.values() if _finished(cache, offer, now)]
+    plan.transitions += _rescind_shrunk(view, settled | _holding(claims))
+    plan.deletions = [offer for offer in view.offers.values() if _finished(view, offer)]
     return plan
 
 
 def _unseen_listed(
-    cache: ClusterCache, offer: OfferRecord, claims: list[PodRecord], refused: set[str]
+    view: MasterView, offer: OfferRecord, claims: list[PodRecord], refused: set[str]
 ) -> list[str]:
     """Tasks an Accept lists whose Pods the cache has not seen (nor a fresh read ruled out).
 
@@ -102,7 +122,7 @@ def _unseen_listed(
     return sorted(
         name
         for name in set(spec.response.tasks) - seen
-        if f"{offer.namespace}/{name}" not in cache.confirmed_absent
+        if f"{offer.namespace}/{name}" not in view.confirmed_absent
     )
 
 
@@ -113,7 +133,7 @@ def _holding(claims: dict[str, list[PodRecord]]) -> set[str]:
 
 
 def _settle(
-    cache: ClusterCache, offer: OfferRecord, claims: list[PodRecord], now: float, grace: float
+    view: MasterView, offer: OfferRecord, claims: list[PodRecord], grace: float
 ) -> OfferTransition | None:
     """The offer's fate this cycle; ``grace`` extends its expiry while its framework is
     creating tasks (creating thousands of Pods takes longer than one offerTimeout)."""
@@ -128,31 +148,31 @@ def _settle(
             message += f"; listed but not valid claims: {', '.join(missing)}"
         return OfferTransition(offer, OfferPhase.ACCEPTED, "Accepted", message, tasks=names)
     if response is not None and response.action == "Decline":
-        framework = cache.frameworks.get(offer.framework_key)
+        framework = view.frameworks.get(offer.framework_key)
         refuse = response.refuse_seconds
         if refuse is None:
             spec_ = framework.spec if framework else None
             refuse = spec_.offer_filters.refuse_seconds if spec_ else 5.0
         refuse = min(refuse, MAX_REFUSE_SECONDS)
-        node = cache.nodes.get(spec.node_name)
-        usage = cache.node_usage().get(spec.node_name, Resources()) - offer.resources()
+        node = view.nodes.get(spec.node_name)
+        usage = view.usage.get(spec.node_name, Resources()) - offer.resources()
         free = (node.allocatable - usage).clamped() if node else Resources()
         return OfferTransition(
             offer,
             OfferPhase.DECLINED,
             "Declined",
             f"declined; node {spec.node_name} filtered for {refuse:g}s",
-            filter_expires_at=now + refuse if refuse > 0 else None,
+            filter_expires_at=view.now + refuse if refuse > 0 else None,
             refused=free,
         )
     expires = parse_time(spec.expires_at)
     fate: tuple[str, str] | None
     if offer.bad_response is not None:
         fate = ("InvalidResponse", f"spec.response cannot be used: {offer.bad_response}")
-    elif expires is not None and expires + grace <= now:
+    elif expires is not None and expires + grace <= view.now:
         fate = ("Expired", "not answered before spec.expiresAt")
     else:
-        fate = _rescind_reason(cache, offer)
+        fate = _rescind_reason(view, offer)
     if fate is None:
         return None
     if names:
@@ -170,15 +190,15 @@ def _settle(
     return OfferTransition(offer, OfferPhase.RESCINDED, *fate)
 
 
-def _rescind_reason(cache: ClusterCache, offer: OfferRecord) -> tuple[str, str] | None:
+def _rescind_reason(view: MasterView, offer: OfferRecord) -> tuple[str, str] | None:
     spec = offer.spec
     assert spec is not None and offer.framework_key is not None
-    node = cache.nodes.get(spec.node_name)
-    if node is None or not cache.is_managed(node):
+    node = view.nodes.get(spec.node_name)
+    if node is None or node.name not in view.managed:
         return "NodeGone", f"node {spec.node_name} is gone or no longer managed"
     if not node.ready or node.unschedulable:
         return "NodeNotReady", f"node {spec.node_name} is not ready or is cordoned"
-    framework = cache.frameworks.get(offer.framework_key)
+    framework = view.frameworks.get(offer.framework_key)
     if framework is None or framework.spec is None:
         return "FrameworkGone", f"framework {spec.framework} is gone or invalid"
     fw_spec = framework.spec
@@ -186,25 +206,25 @@ def _rescind_reason(cache: ClusterCache, offer: OfferRecord) -> tuple[str, str] 
         return "Suppressed", f"framework {spec.framework} suppressed role {spec.role}"
     if spec.role not in fw_spec.roles:
         return "RoleRemoved", f"framework {spec.framework} no longer names role {spec.role}"
-    refused = cache.refused_roles(framework).get(spec.role)
+    refused = view.refused.get(framework.key, {}).get(spec.role)
     if refused is not None:
         return "RoleRefused", refused
     return None
 
 
-def _rescind_shrunk(cache: ClusterCache, now: float, settled: set[str]) -> list[OfferTransition]:
+def _rescind_shrunk(view: MasterView, settled: set[str]) -> list[OfferTransition]:
     """Rescind the newest offers on nodes whose capacity shrank below what is promised."""
     transitions = []
     offers_by_node: dict[str, list[OfferRecord]] = defaultdict(list)
-    for offer in cache.outstanding_offers():
+    for offer in view.outstanding:
         if offer.key not in settled and offer.spec is not None:
             offers_by_node[offer.spec.node_name].append(offer)
     pods_by_node: dict[str, list[Resources]] = defaultdict(list)
-    for pod in cache.charged_pods():
+    for pod in view.charged:
         assert pod.node is not None
         pods_by_node[pod.node].append(pod.requests)
     for node_name, offers in offers_by_node.items():
-        node = cache.nodes.get(node_name)
+        node = view.nodes.get(node_name)
         if node is None:
             continue
         used = total(pods_by_node.get(node_name, []))
@@ -223,17 +243,17 @@ def _rescind_shrunk(cache: ClusterCache, now: float, settled: set[str]) -> list[
     return transitions
 
 
-def _claims(cache: ClusterCache, now: float) -> tuple[dict[str, list[PodRecord]], list[PodRefusal]]:
+def _claims(view: MasterView) -> tuple[dict[str, list[PodRecord]], list[PodRefusal]]:
     """Valid claims per offer, and the Pods refused for claiming what they may not."""
     claims: dict[str, list[PodRecord]] = defaultdict(list)
     refusals = []
     claimed: dict[str, Resources] = defaultdict(Resources)
     pods = sorted(
-        (p for p in cache.pods.values() if p.framework and not p.terminal),
+        (p for p in view.pods.values() if p.framework and not p.terminal),
         key=lambda p: (p.created_at, p.name),
     )
     for pod in pods:
-        verdict = _judge_claim(cache, pod, claimed, now)
+        verdict = _judge_claim(view, pod, claimed)
         if verdict is None:
             assert pod.offer_key is not None
             claims[pod.offer_key].append(pod)
@@ -244,15 +264,15 @@ def _claims(cache: ClusterCache, now: float) -> tuple[dict[str, list[PodRecord]]
 
 
 def _judge_claim(
-    cache: ClusterCache, pod: PodRecord, claimed: dict[str, Resources], now: float
+    view: MasterView, pod: PodRecord, claimed: dict[str, Resources]
 ) -> tuple[str, str] | None:
     """``None`` for a valid claim; ("", "") for one to judge later; else (reason, message)."""
     if pod.offer_key is None:
         return "NoOffer", f"task {pod.name} names no offer (label kubedrf.io/offer)"
-    offer = cache.offers.get(pod.offer_key)
+    offer = view.offers.get(pod.offer_key)
     if offer is None or offer.spec is None:
-        age = now - pod.created_at
-        if age < CLAIM_GRACE_SECONDS or age >= cache.settings.offer_retention:
+        age = view.now - pod.created_at
+        if age < CLAIM_GRACE_SECONDS or age >= view.settings.offer_retention:
             # Too young to judge, or old enough that its offer may have been accepted and
             # cleaned up since: an offer is kept for offer_retention after it finishes.
             return "", ""
@@ -289,11 +309,12 @@ def _describe(resources: Resources) -> str:
     return ", ".join(f"{k}={v}" for k, v in resources.to_quantities().items())
 
 
-def _finished(cache: ClusterCache, offer: OfferRecord, now: float) -> bool:
+def _finished(view: MasterView, offer: OfferRecord) -> bool:
     if offer.outstanding or offer.spec is None:
         return False
     finished_at = parse_time(offer.status.finished_at)
-    if finished_at is None or now < finished_at + cache.settings.offer_retention:
+    now = view.now
+    if finished_at is None or now < finished_at + view.settings.offer_retention:
         return False
     if offer.phase is OfferPhase.DECLINED and offer.status.filter_expires_at is not None:
         expires = parse_time(offer.status.filter_expires_at)

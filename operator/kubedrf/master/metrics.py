@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from kubedrf.allocator.shares import Shares
+from kubedrf.master.view import MasterView
+from kubedrf.resources import Resources, canonical_number
 
 _PREFIX = "kubedrf_allocator"
 
@@ -12,6 +18,8 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        #: The label sets each gauge was last set to, to remove those that vanish.
+        self._series: dict[int, set[tuple[str, ...]]] = {}
         r = self.registry
         self.allocation_runs = Counter(
             f"{_PREFIX}_allocation_runs", "Allocation cycles run.", registry=r
@@ -37,7 +45,7 @@ class Metrics:
         self.framework_share = Gauge(
             f"{_PREFIX}_framework_dominant_share",
             "Dominant share of a framework (before weights).",
-            ["framework"],
+            ["namespace", "framework"],
             registry=r,
         )
         self.active_filters = Gauge(
@@ -79,3 +87,47 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+
+    def _set(self, gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:
+        """Set a labelled gauge to exactly ``values``: new series set, vanished ones removed."""
+        known = self._series.setdefault(id(gauge), set())
+        for labels in known - set(values):
+            gauge.remove(*labels)
+        for labels, value in values.items():
+            gauge.labels(*labels).set(value)
+        self._series[id(gauge)] = set(values)
+
+    def record_cycle(self, view: MasterView, shares: Shares) -> None:
+        """Set every gauge from one cycle's view and shares; series of objects that are gone
+        are removed, so a deleted framework or role leaves no stale value behind."""
+        self._set(self.resources_total, _per_resource(shares.cluster))
+        held = Resources()
+        for h in view.holdings:
+            held += h.resources
+        self._set(self.resources_offered_or_allocated, _per_resource(held))
+        self._set(self.dominant_share, {(role,): share for role, share in shares.roles.items()})
+        self._set(
+            self.framework_share,
+            {tuple(fw.split("/", 1)): share for fw, share in shares.frameworks.items()},
+        )
+        filters: dict[tuple[str, ...], float] = {}
+        for f in view.filters():
+            filters[(f.role,)] = filters.get((f.role,), 0) + 1
+        self._set(self.active_filters, filters)
+        quota: dict[tuple[str, ...], float] = {}
+        for role, spec in view.active_quotas.items():
+            consumed = shares.role_allocations.get(role, Resources())
+            limit = spec.limit_resources() or Resources()
+            for kind, amounts in (
+                ("guarantee", spec.guarantee_resources()),
+                ("limit", limit),
+                ("consumed", consumed),
+            ):
+                for (name,), value in _per_resource(amounts).items():
+                    quota[(role, name, kind)] = value
+        self._set(self.quota, quota)
+        self.offers_outstanding.set(len(view.outstanding))
+
+
+def _per_resource(resources: Resources) -> dict[tuple[str, ...], float]:
+    return {(name,): canonical_number(name, amount) for name, amount in resources.items()}

@@ -1,4 +1,4 @@
-"""What the master reports in status: computed from the cache and the last cycle, pure.
+"""What the master reports in status: computed from a cycle's view and result, pure.
 
 Statuses carry conditions with ``observedGeneration``; a condition keeps its
 ``lastTransitionTime`` until its status changes, as the API conventions ask.
@@ -8,51 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kubedrf.allocator import AllocationResult, Reason
 from kubedrf.allocator.roles import lineage
+from kubedrf.allocator.shares import Shares
 from kubedrf.api.conventions import format_time
-from kubedrf.master.cache import ClusterCache
 from kubedrf.master.records import FrameworkRecord
+from kubedrf.master.view import Holding, MasterView
 from kubedrf.resources import Resources, total
-
-
-@dataclass(frozen=True, slots=True)
-class Holding:
-    """What one (framework, role) holds: running tasks and outstanding offers."""
-
-    framework: str
-    role: str
-    resources: Resources
-    tasks: int
-    offers: int
-
-
-def holdings(cache: ClusterCache, now: float) -> list[Holding]:
-    resources: dict[tuple[str, str], list[Resources]] = defaultdict(list)
-    tasks: dict[tuple[str, str], int] = defaultdict(int)
-    offers: dict[tuple[str, str], int] = defaultdict(int)
-    managed = {name for name, node in cache.nodes.items() if cache.is_managed(node)}
-    charged = {pod.key for pod in cache.charged_pods()}
-    for pod in cache.live_pods():
-        if pod.framework_key and pod.role and pod.node in managed:
-            tasks[pod.framework_key, pod.role] += 1
-            if pod.key in charged:
-                resources[pod.framework_key, pod.role].append(pod.requests)
-    for offer in cache.outstanding_offers():
-        assert offer.spec is not None and offer.framework_key is not None
-        resources[offer.framework_key, offer.spec.role].append(offer.resources())
-        offers[offer.framework_key, offer.spec.role] += 1
-    return [
-        Holding(fw, role, total(items), tasks[fw, role], offers[fw, role])
-        for (fw, role), items in sorted(resources.items())
-    ]
-
-
-def cluster_total(cache: ClusterCache) -> Resources:
-    return total(n.allocatable for n in cache.nodes.values() if cache.is_managed(n))
 
 
 class ConditionSet:
@@ -86,28 +50,28 @@ class ConditionSet:
 
 
 def framework_status(
-    cache: ClusterCache,
+    view: MasterView,
     record: FrameworkRecord,
     *,
-    mine: list[Holding],
-    cluster: Resources,
+    shares: Shares,
     result: AllocationResult | None,
-    now: float,
 ) -> dict[str, Any]:
-    """``mine``: the framework's holdings; ``cluster``: the managed nodes' total."""
-    body = cache.bodies.get(("framework", record.key))
+    """Allocated, tasks and offers from the view's holdings; the share DRF sorted by."""
+    body = view.bodies.get(("framework", record.key))
     generation = record.generation
-    everything = total(h.resources for h in mine)
-    excluded = cache.settings.fairness_excluded
+    mine = [h for h in holdings(view, result) if h.framework == record.key]
+    by_role: dict[str, list[Resources]] = defaultdict(list)
+    for h in mine:
+        by_role[h.role].append(h.resources)
     status: dict[str, Any] = {
         "observedGeneration": generation,
-        "allocated": {str(h.role): h.resources.to_quantities() for h in mine},
-        "dominantShare": round(everything.dominant_share(cluster, excluded), 4),
+        "allocated": {role: total(items).to_quantities() for role, items in by_role.items()},
+        "dominantShare": round(shares.frameworks.get(record.key, 0.0), 4),
         "tasks": sum(h.tasks for h in mine),
         "outstandingOffers": sum(h.offers for h in mine),
     }
-    refused = cache.refused_roles(record)
-    conditions = ConditionSet(body, generation, now)
+    refused = view.refused.get(record.key, {})
+    conditions = ConditionSet(body, generation, view.now)
     if record.spec is None:
         conditions.set("Ready", False, "InvalidSpec", record.error or "invalid spec")
     elif len(refused) == len(record.spec.roles):
@@ -140,69 +104,62 @@ def idle_reasons(record: FrameworkRecord, result: AllocationResult | None) -> di
     return {role: why for (fw, role), why in result.reasons().items() if fw == record.key}
 
 
+def holdings(view: MasterView, result: AllocationResult | None) -> list[Holding]:
+    """The view's holdings and the offers this cycle makes: what holders hold once it ends."""
+    made = [
+        Holding(o.framework, o.role, o.node, o.resources, tasks=0, offers=1)
+        for o in (result.offers if result else ())
+    ]
+    return [*view.holdings, *made]
+
+
 def role_statuses(
-    cache: ClusterCache, held: list[Holding], cluster: Resources
+    view: MasterView, shares: Shares, result: AllocationResult | None
 ) -> dict[str, dict[str, Any]]:
-    excluded = cache.settings.fairness_excluded
-    per_role: dict[str, list[Resources]] = defaultdict(list)
     frameworks: dict[str, set[str]] = defaultdict(set)
-    for h in held:
+    for h in holdings(view, result):
         for name in lineage(h.role):
-            per_role[name].append(h.resources)
             frameworks[name].add(h.framework)
-    statuses = {}
-    for name, record in cache.roles.items():
-        allocated = total(per_role.get(name, []))
-        weight = record.spec.weight if record.spec else 1.0
-        statuses[name] = {
+    return {
+        name: {
             "observedGeneration": record.generation,
-            "dominantShare": round(allocated.dominant_share(cluster, excluded) / weight, 4),
-            "allocated": allocated.to_quantities(),
+            "dominantShare": round(shares.roles.get(name, 0.0), 4),
+            "allocated": shares.role_allocations.get(name, Resources()).to_quantities(),
             "frameworks": len(frameworks.get(name, ())),
         }
-    return statuses
+        for name, record in view.roles.items()
+    }
 
 
-def quota_statuses(
-    cache: ClusterCache, held: list[Holding], now: float
-) -> dict[str, dict[str, Any]]:
-    per_role: dict[str, list[Resources]] = defaultdict(list)
-    for h in held:
-        for name in lineage(h.role):
-            per_role[name].append(h.resources)
-    owners: dict[str, str] = {}
-    for name, record in sorted(cache.quotas.items()):
-        if record.spec is not None:
-            owners.setdefault(record.spec.role, name)
+def quota_statuses(view: MasterView, shares: Shares) -> dict[str, dict[str, Any]]:
     statuses = {}
-    for name, record in cache.quotas.items():
-        conditions = ConditionSet(cache.bodies.get(("quota", name)), record.generation, now)
+    for name, record in view.quotas.items():
+        conditions = ConditionSet(view.bodies.get(("quota", name)), record.generation, view.now)
         status: dict[str, Any] = {"observedGeneration": record.generation}
         if record.spec is None:
             conditions.set("Valid", False, "InvalidSpec", record.error or "invalid spec")
-        elif owners.get(record.spec.role) != name:
+        elif (owner := view.quota_owners[record.spec.role]) != name:
             role = record.spec.role
-            conditions.set(
-                "Valid", False, "Conflict", f"role {role} already has quota {owners[role]}"
-            )
+            conditions.set("Valid", False, "Conflict", f"role {role} already has quota {owner}")
         else:
             conditions.set("Valid", True, "Active", "in force")
-            status["consumed"] = total(per_role.get(record.spec.role, [])).to_quantities()
+            consumed = shares.role_allocations.get(record.spec.role, Resources())
+            status["consumed"] = consumed.to_quantities()
         status["conditions"] = conditions.items
         statuses[name] = status
     return statuses
 
 
-def reservation_statuses(cache: ClusterCache, now: float) -> dict[str, dict[str, Any]]:
+def reservation_statuses(view: MasterView) -> dict[str, dict[str, Any]]:
     statuses = {}
-    for name, record in cache.reservations.items():
-        body = cache.bodies.get(("reservation", name))
-        conditions = ConditionSet(body, record.generation, now)
+    for name, record in view.reservations.items():
+        body = view.bodies.get(("reservation", name))
+        conditions = ConditionSet(body, record.generation, view.now)
         spec = record.spec
-        node = cache.nodes.get(spec.node_name) if spec else None
+        node = view.nodes.get(spec.node_name) if spec else None
         if spec is None:
             conditions.set("Ready", False, "InvalidSpec", record.error or "invalid spec")
-        elif node is None or not cache.is_managed(node):
+        elif node is None or node.name not in view.managed:
             message = f"spec.nodeName: node {spec.node_name} is not a managed node"
             conditions.set("Ready", False, "NodeNotFound", message)
         elif not spec.reserved() <= node.allocatable:

@@ -7,61 +7,45 @@ offer them again; so the loop starts only after ``relist`` (invariant 6).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubedrf.api import FRAMEWORK, GROUP, OFFER, QUOTA, RESERVATION, ROLE, VERSION
+from kubedrf.api import GROUP, OFFER, VERSION
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.records import Body
+from kubedrf.master.watched import BY_NAME, WATCHED, Watched
 
 
-def _listers(api_client: client.ApiClient) -> dict[str, Callable[[], Any]]:
+def _lister(api_client: client.ApiClient, watched: Watched) -> Callable[[], Any]:
+    """List every object of a kind as plain dicts, as watches deliver them."""
+    if watched.group:
+        custom = client.CustomObjectsApi(api_client)
+        return lambda: custom.list_cluster_custom_object(
+            watched.group, watched.version, watched.plural
+        )
     core = client.CoreV1Api(api_client)
-    custom = client.CustomObjectsApi(api_client)
-
-    def custom_list(plural: str) -> Callable[[], Any]:
-        return lambda: custom.list_cluster_custom_object(GROUP, VERSION, plural)
-
-    def core_list(function: Callable[..., Any]) -> Callable[[], Any]:
-        # Plain dicts, as watches deliver them, instead of the client's model objects.
-        return lambda: api_client.sanitize_for_serialization(function())  # type: ignore[no-untyped-call]
-
-    return {
-        "node": core_list(core.list_node),
-        "pod": core_list(core.list_pod_for_all_namespaces),
-        "framework": custom_list(FRAMEWORK.plural),
-        "role": custom_list(ROLE.plural),
-        "quota": custom_list(QUOTA.plural),
-        "reservation": custom_list(RESERVATION.plural),
-        "offer": custom_list(OFFER.plural),
-    }
+    singular = watched.kind.lower()
+    function = getattr(
+        core, f"list_{singular}_for_all_namespaces" if watched.namespaced else f"list_{singular}"
+    )
+    return lambda: api_client.sanitize_for_serialization(function())  # type: ignore[no-untyped-call]
 
 
 async def relist(api_client: client.ApiClient, cache: ClusterCache) -> None:
     """Replace the cache's contents with a fresh list of every kind."""
-    for kind, lister in _listers(api_client).items():
-        answer = await asyncio.to_thread(lister)
-        items: list[Body] = [_with_kind(kind, item) for item in answer.get("items") or []]
+    for watched in WATCHED:
+        answer = await asyncio.to_thread(_lister(api_client, watched))
+        items: list[Body] = [with_kind(watched, item) for item in answer.get("items") or []]
         version = answer.get("metadata", {}).get("resourceVersion")
-        cache.replace(kind, items, int(version) if str(version or "").isdigit() else None)
+        cache.replace(watched.name, items, int(version) if str(version or "").isdigit() else None)
 
 
-def _with_kind(kind: str, item: dict[str, Any]) -> dict[str, Any]:
-    # List items lack apiVersion/kind; Events about them need both.
-    names = {
-        "node": ("v1", "Node"),
-        "pod": ("v1", "Pod"),
-        "framework": (f"{GROUP}/{VERSION}", FRAMEWORK.kind),
-        "role": (f"{GROUP}/{VERSION}", ROLE.kind),
-        "quota": (f"{GROUP}/{VERSION}", QUOTA.kind),
-        "reservation": (f"{GROUP}/{VERSION}", RESERVATION.kind),
-        "offer": (f"{GROUP}/{VERSION}", OFFER.kind),
-    }
-    api_version, kind_name = names[kind]
-    return {"apiVersion": api_version, "kind": kind_name, **item}
+def with_kind(watched: Watched, item: Mapping[str, Any]) -> dict[str, Any]:
+    """List and get answers lack apiVersion/kind; Events about the objects need both."""
+    return {"apiVersion": watched.api_version, "kind": watched.kind, **item}
 
 
 class ApiReader:
@@ -99,5 +83,5 @@ class ApiReader:
                 raise
             self.cache.apply(kind, "DELETED", {"metadata": {"name": name, "namespace": namespace}})
             return False
-        self.cache.apply(kind, "MODIFIED", _with_kind(kind, answer))
+        self.cache.apply(kind, "MODIFIED", with_kind(BY_NAME[kind], answer))
         return True

@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pydantic import BaseModel
 
-from kubedrf.api import FRAMEWORK, GROUP, OFFER, VERSION, Kind
-from kubedrf.api.conventions import format_micro_time
+from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION, Kind, OfferSpec, OfferStatus
+from kubedrf.api.conventions import LABEL_FRAMEWORK, format_micro_time
+from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.records import Body
+from kubedrf.master.records import Body, FrameworkRecord
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,35 +49,36 @@ class ApiWriter:
 
     # -- offers ------------------------------------------------------------------------------
 
-    async def create_offer(
-        self, namespace: str, framework_uid: str, framework_name: str, spec: Mapping[str, Any]
-    ) -> Body | None:
+    async def create_offer(self, framework: FrameworkRecord, spec: OfferSpec) -> Body | None:
+        """Create an Offer in the framework's namespace, owned by the Framework (so it goes
+        when the Framework does), then set its phase: the status subresource ignores status
+        on create."""
         body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
+            "apiVersion": API_VERSION,
             "kind": OFFER.kind,
             "metadata": {
-                "generateName": f"{framework_name}-",
-                "namespace": namespace,
-                "labels": {"kubedrf.io/framework": framework_name},
+                "generateName": f"{framework.name}-",
+                "namespace": framework.namespace,
+                "labels": {LABEL_FRAMEWORK: framework.name},
                 "ownerReferences": [
                     {
-                        "apiVersion": f"{GROUP}/{VERSION}",
+                        "apiVersion": API_VERSION,
                         "kind": FRAMEWORK.kind,
-                        "name": framework_name,
-                        "uid": framework_uid,
+                        "name": framework.name,
+                        "uid": framework.uid,
                         "controller": True,
                         "blockOwnerDeletion": False,
                     }
                 ],
             },
-            "spec": dict(spec),
+            "spec": to_api(spec),
         }
         created = _as_body(
             await self._call(
                 self.custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
-                namespace,
+                framework.namespace,
                 OFFER.plural,
                 body,
             )
@@ -83,10 +86,9 @@ class ApiWriter:
         if created is None:
             return None
         self.cache.apply("offer", "ADDED", created)
-        # The status subresource ignores status on create: set the phase in a second write.
         meta = created.get("metadata", {})
-        status = {"phase": "Offered", "observedGeneration": meta.get("generation")}
-        await self.patch_status(OFFER, meta["name"], status, namespace)
+        status = OfferStatus(phase=OfferPhase.OFFERED, observed_generation=meta.get("generation"))
+        await self.patch_status(OFFER, meta["name"], status, framework.namespace)
         return created
 
     async def delete_offer(self, namespace: str, name: str) -> None:
@@ -101,9 +103,13 @@ class ApiWriter:
         self.cache.forget("offer", f"{namespace}/{name}")
 
     async def patch_status(
-        self, kind: Kind, name: str, status: Mapping[str, Any], namespace: str | None = None
+        self,
+        kind: Kind,
+        name: str,
+        status: BaseModel | Mapping[str, Any],
+        namespace: str | None = None,
     ) -> None:
-        body = {"status": dict(status)}
+        body = {"status": to_api(status) if isinstance(status, BaseModel) else dict(status)}
         if namespace is None:
             result = await self._call(
                 self.custom.patch_cluster_custom_object_status,
@@ -170,6 +176,12 @@ class ApiWriter:
             await self._call(self.events.create_namespaced_event, namespace, body)
         except ApiException as error:  # Events are best effort: never fail a cycle on them.
             logger.warning("could not record event %s: %s", reason, error.reason)
+
+
+def to_api(model: BaseModel) -> dict[str, Any]:
+    """A model as the API takes it: camelCase keys, RFC 3339 times, unset fields left out."""
+    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
 
 
 def _as_body(result: object) -> Body | None:

@@ -1,0 +1,62 @@
+"""Dominant shares after a cycle, over the same nodes and exclusions the sorter used.
+
+Reporting takes its shares from here rather than computing its own, so the share a user
+reads in status or a metric is the one DRF sorted by: the snapshot's usable nodes are the
+total, fairness-excluded resources are skipped, and role shares are weighted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kubedrf.allocator.model import AllocationResult, AllocatorConfig, Snapshot
+from kubedrf.allocator.roles import lineage, role_weights
+from kubedrf.resources import Resources, total
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    #: Per framework, unweighted (0..1), over all its roles.
+    frameworks: Mapping[str, float]
+    #: Per role (implicit parents included), divided by the role's weight.
+    roles: Mapping[str, float]
+    #: What each role holds, its subtree included.
+    role_allocations: Mapping[str, Resources]
+    #: The usable nodes' allocatable: what shares divide by.
+    cluster: Resources
+
+
+def shares(
+    snapshot: Snapshot,
+    result: AllocationResult | None = None,
+    config: AllocatorConfig | None = None,
+) -> Shares:
+    """Shares of what the snapshot holds plus the offers ``result`` makes."""
+    excluded = (config or AllocatorConfig()).fairness_excluded
+    cluster = total(node.allocatable for node in snapshot.nodes)
+    held: list[tuple[str, str, Resources]] = [
+        (a.framework, a.role, a.resources) for a in snapshot.allocations
+    ]
+    held += [(o.framework, o.role, o.resources) for o in (result.offers if result else ())]
+    by_framework: dict[str, list[Resources]] = defaultdict(list)
+    by_role: dict[str, list[Resources]] = defaultdict(list)
+    for framework, role, resources in held:
+        by_framework[framework].append(resources)
+        for name in lineage(role):
+            by_role[name].append(resources)
+    referenced = [role for fw in snapshot.frameworks for role in fw.roles] + list(by_role)
+    weights = role_weights({r.name: r.weight for r in snapshot.roles}, referenced)
+    role_allocations = {name: total(by_role.get(name, [])) for name in weights}
+    return Shares(
+        frameworks={
+            fw: total(items).dominant_share(cluster, excluded) for fw, items in by_framework.items()
+        },
+        roles={
+            name: allocated.dominant_share(cluster, excluded) / weights[name]
+            for name, allocated in role_allocations.items()
+        },
+        role_allocations=role_allocations,
+        cluster=cluster,
+    )

@@ -1,0 +1,103 @@
+"""What users see after each cycle: statuses, Events and gauges, apart from the deciding loop.
+
+Everything is computed from the cycle's view and the allocator's result and shares, never
+read back from what the master just wrote, so a status shows the share DRF sorted by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from kubedrf.allocator import AllocationResult
+from kubedrf.allocator.shares import Shares
+from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
+from kubedrf.master.metrics import Metrics
+from kubedrf.master.status import (
+    differs,
+    framework_status,
+    idle_reasons,
+    quota_statuses,
+    reservation_statuses,
+    role_statuses,
+)
+from kubedrf.master.view import MasterView
+from kubedrf.master.writer import ApiWriter
+
+
+class Reporter:
+    def __init__(self, writer: ApiWriter, metrics: Metrics) -> None:
+        self.writer = writer
+        self.metrics = metrics
+        #: The last "why no offer?" answer per framework: an Event only when it changes.
+        self._last_idle: dict[str, str] = {}
+
+    def writes(
+        self, view: MasterView, result: AllocationResult, shares: Shares
+    ) -> list[Awaitable[None]]:
+        """The status patches and Events this cycle calls for (only what changed)."""
+        jobs: list[Awaitable[None]] = []
+        for record in view.frameworks.values():
+            status = framework_status(view, record, shares=shares, result=result)
+            body = view.bodies.get(("framework", record.key))
+            if differs(body, status):
+                jobs.extend(self._condition_events(body, status))
+                jobs.append(
+                    self.writer.patch_status(FRAMEWORK, record.name, status, record.namespace)
+                )
+            jobs.extend(self._explain_idle(view, record.key, result))
+        for kind, statuses in (
+            (ROLE, role_statuses(view, shares, result)),
+            (QUOTA, quota_statuses(view, shares)),
+            (RESERVATION, reservation_statuses(view)),
+        ):
+            for name, status in statuses.items():
+                body = view.bodies.get((kind.singular, name))
+                if differs(body, status):
+                    jobs.extend(self._condition_events(body, status))
+                    jobs.append(self.writer.patch_status(kind, name, status))
+        for gone in set(self._last_idle) - set(view.frameworks):
+            del self._last_idle[gone]
+        return jobs
+
+    def gauges(self, view: MasterView, shares: Shares) -> None:
+        self.metrics.record_cycle(view, shares)
+
+    def _condition_events(
+        self, body: Mapping[str, Any] | None, status: Mapping[str, Any]
+    ) -> list[Awaitable[None]]:
+        """A Warning Event for each condition that turns False (bad input, refused roles):
+        what the status says, also where ``kubectl describe`` and event watchers look."""
+        if body is None:
+            return []
+        before = {
+            c.get("type"): c.get("status")
+            for c in (body.get("status") or {}).get("conditions") or []
+        }
+        return [
+            self.writer.event(body, c["reason"], c["message"], "Warning", "Validate")
+            for c in status.get("conditions") or []
+            if c["type"] != "Offered"
+            and c["status"] == "False"
+            and before.get(c["type"]) != "False"
+        ]
+
+    def _explain_idle(
+        self, view: MasterView, framework: str, result: AllocationResult
+    ) -> list[Awaitable[None]]:
+        """An Event when the answer to "why did my framework get no offer?" changes."""
+        reasons = idle_reasons(view.frameworks[framework], result)
+        offered = any(o.framework == framework for o in result.offers)
+        summary = (
+            ""
+            if offered or not reasons
+            else "; ".join(f"role {role}: {why.value}" for role, why in sorted(reasons.items()))
+        )
+        if self._last_idle.get(framework, "") == summary:
+            return []
+        self._last_idle[framework] = summary
+        body = view.bodies.get(("framework", framework))
+        if not summary or body is None:
+            return []
+        reason = next(iter(sorted(reasons.items())))[1].value
+        return [self.writer.event(body, reason, f"no (further) offer: {summary}", "Normal")]

@@ -1,0 +1,321 @@
+"""One frozen view of the cluster per cycle: what reconcile, the snapshot and status all read.
+
+The cache changes with every watch event; a cycle that read it several times could settle
+offers on one picture and allocate on another. ``ClusterCache.freeze`` copies the tables
+once and computes every derived fact here, once: usable nodes, what each node has in use,
+what each (framework, role) holds, outstanding offers, tenancy refusals and active quotas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubedrf.allocator import (
+    Allocation,
+    Filter,
+    Framework,
+    Node,
+    Quota,
+    Reservation,
+    Role,
+    Snapshot,
+    TaskShape,
+)
+from kubedrf.api import OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.api.conventions import parse_time
+from kubedrf.api.offer import OfferPhase
+from kubedrf.api.tenancy import refusal
+from kubedrf.master.records import (
+    Body,
+    ClusterObjectRecord,
+    FrameworkRecord,
+    NodeRecord,
+    OfferRecord,
+    PodRecord,
+)
+from kubedrf.master.settings import MasterSettings
+from kubedrf.resources import PODS, Resources, total
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """What one (framework, role) holds on one usable node: tasks and outstanding offers.
+
+    The same sums feed the allocator's snapshot (as ``Allocation``s) and every status and
+    metric, so what users read is what DRF sorted by.
+    """
+
+    framework: str
+    role: str
+    node: str
+    resources: Resources
+    tasks: int
+    offers: int
+
+
+@dataclass(frozen=True, slots=True)
+class MasterView:
+    settings: MasterSettings
+    now: float
+    nodes: Mapping[str, NodeRecord]
+    pods: Mapping[str, PodRecord]
+    frameworks: Mapping[str, FrameworkRecord]
+    roles: Mapping[str, ClusterObjectRecord[RoleSpec]]
+    quotas: Mapping[str, ClusterObjectRecord[QuotaSpec]]
+    reservations: Mapping[str, ClusterObjectRecord[ReservationSpec]]
+    offers: Mapping[str, OfferRecord]
+    #: Raw bodies, for Events (whom they regard) and the statuses already written.
+    bodies: Mapping[tuple[str, str], Body]
+    #: When the master first saw each offer's response (a timer, see the cache).
+    answered_at: Mapping[str, float]
+    confirmed_absent: frozenset[str]
+    # -- derived once, in freeze() --
+    managed: frozenset[str]
+    usable: Mapping[str, NodeRecord]
+    outstanding: tuple[OfferRecord, ...]
+    charged: tuple[PodRecord, ...]
+    usage: Mapping[str, Resources]
+    holdings: tuple[Holding, ...]
+    refused: Mapping[str, Mapping[str, str]]
+    #: Per role, the Quota in force (the first by name); others are reported as conflicts.
+    quota_owners: Mapping[str, str]
+    active_quotas: Mapping[str, QuotaSpec]
+
+    @classmethod
+    def freeze(cls, settings: MasterSettings, now: float, **tables: Any) -> MasterView:
+        """Copy the tables (records are immutable; only the dicts need copying) and derive."""
+        copied: dict[str, Any] = {
+            name: dict(table) if isinstance(table, Mapping) else frozenset(table)
+            for name, table in tables.items()
+        }
+        return cls(settings=settings, now=now, **copied, **_derive(settings, copied))
+
+    def after(
+        self,
+        statuses: Mapping[str, OfferStatus] = {},
+        deleted_pods: frozenset[str] = frozenset(),
+        deleted_offers: frozenset[str] = frozenset(),
+    ) -> MasterView:
+        """The view once the cycle's settlements are written: offers with their new status,
+        refused Pods and cleaned-up Offers gone. Decided on, never read back from the API."""
+        offers = {
+            key: dataclasses.replace(o, status=statuses[key]) if key in statuses else o
+            for key, o in self.offers.items()
+            if key not in deleted_offers
+        }
+        pods = {k: p for k, p in self.pods.items() if k not in deleted_pods}
+        tables = {
+            "nodes": self.nodes,
+            "pods": pods,
+            "frameworks": self.frameworks,
+            "roles": self.roles,
+            "quotas": self.quotas,
+            "reservations": self.reservations,
+            "offers": offers,
+            "bodies": self.bodies,
+            "answered_at": self.answered_at,
+            "confirmed_absent": self.confirmed_absent,
+        }
+        return MasterView.freeze(self.settings, self.now, **tables)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def live_pods(self) -> Iterator[PodRecord]:
+        return (pod for pod in self.pods.values() if not pod.terminal and pod.node)
+
+    def cluster_total(self) -> Resources:
+        """What the allocator divides by: the usable nodes' allocatable."""
+        return total(node.allocatable for node in self.usable.values())
+
+    def role_specs(self) -> dict[str, RoleSpec]:
+        return {name: r.spec for name, r in self.roles.items() if r.spec is not None}
+
+    def filters(self) -> Iterator[Filter]:
+        """Filters in force: declined offers kept until their filter expires, minus revivals."""
+        for offer in self.offers.values():
+            status = offer.status
+            if offer.spec is None or offer.framework_key is None:
+                continue
+            if status.phase is not OfferPhase.DECLINED or status.filter_expires_at is None:
+                continue
+            expires = parse_time(status.filter_expires_at)
+            if expires is None or expires <= self.now:
+                continue
+            framework = self.frameworks.get(offer.framework_key)
+            declined_at = parse_time(status.finished_at) or 0.0
+            if framework and framework.revived_at and framework.revived_at >= declined_at:
+                continue
+            yield Filter(
+                offer.framework_key,
+                offer.spec.role,
+                offer.spec.node_name,
+                expires,
+                Resources.parse(status.refused),
+            )
+
+    # -- the allocator's snapshot --------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        pods_per_slot = any(PODS in n.allocatable for n in self.usable.values())
+        external: dict[str, list[Resources]] = defaultdict(list)
+        for pod in self.charged:
+            if pod.node in self.usable and not (pod.framework_key and pod.role):
+                assert pod.node is not None
+                external[pod.node].append(pod.requests)
+        offered: dict[str, list[tuple[Resources, int]]] = defaultdict(list)
+        for offer in self.outstanding:
+            assert offer.spec is not None and offer.framework_key is not None
+            for task in offer.spec.sized_for:
+                offered[offer.framework_key].append((Resources.parse(task.resources), task.count))
+        frameworks = tuple(
+            framework
+            for record in sorted(self.frameworks.values(), key=lambda r: r.key)
+            if (framework := self._framework(record, offered.get(record.key, []), pods_per_slot))
+            is not None
+        )
+        return Snapshot(
+            nodes=tuple(
+                Node(name, node.allocatable, total(external.get(name, [])))
+                for name, node in sorted(self.usable.items())
+            ),
+            frameworks=frameworks,
+            roles=tuple(
+                Role(name, spec.weight) for name, spec in sorted(self.role_specs().items())
+            ),
+            quotas=tuple(
+                Quota(role, spec.guarantee_resources(), spec.limit_resources())
+                for role, spec in sorted(self.active_quotas.items())
+            ),
+            reservations=tuple(
+                Reservation(r.spec.role, r.spec.node_name, r.spec.reserved())
+                for _, r in sorted(self.reservations.items())
+                if r.spec is not None
+            ),
+            allocations=tuple(
+                Allocation(h.framework, h.role, h.node, h.resources, h.tasks + h.offers)
+                for h in self.holdings
+            ),
+            filters=tuple(self.filters()),
+            now=self.now,
+        )
+
+    def _framework(
+        self,
+        record: FrameworkRecord,
+        offered: list[tuple[Resources, int]],
+        pods_per_slot: bool,
+    ) -> Framework | None:
+        spec = record.spec
+        if spec is None:
+            return None
+        refused = self.refused.get(record.key, {})
+        roles = tuple(role for role in spec.roles if role not in refused)
+        if not roles:
+            return None
+        suppressed = frozenset(roles if spec.suppressed else spec.suppressed_roles)
+        demand = None
+        if spec.demand is not None:
+            slot = Resources({PODS: 1}) if pods_per_slot else Resources()
+            left = list(offered)
+            shapes = []
+            for task in spec.demand:
+                shape = Resources.parse(task.resources)
+                count = task.count
+                for i, (resources, sized) in enumerate(left):
+                    if resources == shape and sized and count:
+                        used = min(sized, count)
+                        count -= used
+                        left[i] = (resources, sized - used)
+                shapes.append(TaskShape(shape + slot, count))
+            demand = tuple(shapes)
+        minimum = spec.offer_filters.min_allocatable
+        return Framework(
+            name=record.key,
+            roles=roles,
+            suppressed_roles=suppressed,
+            capabilities=frozenset(spec.capabilities),
+            min_allocatable=(Resources.parse(minimum),) if minimum else (),
+            demand=demand,
+        )
+
+
+def _derive(settings: MasterSettings, t: Mapping[str, Any]) -> dict[str, Any]:
+    """Every fact more than one reader needs, computed once."""
+    key, value = settings.managed_selector()
+    nodes: Mapping[str, NodeRecord] = t["nodes"]
+    managed = frozenset(
+        name
+        for name, node in nodes.items()
+        if key in node.labels and (value is None or node.labels[key] == value)
+    )
+    usable = {
+        name: nodes[name]
+        for name in sorted(managed)
+        if nodes[name].ready and not nodes[name].unschedulable
+    }
+    offers: Mapping[str, OfferRecord] = t["offers"]
+    # Offers not yet settled hold their resources until the master settles them, past
+    # expiresAt too: each cycle settles expired offers before it allocates.
+    outstanding = tuple(o for _, o in sorted(offers.items()) if o.outstanding)
+    covered = {o.key for o in outstanding}
+    # Live Pods whose requests count on their own: tasks launched against an offer that is
+    # still outstanding are covered by that offer until the master settles it.
+    pods: Mapping[str, PodRecord] = t["pods"]
+    charged = tuple(
+        pod
+        for _, pod in sorted(pods.items())
+        if not pod.terminal and pod.node and pod.offer_key not in covered
+    )
+    in_use: dict[str, list[Resources]] = defaultdict(list)
+    held: dict[tuple[str, str, str], list[Resources]] = defaultdict(list)
+    tasks: dict[tuple[str, str, str], int] = defaultdict(int)
+    offered: dict[tuple[str, str, str], int] = defaultdict(int)
+    for pod in charged:
+        assert pod.node is not None
+        in_use[pod.node].append(pod.requests)
+        if pod.framework_key and pod.role and pod.node in usable:
+            held[pod.framework_key, pod.role, pod.node].append(pod.requests)
+            tasks[pod.framework_key, pod.role, pod.node] += 1
+    for offer in outstanding:
+        assert offer.spec is not None and offer.framework_key is not None
+        where = (offer.framework_key, offer.spec.role, offer.spec.node_name)
+        in_use[offer.spec.node_name].append(offer.resources())
+        held[where].append(offer.resources())
+        offered[where] += 1
+    holdings = tuple(
+        Holding(fw, role, node, total(items), tasks[fw, role, node], offered[fw, role, node])
+        for (fw, role, node), items in sorted(held.items())
+    )
+    roles: Mapping[str, ClusterObjectRecord[RoleSpec]] = t["roles"]
+    specs = {name: r.spec for name, r in roles.items() if r.spec is not None}
+    frameworks: Mapping[str, FrameworkRecord] = t["frameworks"]
+    refused = {
+        fw.key: {
+            role: reason
+            for role in fw.spec.roles
+            if (reason := refusal(role, fw.namespace, specs)) is not None
+        }
+        for fw in frameworks.values()
+        if fw.spec is not None
+    }
+    quotas: Mapping[str, ClusterObjectRecord[QuotaSpec]] = t["quotas"]
+    owners: dict[str, str] = {}
+    for name, record in sorted(quotas.items()):  # one quota per role: the first by name wins
+        if record.spec is not None:
+            owners.setdefault(record.spec.role, name)
+    active = {role: spec for role, name in owners.items() if (spec := quotas[name].spec)}
+    return {
+        "managed": managed,
+        "usable": usable,
+        "outstanding": outstanding,
+        "charged": charged,
+        "usage": {node: total(items) for node, items in in_use.items()},
+        "holdings": holdings,
+        "refused": refused,
+        "quota_owners": owners,
+        "active_quotas": active,
+    }
