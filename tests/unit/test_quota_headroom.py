@@ -4,10 +4,14 @@ a full cluster reported as held for guarantees)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubedrf.allocator import Reason, Stage, allocate
 from kubedrf.allocator.nodes import ResourceIndex
 from kubedrf.allocator.quota import QuotaBook
+from kubedrf.master.status import quota_statuses
 from tests.builders import make_framework, make_snapshot, offered_to, res
+from tests.unit.test_master_lifecycle import NOW, cache_with, node
 
 
 def test_a_role_below_its_guarantee_is_served_though_another_guarantee_holds_its_memory() -> None:
@@ -79,3 +83,35 @@ def test_the_headroom_held_never_exceeds_what_is_free() -> None:
     assert book.held() == index.dense(res(cpu="10", memory="20Gi"))
     # For prod, only what "ghost" needs counts; the cap still stops at what is free.
     assert book.held("prod") == index.dense(res(cpu="10", memory="20Gi"))
+
+
+def quota_body(name: str, role: str, guarantee: dict[str, str]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "generation": 1},
+        "spec": {"role": role, "guarantee": guarantee},
+    }
+
+
+def conditions_of(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def test_a_guarantee_larger_than_the_cluster_is_reported_on_the_quota() -> None:
+    cache = cache_with(
+        nodes=[node("n1", cpu="9", memory="18Gi")],
+        quotas=[
+            quota_body("ghost", "ghost", {"cpu": "1000", "memory": "100Ti"}),
+            quota_body("prod", "prod", {"cpu": "4"}),
+        ],
+    )
+    statuses = quota_statuses(cache, [], NOW)
+
+    ghost = conditions_of(statuses["ghost"])
+    assert ghost["Valid"]["status"] == "True"
+    assert ghost["GuaranteeFits"]["status"] == "False"
+    assert ghost["GuaranteeFits"]["reason"] == "GuaranteeExceedsCluster"
+    message = ghost["GuaranteeFits"]["message"]
+    assert "cpu 1000 > 9" in message
+    assert "memory 100Ti > 18Gi" in message
+    prod = conditions_of(statuses["prod"])
+    assert prod["GuaranteeFits"]["status"] == "True"

@@ -16,7 +16,7 @@ from kubedrf.allocator.roles import lineage
 from kubedrf.api.conventions import format_time
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.records import FrameworkRecord
-from kubedrf.resources import Resources, total
+from kubedrf.resources import Resources, format_amount, total
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,7 @@ def quota_statuses(
     for name, record in sorted(cache.quotas.items()):
         if record.spec is not None:
             owners.setdefault(record.spec.role, name)
+    cluster = cluster_total(cache)
     statuses = {}
     for name, record in cache.quotas.items():
         conditions = ConditionSet(cache.bodies.get(("quota", name)), record.generation, now)
@@ -188,9 +189,29 @@ def quota_statuses(
         else:
             conditions.set("Valid", True, "Active", "in force")
             status["consumed"] = total(per_role.get(record.spec.role, [])).to_quantities()
+            _guarantee_fits(conditions, record.spec.guarantee_resources(), cluster)
         status["conditions"] = conditions.items
         statuses[name] = status
     return statuses
+
+
+def _guarantee_fits(conditions: ConditionSet, guarantee: Resources, cluster: Resources) -> None:
+    """A guarantee beyond the managed nodes' total can never be met, yet its headroom holds
+    back everything free of those resources (as in Mesos): roles without a guarantee then get
+    none of them, so say so where the guarantee is declared."""
+    over = [
+        f"{name} {format_amount(name, amount)} > {format_amount(name, cluster[name])}"
+        for name, amount in sorted(guarantee.items())
+        if amount > cluster[name]
+    ]
+    if over:
+        message = (
+            f"spec.guarantee exceeds the managed nodes' total ({', '.join(over)}): whatever"
+            " is free of these is held back for it, and roles without a guarantee get none"
+        )
+        conditions.set("GuaranteeFits", False, "GuaranteeExceedsCluster", message)
+    else:
+        conditions.set("GuaranteeFits", True, "WithinCluster", "the managed nodes can hold it")
 
 
 def reservation_statuses(cache: ClusterCache, now: float) -> dict[str, dict[str, Any]]:
