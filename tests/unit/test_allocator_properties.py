@@ -20,6 +20,8 @@ from kubedrf.allocator import (
     AllocatorConfig,
     Framework,
     OfferDecision,
+    Quota,
+    Reason,
     Snapshot,
     Stage,
     TaskShape,
@@ -28,7 +30,7 @@ from kubedrf.allocator import (
 from kubedrf.allocator.roles import in_subtree, lineage
 from kubedrf.resources import EMPTY, Resources, is_gpu_resource, total
 from tests.builders import make_framework, make_snapshot, offered_to, res, tasks_offered
-from tests.strategies import configs, drf_snapshots, resource_maps, snapshots
+from tests.strategies import configs, drf_snapshots, resource_maps, snapshots, units
 
 DEMAND = AllocatorConfig(mode="demand")
 CLASSIC = AllocatorConfig(mode="classic")
@@ -76,6 +78,17 @@ class View:
 
     def is_gpu_node(self, node: str) -> bool:
         return any(is_gpu_resource(n) for n in self.nodes[node].allocatable)
+
+    def visible(self, fw: Framework, role: str, node: str) -> bool:
+        """Whether ``fw`` under ``role`` may be offered ``node``: GPU capability, filters."""
+        if self.is_gpu_node(node) and GPU_RESOURCES not in fw.capabilities:
+            return False
+        return not any(
+            (f.framework, f.role, f.node) == (fw.name, role, node)
+            and self.snapshot.now < f.expires_at
+            and self.offerable(node, role) <= f.refused
+            for f in self.snapshot.filters
+        )
 
     def held_by(self, role: str) -> Resources:
         """Allocations of ``role``'s subtree, on every node."""
@@ -177,12 +190,11 @@ def guarantees_served_first(
 
     - R's unmet guarantee (guaranteed resources; reservations count as consumption);
     - the limits of R and its ancestors, less what stage 1 offered to their subtrees;
-    - the headroom that other roles' unmet guarantees hold back, for the resources R has no
-      guarantee for (guaranteed resources are allocated up to the unmet guarantee
-      unconditionally, as in Mesos, so that overcommitted guarantees do not starve all);
     - some node's unreserved free capacity, on a node the framework may see (GPU
       capability, no unexpired filter).
 
+    Headroom that other roles' guarantees hold back is no excuse: however many guarantees
+    compete, and however far they exceed the cluster, none keeps R from its own.
     Each bound is conservative (reservations counted whole, stage-1 offers treated as taken
     from unreserved capacity), so a violation here is a real one.
     """
@@ -194,10 +206,8 @@ def guarantees_served_first(
         for q in snapshot.quotas
     }
     guarantees = {role: g for role, g in guarantees.items() if g}
-    roots = [r for r in guarantees if not any(a in guarantees for a in lineage(r)[:-1])]
     first = [o for o in result.offers if o.stage is Stage.GUARANTEE]
     room = {name: view.unreserved[name] - on_node(first, name) for name in view.nodes}
-    available = total(view.unreserved.values()) - total(o.resources for o in first)
     limits = [
         (q.role, q.limit, view.held_by(q.role) + view.reserved_for(q.role))
         for q in snapshot.quotas
@@ -210,9 +220,6 @@ def guarantees_served_first(
         unmet = (guarantee - view.held_by(role) - view.reserved_for(role)).clamped()
         if not unmet:
             continue
-        root = next(a for a in lineage(role) if a in roots)
-        others = total((guarantees[x] - view.held_by(x)).clamped() for x in roots if x != root)
-        headroom = available - others
         caps = [
             (limit, limit - used - total(o.resources for o in first if in_subtree(o.role, owner)))
             for owner, limit, used in limits
@@ -221,11 +228,7 @@ def guarantees_served_first(
         for fw in snapshot.frameworks:
             if role not in fw.roles or role in fw.suppressed_roles or fw.demand is None:
                 continue
-            taken = [0] * len(fw.demand)
-            for o in first:
-                if o.framework == fw.name:
-                    for s, count in o.tasks:
-                        taken[s] += count
+            taken = stage_one_tasks(result, fw)
             for s, shape in enumerate(fw.demand):
                 need = shape.resources
                 fits = (
@@ -233,16 +236,12 @@ def guarantees_served_first(
                     and all(n in view.names for n in need)
                     and all(need[n] <= unmet[n] for n in guarantee)
                     and any(need[n] > 0 and unmet[n] > 0 for n in guarantee)
-                    and all(need[n] <= headroom[n] for n in need if n not in guarantee)
                     and all(need[n] <= cap[n] for limit, cap in caps for n in need if n in limit)
                 )
                 nodes = [
                     name
                     for name in view.nodes
-                    if fits
-                    and need <= room[name]
-                    and (GPU_RESOURCES in fw.capabilities or not view.is_gpu_node(name))
-                    and not _filtered(snapshot, fw.name, role, name)
+                    if fits and need <= room[name] and view.visible(fw, role, name)
                 ]
                 if nodes:
                     found.append(
@@ -252,14 +251,63 @@ def guarantees_served_first(
     return found
 
 
-def _filtered(snapshot: Snapshot, framework: str, role: str, node: str) -> bool:
-    return any(
-        f.framework == framework
-        and f.role == role
-        and f.node == node
-        and snapshot.now < f.expires_at
-        for f in snapshot.filters
-    )
+def headroom_only_when_it_blocks(
+    snapshot: Snapshot, result: AllocationResult, config: AllocatorConfig
+) -> list[str]:
+    """``HeldForGuarantees`` only if, without headroom, something would have been offered.
+
+    A client reported as held for guarantees must want something (a demanded task in demand
+    mode, one of its minimums in classic mode) that fits its role's limits and some node it
+    may see. The bounds are generous, so that a violation is a real one: each client's reason
+    is decided when it is switched off, before the rest of the fair-share stage, so only
+    stage-1 offers are taken off the snapshot's free capacity (reserved parts included) and
+    off the limits.
+    """
+    view = View(snapshot)
+    by_name = {fw.name: fw for fw in snapshot.frameworks}
+    first = [o for o in result.offers if o.stage is Stage.GUARANTEE]
+    found = []
+    for (name, role), reason in sorted(result.reasons().items()):
+        if reason is not Reason.HEADROOM:
+            continue
+        fw = by_name[name]
+        if config.mode == "demand":
+            taken = stage_one_tasks(result, fw)
+            wanted = [t.resources for s, t in enumerate(fw.demand or ()) if t.count > taken[s]]
+        else:
+            wanted = list(fw.min_allocatable or config.min_allocatable)
+        wanted = [w for w in wanted if all(n in view.names for n in w)]
+        bounds = [
+            (q.limit, q.limit - view.held_by(q.role) - on_subtree(first, q.role))
+            for q in snapshot.quotas
+            if q.limit is not None and q.role in lineage(role)
+        ]
+        fitting = [
+            (dict(want), node)
+            for want in wanted
+            if all(want[n] <= bound[n] for limit, bound in bounds for n in want if n in limit)
+            for node in view.nodes
+            if view.visible(fw, role, node)
+            and want <= view.free[node] - on_node(first, node)
+            and (want or view.free[node] - on_node(first, node))
+        ]
+        if not fitting:
+            found.append(f"{name} under {role} told {reason.value}, but nothing it wants fits")
+    return found
+
+
+def stage_one_tasks(result: AllocationResult, fw: Framework) -> list[int]:
+    """Tasks of each of ``fw``'s shapes offered in stage 1."""
+    taken = [0] * len(fw.demand or ())
+    for o in result.offers:
+        if o.framework == fw.name and o.stage is Stage.GUARANTEE:
+            for s, count in o.tasks:
+                taken[s] += count
+    return taken
+
+
+def on_subtree(offers: Iterable[OfferDecision], role: str) -> Resources:
+    return total(o.resources for o in offers if in_subtree(o.role, role))
 
 
 # -- the other rules of DESIGN.md §2 -------------------------------------------------------
@@ -367,6 +415,7 @@ CHECKERS: tuple[Checker, ...] = (
     reservations_respected,
     quota_limits_respected,
     guarantees_served_first,
+    headroom_only_when_it_blocks,
     demand_offers_hold_whole_tasks,
     no_demand_no_offers,
     subscribed_roles_only,
@@ -393,6 +442,42 @@ def test_demand_mode_keeps_every_invariant(snapshot: Snapshot, config: Allocator
 @given(snapshot=snapshots(), config=configs(mode="classic"))
 def test_classic_mode_keeps_every_invariant(snapshot: Snapshot, config: AllocatorConfig) -> None:
     assert violations(snapshot, allocate(snapshot, config), config) == []
+
+
+@st.composite
+def contested_snapshots(draw: st.DrawFn) -> Snapshot:
+    """Snapshots whose guarantees compete: every role without a quota gets a guarantee
+    (often on resources its tasks need besides, sometimes far beyond the cluster), and a
+    role no framework uses guarantees a lot, as a quota nobody came for does."""
+    snapshot = draw(snapshots())
+    taken = {q.role for q in snapshot.quotas}
+    roles = sorted({role for fw in snapshot.frameworks for role in fw.roles} - taken)
+    added = [
+        Quota(role, draw(resource_maps(cpu=40, memory=40, gpu=2).filter(bool)))
+        for role in roles
+        if draw(st.booleans())
+    ]
+    if draw(st.booleans()):
+        added.append(Quota("ghost", units(cpu=2000, memory=200)))
+    return replace(snapshot, quotas=snapshot.quotas + tuple(added))
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshot=contested_snapshots(), config=configs(mode="demand"))
+def test_guarantees_are_served_first_however_many_compete(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    result = allocate(snapshot, config)
+    assert guarantees_served_first(snapshot, result, config) == []
+    assert headroom_only_when_it_blocks(snapshot, result, config) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(snapshot=contested_snapshots(), config=configs(mode="classic"))
+def test_classic_mode_reports_headroom_only_when_it_blocks(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    assert headroom_only_when_it_blocks(snapshot, allocate(snapshot, config), config) == []
 
 
 @settings(max_examples=50, deadline=None)
@@ -590,6 +675,20 @@ def test_each_checker_flags_a_broken_result(
     checker: Checker, offers: list[OfferDecision], config: AllocatorConfig
 ) -> None:
     assert checker(broken_cases_base(), AllocationResult(tuple(offers)), config)
+
+
+def test_the_headroom_checker_flags_a_full_cluster_reported_as_held() -> None:
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="2", memory="2Gi")
+        .allocation("W", "web", "n1", cpu="2", memory="2Gi")
+        .quota("later", guarantee=res(cpu="2"))
+        .framework(make_framework("W").role("web").demand(1, cpu="1"))
+        .obj()
+    )
+    for reason, flagged in ((Reason.HEADROOM, True), (Reason.NO_CAPACITY, False)):
+        result = AllocationResult((), (("W", "web", reason),))
+        assert bool(headroom_only_when_it_blocks(snapshot, result, DEMAND)) is flagged
 
 
 # -- regressions the properties found ----------------------------------------------------

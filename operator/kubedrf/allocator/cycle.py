@@ -269,7 +269,11 @@ class _Cycle:
     def _serve_task(
         self, client: Client, state: _ClientState, stage: Stage, caps: Caps
     ) -> Reason | None:
-        unreserved_cap, any_cap, limit_cap = caps.unreserved, caps.anything, caps.limit
+        any_cap, limit_cap = caps.anything, caps.limit
+        # Stage 1 serves tasks that bring the role closer to its guarantee, and a task's
+        # other resources may come out of headroom held for other guarantees: otherwise one
+        # guarantee the cluster cannot hold would keep every role from its own (invariant 5).
+        unreserved_cap = caps.unheld if stage is Stage.GUARANTEE else caps.unreserved
         name = state.framework.name
         remaining = self.remaining.get(name)
         if remaining is None or not any(remaining):
@@ -286,12 +290,10 @@ class _Cycle:
                 continue
             placed = self._place(state, s, shape, unreserved_cap)
             if placed is None:
-                if not _exceeds(shape, limit_cap):
-                    cannot_fit = _exceeds(shape, unreserved_cap)
-                    if cannot_fit and not state.reserved_nodes:
-                        blocked = _worse(blocked, Reason.HEADROOM)
-                else:
+                if _exceeds(shape, limit_cap):
                     blocked = _worse(blocked, Reason.QUOTA_LIMIT)
+                elif _exceeds(shape, unreserved_cap) and self._held_back(state, s, shape, caps):
+                    blocked = _worse(blocked, Reason.HEADROOM)
                 continue
             remaining[s] -= 1
             self._commit(client, state, stage, placed, task=s)
@@ -319,6 +321,19 @@ class _Cycle:
         if found is None:
             return None
         return _Placement(found, list(shape), [])
+
+    def _held_back(self, state: _ClientState, s: int, shape: Vector, caps: Caps) -> bool:
+        """Whether a task of ``shape`` would be placed if no headroom were held back: only
+        then is headroom, not capacity, what keeps it waiting."""
+        if _exceeds(shape, caps.unheld):
+            return False
+        for n in state.reserved_nodes:
+            if self._split(n, state.role, shape, caps.unheld) is not None:
+                return True
+        found, _, _ = self.pool.search(
+            state.cursors.get(s, 0), Fit([needs(shape)]), state.filtered, state.gpu_allowed
+        )
+        return found is not None
 
     def _draw_reserved(
         self, n: int, role: str, bound: Vector
@@ -360,17 +375,23 @@ class _Cycle:
             if offer is not None and _qualifies(offer.total(), alternatives):
                 self._commit(client, state, stage, offer)
                 return None
-        usable = [alt for alt in alternatives if all(unreserved_cap[i] >= amt for i, amt in alt)]
-        if not usable:
-            if any(all(limit_cap[i] >= amt for i, amt in alt) for alt in alternatives):
-                return Reason.HEADROOM
+        usable = [alt for alt in alternatives if _within(alt, unreserved_cap)]
+        if not usable and not any(_within(alt, limit_cap) for alt in alternatives):
             return Reason.QUOTA_LIMIT
-        found, resume, filtered = self.pool.search(
-            state.cursors.get(-1, 0), Fit(usable), state.filtered, state.gpu_allowed
-        )
-        state.cursors[-1] = resume
-        state.saw_filter |= filtered
+        found = None
+        if usable:
+            found, resume, filtered = self.pool.search(
+                state.cursors.get(-1, 0), Fit(usable), state.filtered, state.gpu_allowed
+            )
+            state.cursors[-1] = resume
+            state.saw_filter |= filtered
         if found is None:
+            # Headroom blocks only if an offer it stopped would have found a node.
+            held = [a for a in alternatives if a not in usable and _within(a, caps.unheld)]
+            if held:
+                fit = Fit(held)
+                if self.pool.search(0, fit, state.filtered, state.gpu_allowed)[0] is not None:
+                    return Reason.HEADROOM
             return Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
         offer = self._coarse_offer(found, state.role, unreserved_cap, any_cap)
         assert offer is not None, "a node that fits an alternative has something to offer"
@@ -447,5 +468,9 @@ def _exceeds(request: Sequence[int], cap: Sequence[int]) -> bool:
     return any(r > c for r, c in zip(request, cap, strict=True) if r)
 
 
+def _within(alternative: Sequence[tuple[int, int]], cap: Sequence[int]) -> bool:
+    return all(cap[i] >= amount for i, amount in alternative)
+
+
 def _qualifies(offer: Sequence[int], alternatives: Sequence[Sequence[tuple[int, int]]]) -> bool:
-    return any(all(offer[i] >= amount for i, amount in alt) for alt in alternatives)
+    return any(_within(alt, offer) for alt in alternatives)

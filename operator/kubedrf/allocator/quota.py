@@ -4,6 +4,12 @@ A role's consumption is what its subtree holds outside reservations plus everyth
 for its subtree (reservations count toward quota, as in Mesos). The required headroom is the
 sum of unmet guarantees of the topmost roles that have one; fair sharing may never take
 unreserved capacity that this headroom still needs.
+
+As in Mesos, a guarantee holds headroom whether or not any framework can use it: a quota
+declares capacity that must be there when its role's frameworks arrive. What is held is
+capped at the unreserved capacity still free, so a guarantee larger than the cluster holds
+back everything free, never more (the master reports such a guarantee on its Quota), and
+it never keeps a role below its own guarantee from being served first (see ``Caps``).
 """
 
 from __future__ import annotations
@@ -25,16 +31,20 @@ class Caps:
 
     ``unreserved``: of unreserved capacity (limits, headroom, and in stage 1 the guarantee);
     ``anything``: of any capacity, reserved included (limits on allocated resources);
-    ``limit``: limits alone, to tell a quota limit from held-back headroom.
+    ``limit``: limits alone, to tell a quota limit from held-back headroom;
+    ``unheld``: like ``unreserved`` but without the headroom held for other roles' guarantees,
+    to tell whether headroom is what blocks a request, and to serve a role below its
+    guarantee in the guarantee stage.
     """
 
     unreserved: Vector
     anything: Vector
     limit: Vector
+    unheld: Vector
 
     @classmethod
     def unlimited(cls, width: int) -> Caps:
-        return cls([UNLIMITED] * width, [UNLIMITED] * width, [UNLIMITED] * width)
+        return cls(*([UNLIMITED] * width for _ in range(4)))
 
 
 @dataclass(slots=True)
@@ -141,6 +151,20 @@ class QuotaBook:
                 return state
         return None
 
+    def held(self, role: str | None = None) -> Vector:
+        """Unreserved capacity held back for guarantees other than ``role``'s own.
+
+        Per resource, the unmet guarantees of the topmost guaranteed roles (less the one
+        ``role`` falls under), capped at the unreserved capacity still free: headroom can
+        hold back what the cluster has, never more.
+        """
+        root = self.root_of(role) if role is not None else None
+        own = root.unmet() if root is not None else [0] * self.width
+        return [
+            max(0, min(free, required - mine))
+            for free, required, mine in zip(self.available, self.required, own, strict=True)
+        ]
+
     def caps(self, role: str, guarantee_stage: bool) -> Caps:
         """What ``role`` may still take.
 
@@ -149,6 +173,9 @@ class QuotaBook:
         the headroom, as in Mesos' first stage: for a topmost guaranteed role, taking them
         lowers the required headroom as much as the available one, and when guarantees
         overcommit the cluster the headroom would otherwise keep every role from its own.
+        ``unheld`` drops the headroom altogether: a task that brings a role closer to its
+        guarantee may also use the resources it is not guaranteed (memory beside guaranteed
+        CPU) that other guarantees hold, and the guarantee bounds how much that takes.
         """
         unreserved = [UNLIMITED] * self.width
         anything = [UNLIMITED] * self.width
@@ -157,19 +184,16 @@ class QuotaBook:
                 unreserved[i] = min(unreserved[i], state.limit[i] - state.consumption[i])
                 anything[i] = min(anything[i], state.limit[i] - state.allocated[i])
         limit_only = [min(u, a) for u, a in zip(unreserved, anything, strict=True)]
-        within_limits = list(unreserved)
-        root = self.root_of(role)
-        root_unmet = root.unmet() if root is not None else [0] * self.width
-        for i in range(self.width):
-            spare = self.available[i] - self.required[i] + root_unmet[i]
-            unreserved[i] = min(unreserved[i], spare)
+        unheld = list(unreserved)
+        for i, held in enumerate(self.held(role)):
+            unreserved[i] = min(unreserved[i], self.available[i] - held)
         if guarantee_stage:
             nearest = self.nearest_guarantee(role)
             if nearest is not None:
                 unmet = nearest.unmet()
                 for i in nearest.guaranteed:
-                    unreserved[i] = min(within_limits[i], unmet[i])
-        return Caps(unreserved, anything, limit_only)
+                    unreserved[i] = unheld[i] = min(unheld[i], unmet[i])
+        return Caps(unreserved, anything, limit_only, unheld)
 
     def record(
         self, role: str, unreserved: Sequence[int], draws: Sequence[tuple[str, Vector]]

@@ -16,7 +16,7 @@ from kubedrf.allocator.shares import Shares
 from kubedrf.api.conventions import format_time
 from kubedrf.master.records import FrameworkRecord
 from kubedrf.master.view import Holding, MasterView
-from kubedrf.resources import Resources, total
+from kubedrf.resources import Resources, format_amount, total
 
 
 class ConditionSet:
@@ -145,9 +145,29 @@ def quota_statuses(view: MasterView, shares: Shares) -> dict[str, dict[str, Any]
             conditions.set("Valid", True, "Active", "in force")
             consumed = shares.role_allocations.get(record.spec.role, Resources())
             status["consumed"] = consumed.to_quantities()
+            _guarantee_fits(conditions, record.spec.guarantee_resources(), shares.cluster)
         status["conditions"] = conditions.items
         statuses[name] = status
     return statuses
+
+
+def _guarantee_fits(conditions: ConditionSet, guarantee: Resources, cluster: Resources) -> None:
+    """A guarantee beyond the usable managed nodes' total can never be met, yet its headroom holds
+    back everything free of those resources (as in Mesos): roles without a guarantee then get
+    none of them, so say so where the guarantee is declared."""
+    over = [
+        f"{name} {format_amount(name, amount)} > {format_amount(name, cluster[name])}"
+        for name, amount in sorted(guarantee.items())
+        if amount > cluster[name]
+    ]
+    if over:
+        message = (
+            f"spec.guarantee exceeds the usable managed nodes' total ({', '.join(over)}): whatever"
+            " is free of these is held back for it, and roles without a guarantee get none"
+        )
+        conditions.set("GuaranteeFits", False, "GuaranteeExceedsCluster", message)
+    else:
+        conditions.set("GuaranteeFits", True, "WithinCluster", "the usable nodes can hold it")
 
 
 def reservation_statuses(view: MasterView) -> dict[str, dict[str, Any]]:
