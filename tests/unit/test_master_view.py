@@ -1,0 +1,82 @@
+"""One frozen view per cycle: reconcile, snapshot, status and gauges agree (no cluster)."""
+
+from __future__ import annotations
+
+from kubedrf.allocator import allocate
+from kubedrf.allocator.shares import shares
+from kubedrf.api.offer import OfferPhase
+from kubedrf.master.lifecycle import reconcile
+from kubedrf.master.metrics import Metrics
+from kubedrf.master.status import framework_status, role_statuses
+from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, offer, pod
+
+A_TASKS = [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 3}]
+
+
+def test_status_shows_the_share_drf_sorted_by_not_counting_unusable_nodes() -> None:
+    cache = cache_with(
+        nodes=[node("n1"), node("n2", ready=False)],
+        frameworks=[framework("A", [])],
+        pods=[pod(f"t{i}", "A", "a-0") for i in range(3)],  # 3 CPU on n1
+    )
+    view = cache.freeze(NOW)
+    assert set(view.usable) == {"n1"}
+    status = framework_status(
+        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    )
+    assert status["dominantShare"] == round(12 / 18, 4)  # 12Gi of n1's 18Gi, not of 36Gi
+    assert status["tasks"] == 3
+
+
+def test_a_frozen_view_does_not_change_when_the_cache_does() -> None:
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
+    view = cache.freeze(NOW)
+    cache.apply("node", "ADDED", node("n2"))
+    cache.apply("framework", "DELETED", framework("A", []))
+    assert set(view.usable) == {"n1"} and set(view.frameworks) == {"team/A"}
+
+
+def test_the_cycle_allocates_on_the_view_its_settlements_leave() -> None:
+    declined = offer("a-1", "A", response={"action": "Decline", "refuseSeconds": 60})
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)], offers=[declined])
+    view = cache.freeze(NOW)
+    plan = reconcile(view)
+    assert [t.phase for t in plan.transitions] == [OfferPhase.DECLINED]
+    settled = plan.applied_to(view)
+    # The decline's filter holds in this very cycle, before the API has echoed the write.
+    assert [f.node for f in settled.filters()] == ["n1"]
+    assert allocate(settled.snapshot()).offers == ()
+    # Read before settling, the same node would be offered again, decline or not.
+    assert allocate(view.snapshot()).offers != ()
+
+
+def test_role_statuses_and_gauges_take_the_allocators_shares() -> None:
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
+    view = cache.freeze(NOW)
+    snapshot = view.snapshot()
+    result = allocate(snapshot)
+    cycle_shares = shares(snapshot, result)
+    assert cycle_shares.frameworks["team/A"] == 12 / 18
+    assert role_statuses(view, cycle_shares, result) == {}  # no Role objects to report on
+
+    metrics = Metrics()
+    metrics.record_cycle(view, cycle_shares)
+    share = metrics.registry.get_sample_value(
+        "kubedrf_allocator_framework_dominant_share", {"namespace": "team", "framework": "A"}
+    )
+    assert share == 12 / 18
+    default = metrics.registry.get_sample_value(
+        "kubedrf_allocator_role_dominant_share", {"role": "default"}
+    )
+    assert default == 12 / 18  # the implicit default role is reported too
+
+    # The framework goes: its series goes with it.
+    cache.apply("framework", "DELETED", framework("A", []))
+    gone = cache.freeze(NOW + 1)
+    metrics.record_cycle(gone, shares(gone.snapshot()))
+    assert (
+        metrics.registry.get_sample_value(
+            "kubedrf_allocator_framework_dominant_share", {"namespace": "team", "framework": "A"}
+        )
+        is None
+    )
