@@ -107,7 +107,9 @@ def test_seed_example_end_to_end(
         status = frameworks.wait_status(name, tasks)
         assert status["dominantShare"] == pytest.approx(2 / 3, abs=1e-3)
         share = master.metric(
-            "kubedrf_allocator_framework_dominant_share", framework=f"{frameworks.namespace}/{name}"
+            "kubedrf_allocator_framework_dominant_share",
+            namespace=frameworks.namespace,
+            framework=name,
         )
         assert share == pytest.approx(2 / 3, abs=1e-3)
     settle()
