@@ -12,10 +12,14 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from kubedrf.framework import (
+    KubedrfSchedulerDriver,
     Offer,
     OfferMismatchError,
+    Scheduler,
+    SchedulerDriver,
     TaskInfo,
     TaskState,
     TaskStatus,
@@ -24,6 +28,7 @@ from kubedrf.framework import (
 )
 from kubedrf.framework.pods import MANAGED_TOLERATION, task_pod
 from kubedrf.framework.testing import FakeDriver
+from kubedrf.framework.watch import WatchEvent
 from kubedrf.master.records import pinned_node, pod_requests
 from kubedrf.resources import PODS, Resources
 from tests.builders import res
@@ -295,3 +300,54 @@ def test_a_template_that_fights_the_offer_is_refused_before_any_pod_is_made() ->
     greedy = {"containers": [{"name": "a"}, {"name": "b", "resources": {"requests": {"cpu": "2"}}}]}
     with pytest.raises(TaskTemplateError, match="containers request"):
         task_pod(TaskInfo("t", TASK, pod=greedy), offer("o1", cpu="4", memory="4Gi"))
+
+
+# -- the Kubernetes driver, with its API calls stubbed ----------------------------------------
+
+
+class Recorder(Scheduler):
+    def __init__(self) -> None:
+        self.updates: list[TaskStatus] = []
+
+    async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        self.updates.append(status)
+
+
+class RefusingCore:
+    """CoreV1Api that refuses to create the Pods named in ``refused``."""
+
+    def __init__(self, *refused: str) -> None:
+        self.refused = set(refused)
+        self.created: list[str] = []
+
+    def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+        if body["metadata"]["name"] in self.refused:
+            raise ApiException(status=403, reason="Forbidden")
+        self.created.append(body["metadata"]["name"])
+
+
+def kube_driver(scheduler: Scheduler) -> KubedrfSchedulerDriver:
+    return KubedrfSchedulerDriver(scheduler, name="job", namespace="ns", api=client.ApiClient())
+
+
+def test_a_task_whose_pod_cannot_be_created_is_failed_and_the_launch_raises() -> None:
+    driver = kube_driver(Recorder())
+    core = RefusingCore("job-1")
+    driver.core = core  # type: ignore[assignment]
+    tasks = [TaskInfo("job-0", TASK), TaskInfo("job-1", TASK)]
+    with pytest.raises(ApiException):
+        run(driver.launch(offer("o1", framework="job", cpu="2", memory="2Gi"), tasks))
+    assert core.created == ["job-0"]
+    assert driver.tasks["job-0"].state is TaskState.STAGING
+    assert driver.tasks["job-1"].state is TaskState.FAILED
+    assert "Forbidden" in driver.tasks["job-1"].message
+
+
+def test_a_relist_kills_live_tasks_whose_pods_are_gone_but_not_ended_ones() -> None:
+    recorder = Recorder()
+    driver = kube_driver(recorder)
+    driver.tasks["job-0"] = TaskStatus("job-0", TaskState.FAILED, message="Crashed")
+    driver.tasks["job-1"] = TaskStatus("job-1", TaskState.RUNNING, node="n1")
+    run(driver._on_pods(WatchEvent("SYNC", [])))
+    assert [(s.task, s.state) for s in recorder.updates] == [("job-1", TaskState.KILLED)]
+    assert driver.tasks["job-0"].message == "Crashed"

@@ -169,7 +169,8 @@ class KubedrfSchedulerDriver(TaskLedger):
         if event.type == "SYNC":
             listed = {pod["metadata"]["name"] for pod in event.objects}
             for name in set(self.tasks) - listed:
-                await self._update(task_status(self._gone_pod(name), deleted=True))
+                if not self.tasks[name].state.terminal:  # an ended task stays as it ended
+                    await self._update(task_status(self._gone_pod(name), deleted=True))
         for pod in event.objects:
             deleted = event.type == "DELETED"
             node_gone = deleted and await self._node_gone(pod)
