@@ -24,7 +24,7 @@ from kubernetes import client, config
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import processes
-from kubedrf.framework import Offer, Scheduler, SchedulerDriver, TaskInfo
+from kubedrf.framework import KubedrfSchedulerDriver, Offer, Scheduler, SchedulerDriver, TaskInfo
 from kubedrf.resources import Resources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,14 +44,13 @@ class Filler(Scheduler):
 
     async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
         for offer in offers:
-            fit = min(offer.resources[k] // v for k, v in TASK.items())
-            count = min(fit, self.total - self.launched)
+            count = min(offer.fit(TASK), self.total - self.launched)
             if count <= 0:
                 await driver.decline(offer)
                 continue
-            names = [f"t-{self.launched + i}" for i in range(count)]
             self.launched += count
-            await driver.launch(offer, [TaskInfo(name=n, resources=TASK) for n in names])
+            tasks = [TaskInfo(driver.new_task_name("t"), TASK) for _ in range(count)]
+            await driver.launch(offer, tasks)
         await driver.set_demand([(TASK, self.total - self.launched)])
 
 
@@ -95,7 +94,7 @@ def first_offer_seconds(custom: client.CustomObjectsApi, core: client.CoreV1Api)
 
 def through_offers(api: client.ApiClient, core: client.CoreV1Api, tasks: int) -> float:
     ns = namespace(core)
-    driver = SchedulerDriver(Filler(tasks), name="filler", namespace=ns, api=api)
+    driver = KubedrfSchedulerDriver(Filler(tasks), name="filler", namespace=ns, api=api)
 
     async def go() -> float:
         stopped = asyncio.Event()

@@ -9,7 +9,6 @@ offer, declines the rest, and counts a task that failed or was lost as still to 
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import sys
 
@@ -22,7 +21,7 @@ from kubedrf.framework import (
     TaskStatus,
 )
 from kubedrf.framework.runner import add_framework_arguments, run
-from kubedrf.resources import PODS, Resources
+from kubedrf.resources import Resources
 
 logger = logging.getLogger("batch")
 
@@ -35,8 +34,6 @@ class BatchScheduler(Scheduler):
         self.total = tasks
         self.resources = resources
         self.complete_after = complete_after
-        self._published: int | None = None
-        self._serial = itertools.count()
 
     def still_to_launch(self, driver: SchedulerDriver) -> int:
         """Tasks neither running, staging nor finished: failed and lost ones count again."""
@@ -48,10 +45,7 @@ class BatchScheduler(Scheduler):
         return max(0, self.total - done_or_live)
 
     async def publish_demand(self, driver: SchedulerDriver) -> None:
-        wanted = self.still_to_launch(driver)
-        if wanted != self._published:
-            await driver.set_demand([(self.resources, wanted)])
-            self._published = wanted
+        await driver.set_demand([(self.resources, self.still_to_launch(driver))])
 
     async def registered(self, driver: SchedulerDriver) -> None:
         logger.info("registered; adopted %d task(s)", len(driver.tasks))
@@ -59,26 +53,18 @@ class BatchScheduler(Scheduler):
 
     async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
         for offer in offers:
-            count = min(self.still_to_launch(driver), self._fits(offer))
+            # Launched tasks count as staging at once, so the next offer is not overfilled.
+            count = min(self.still_to_launch(driver), offer.fit(self.resources))
             if count == 0:
                 await driver.decline(offer)
                 continue
-            tasks = [self._task(driver) for _ in range(count)]
-            await driver.launch(offer, tasks)
+            await driver.launch(offer, [self._task(driver) for _ in range(count)])
             logger.info("launched %d task(s) on %s (offer %s)", count, offer.node, offer.name)
         await self.publish_demand(driver)
 
-    def _fits(self, offer: Offer) -> int:
-        need = self.resources.without([PODS])
-        return min((offer.resources[name] // amount for name, amount in need.items()), default=0)
-
     def _task(self, driver: SchedulerDriver) -> TaskInfo:
-        while (name := f"{driver.name}-{next(self._serial)}") in driver.tasks:
-            pass
         annotations = {COMPLETE_AFTER: self.complete_after} if self.complete_after else {}
-        # Counted as staging at once, so a second offer in the same batch is not overfilled.
-        driver.tasks[name] = TaskStatus(name, TaskState.STAGING)
-        return TaskInfo(name=name, resources=self.resources, annotations=annotations)
+        return TaskInfo(driver.new_task_name(), self.resources, annotations=annotations)
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         if status.state in (TaskState.FAILED, TaskState.LOST, TaskState.KILLED):

@@ -12,7 +12,7 @@ import sys
 
 from kubedrf.framework import Offer, Scheduler, SchedulerDriver, TaskInfo, TaskState, TaskStatus
 from kubedrf.framework.runner import add_framework_arguments, run
-from kubedrf.resources import PODS, Resources
+from kubedrf.resources import Resources
 
 logger = logging.getLogger("gang")
 
@@ -28,12 +28,8 @@ class GangScheduler(Scheduler):
         self.launched = any(s.state is not TaskState.FAILED for s in driver.tasks.values())
         await driver.set_demand([(self.resources, 0 if self.launched else self.size)])
 
-    def _fits(self, offer: Offer) -> int:
-        need = self.resources.without([PODS])
-        return min((offer.resources[n] // a for n, a in need.items()), default=0)
-
     async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
-        room = sum(self._fits(offer) for offer in offers)
+        room = sum(offer.fit(self.resources) for offer in offers)
         if self.launched or room < self.size:
             logger.info("offers fit %d of %d tasks: declining them all", room, self.size)
             for offer in offers:
@@ -41,15 +37,11 @@ class GangScheduler(Scheduler):
             return
         left = self.size
         for offer in offers:
-            count = min(left, self._fits(offer))
+            count = min(left, offer.fit(self.resources))
             if count == 0:
                 await driver.decline(offer, self.retry_seconds)
                 continue
-            start = self.size - left
-            tasks = [
-                TaskInfo(name=f"{driver.name}-{i}", resources=self.resources)
-                for i in range(start, start + count)
-            ]
+            tasks = [TaskInfo(driver.new_task_name(), self.resources) for _ in range(count)]
             await driver.launch(offer, tasks)
             left -= count
         self.launched = True

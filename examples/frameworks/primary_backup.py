@@ -22,7 +22,7 @@ from kubedrf.framework import (
     TaskStatus,
 )
 from kubedrf.framework.runner import add_framework_arguments, run
-from kubedrf.resources import PODS, Resources
+from kubedrf.resources import Resources
 
 logger = logging.getLogger("primary-backup")
 LIVE = (TaskState.STAGING, TaskState.RUNNING)
@@ -32,8 +32,6 @@ class PrimaryBackupScheduler(Scheduler):
     def __init__(self, resources: Resources, backups: int = 2) -> None:
         self.resources = resources
         self.backups = backups
-        self._attempt = 0
-        self._published: int | None = None
 
     def primary(self, driver: SchedulerDriver) -> TaskStatus | None:
         live = [s for name, s in driver.tasks.items() if "-primary-" in name and s.state in LIVE]
@@ -51,21 +49,14 @@ class PrimaryBackupScheduler(Scheduler):
         return self.backups - len(self.live_backups(driver))
 
     async def publish_demand(self, driver: SchedulerDriver) -> None:
-        wanted = self.wanted(driver)
-        if wanted != self._published:
-            await driver.set_demand([(self.resources, wanted)])
-            self._published = wanted
+        await driver.set_demand([(self.resources, self.wanted(driver))])
 
     async def registered(self, driver: SchedulerDriver) -> None:
         await self.publish_demand(driver)
 
     async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
         for offer in offers:
-            fits = min(
-                (offer.resources[n] // a for n, a in self.resources.without([PODS]).items()),
-                default=0,
-            )
-            tasks = self._next_tasks(driver, min(fits, self.wanted(driver)))
+            tasks = self._next_tasks(driver, min(offer.fit(self.resources), self.wanted(driver)))
             if tasks:
                 await driver.launch(offer, tasks)
             else:
@@ -77,21 +68,17 @@ class PrimaryBackupScheduler(Scheduler):
             return []
         primary = self.primary(driver)
         if primary is None:
-            self._attempt += 1
-            name = f"{driver.name}-primary-{self._attempt}"
-            driver.tasks[name] = TaskStatus(name, TaskState.STAGING)
-            return [TaskInfo(name=name, resources=self.resources, env={"ROLE": "primary"})]
+            name = driver.new_task_name(f"{driver.name}-primary")
+            return [TaskInfo(name, self.resources, env={"ROLE": "primary"})]
         env = {
             "ROLE": "backup",
             "PRIMARY_IP": primary.pod_ip or "",
             "PRIMARY_NODE": primary.node or "",
         }
-        taken = set(driver.tasks)
-        names = [f"{driver.name}-backup-{i}" for i in range(self.backups * 4)]
-        free = [n for n in names if n not in taken][:room]
-        for name in free:
-            driver.tasks[name] = TaskStatus(name, TaskState.STAGING)
-        return [TaskInfo(name=n, resources=self.resources, env=env) for n in free]
+        backup = f"{driver.name}-backup"
+        return [
+            TaskInfo(driver.new_task_name(backup), self.resources, env=env) for _ in range(room)
+        ]
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         logger.info("task %s is %s", status.task, status.state)

@@ -1,11 +1,22 @@
 """The framework SDK: write a second-level scheduler against kubedrf's offers."""
 
-from kubedrf.framework.driver import OfferMismatchError, SchedulerDriver
+from kubedrf.framework.driver import KubedrfSchedulerDriver
 from kubedrf.framework.hooks import PodMutationHook, inject_offer_env, load_hooks
-from kubedrf.framework.model import Offer, TaskInfo, TaskState, TaskStatus
+from kubedrf.framework.model import (
+    Offer,
+    OfferMismatchError,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+    TaskTemplateError,
+    fit,
+)
+from kubedrf.framework.protocol import Demand, SchedulerDriver
 from kubedrf.framework.scheduler import Scheduler
 
 __all__ = [
+    "Demand",
+    "KubedrfSchedulerDriver",
     "Offer",
     "OfferMismatchError",
     "PodMutationHook",
@@ -14,6 +25,8 @@ __all__ = [
     "TaskInfo",
     "TaskState",
     "TaskStatus",
+    "TaskTemplateError",
+    "fit",
     "inject_offer_env",
     "load_hooks",
 ]

@@ -1,5 +1,5 @@
-"""The scheduler driver: registers a Framework, watches its offers and tasks, calls the
-scheduler, and carries out its answers through the API.
+"""The scheduler driver on Kubernetes: registers a Framework, watches its offers and tasks,
+calls the scheduler, and carries out its answers through the API.
 
 Restart-safe: a restarted driver adopts the framework's running task Pods and its
 outstanding offers instead of launching or answering them twice.
@@ -19,11 +19,13 @@ from kubernetes.client.exceptions import ApiException
 from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION
 from kubedrf.api.conventions import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
 from kubedrf.framework.hooks import PodMutationHook
-from kubedrf.framework.model import Offer, TaskInfo, TaskStatus
+from kubedrf.framework.ledger import TaskLedger
+from kubedrf.framework.model import Offer, TaskInfo, TaskState, TaskStatus
 from kubedrf.framework.pods import task_pod, task_status
+from kubedrf.framework.protocol import Demand
 from kubedrf.framework.scheduler import Scheduler
 from kubedrf.framework.watch import Stream, WatchEvent
-from kubedrf.resources import PODS, Resources, total
+from kubedrf.resources import Resources
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +35,10 @@ OFFER_BATCH_SECONDS = 0.2
 LAUNCH_CONCURRENCY = 8
 
 
-class OfferMismatchError(ValueError):
-    """Tasks that do not fit the offer they are launched on (invariant 7, client side)."""
+class KubedrfSchedulerDriver(TaskLedger):
+    """The ``SchedulerDriver`` that talks to the API (as ``MesosSchedulerDriver`` talks to
+    the Mesos master)."""
 
-
-class SchedulerDriver:
     def __init__(
         self,
         scheduler: Scheduler,
@@ -49,10 +50,10 @@ class SchedulerDriver:
         refuse_seconds: float = 5.0,
         capabilities: Sequence[str] = (),
         hooks: Sequence[PodMutationHook] = (),
-        demand: Sequence[tuple[Resources, int]] = (),
+        demand: Demand = (),
     ) -> None:
+        super().__init__(name)
         self.scheduler = scheduler
-        self.name = name
         self.namespace = namespace
         self.api = api
         self.roles = list(roles)
@@ -62,10 +63,6 @@ class SchedulerDriver:
         self.initial_demand = list(demand)
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
-        #: Every task Pod of this framework, by name, with its last known state.
-        self.tasks: dict[str, TaskStatus] = {}
-        #: Offers delivered to the scheduler and not yet answered, by name.
-        self.offers: dict[str, Offer] = {}
         self._answered: set[str] = set()
         self._events: asyncio.Queue[tuple[str, WatchEvent]] = asyncio.Queue()
         self._streams: list[Stream] = []
@@ -152,6 +149,8 @@ class SchedulerDriver:
             if error.status != 409:
                 raise
             await self._patch_framework({"spec": spec})
+        else:
+            self.demand_written(self.initial_demand)
 
     async def _patch_framework(self, patch: Mapping[str, Any]) -> None:
         await asyncio.to_thread(
@@ -170,7 +169,8 @@ class SchedulerDriver:
         if event.type == "SYNC":
             listed = {pod["metadata"]["name"] for pod in event.objects}
             for name in set(self.tasks) - listed:
-                await self._update(task_status(self._gone_pod(name), deleted=True))
+                if not self.tasks[name].state.terminal:  # an ended task stays as it ended
+                    await self._update(task_status(self._gone_pod(name), deleted=True))
         for pod in event.objects:
             deleted = event.type == "DELETED"
             node_gone = deleted and await self._node_gone(pod)
@@ -228,7 +228,12 @@ class SchedulerDriver:
                 continue
             if answered or name in self._answered or name in self.offers or phase is None:
                 continue
-            offer = Offer.from_body(body)
+            try:
+                offer = Offer.from_body(body)
+            except ValueError as error:
+                self._answered.add(name)  # left to expire: it is not ours to repair
+                await self.scheduler.error(self, str(error))
+                continue
             self.offers[name] = offer
             fresh.append(offer)
         if fresh:
@@ -238,31 +243,30 @@ class SchedulerDriver:
 
     async def launch(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
         """Create the task Pods on ``offer`` and accept it; the unused rest returns."""
-        asked = total(task.resources + Resources({PODS: 1}) for task in tasks)
-        within = (
-            offer.resources if PODS in offer.resources else offer.resources + {PODS: len(tasks)}
-        )
-        if not asked <= within:
-            raise OfferMismatchError(
-                f"tasks ask for {asked.to_quantities()}, offer {offer.name} has"
-                f" {offer.resources.to_quantities()}"
-            )
-        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
-
-        async def create(task: TaskInfo) -> str:
+        pods = []
+        for task in tasks:  # every Pod is built before any is created: all or none is bad
             pod = task_pod(task, offer)
             for hook in self.hooks:
                 pod = hook(pod, task, offer)
+            pods.append(pod)
+        self.stage(offer, tasks)
+        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
+
+        async def create(pod: dict[str, Any]) -> None:
+            name = pod["metadata"]["name"]
             create_pod: Any = self.core.create_namespaced_pod  # takes a plain dict body too
             async with gate:
                 try:
                     await asyncio.to_thread(create_pod, self.namespace, pod)
                 except ApiException as error:
-                    if error.status != 409:  # 409: already launched before a restart
-                        raise
-            return task.name
+                    if error.status == 409:  # already launched before a restart
+                        return
+                    message = f"its Pod could not be created: {error.reason}"
+                    self.tasks[name] = TaskStatus(name, TaskState.FAILED, message=message)
+                    raise
 
-        launched = list(await asyncio.gather(*(create(task) for task in tasks)))
+        await asyncio.gather(*(create(pod) for pod in pods))
+        launched = [task.name for task in tasks]
         await self._respond(offer, {"action": "Accept", "tasks": launched})
         return launched
 
@@ -274,7 +278,7 @@ class SchedulerDriver:
 
     async def _respond(self, offer: Offer, response: Mapping[str, Any]) -> None:
         self._answered.add(offer.name)
-        self.offers.pop(offer.name, None)
+        self.answered(offer)
         try:
             await asyncio.to_thread(
                 self.custom.patch_namespaced_custom_object,
@@ -290,9 +294,12 @@ class SchedulerDriver:
                 raise
             await self.scheduler.error(self, f"offer {offer.name}: {error.reason}")
 
-    async def set_demand(self, demand: Sequence[tuple[Resources, int]]) -> None:
+    async def set_demand(self, demand: Demand) -> None:
         """Tell the master what is still wanted: (task resources, how many more) pairs."""
+        if self.demand_is_current(demand):
+            return
         await self._patch_framework({"spec": {"demand": _demand(demand)}})
+        self.demand_written(demand)
 
     async def suppress(self, role: str | None = None) -> None:
         """Stop offers (under ``role``, or every role) until ``revive``."""
@@ -337,5 +344,5 @@ class SchedulerDriver:
                 raise
 
 
-def _demand(demand: Sequence[tuple[Resources, int]]) -> list[dict[str, Any]]:
+def _demand(demand: Demand) -> list[dict[str, Any]]:
     return [{"resources": r.to_quantities(), "count": count} for r, count in demand]

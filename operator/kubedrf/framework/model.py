@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from kubedrf.api.conventions import parse_time
-from kubedrf.resources import Resources
+from kubernetes import client
+from pydantic import ValidationError
+
+from kubedrf.api import OfferSpec
+from kubedrf.api.types import to_resources
+from kubedrf.resources import PODS, Resources
+
+#: The image of a task that names none (here or in its pod template): it only holds resources.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+class OfferMismatchError(ValueError):
+    """Tasks that do not fit the offer they are launched on (invariant 7, client side)."""
+
+
+class TaskTemplateError(ValueError):
+    """A task's pod template sets what the offer decides (its node, its resources)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,36 +41,120 @@ class Offer:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Offer:
-        spec = body["spec"]
+        """Read an Offer object through the API's own model, so the two never disagree."""
+        name = body["metadata"]["name"]
+        try:
+            spec = OfferSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            problems = "; ".join(
+                f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise ValueError(f"offer {name}: {problems}") from error
         return cls(
-            name=body["metadata"]["name"],
-            framework=spec["framework"],
-            role=spec["role"],
-            node=spec["nodeName"],
-            resources=Resources.parse(spec["resources"]),
-            expires_at=parse_time(spec.get("expiresAt")) or 0.0,
+            name=name,
+            framework=spec.framework,
+            role=spec.role,
+            node=spec.node_name,
+            resources=to_resources(spec.resources, "spec.resources"),
+            expires_at=spec.expires_at.timestamp(),
             sized_for=tuple(
-                (Resources.parse(task["resources"]), int(task["count"]))
-                for task in spec.get("sizedFor") or []
+                (to_resources(task.resources, "spec.sizedFor.resources"), task.count)
+                for task in spec.sized_for
             ),
         )
+
+    def ask(self, shape: Resources) -> Resources:
+        return ask(self.resources, shape)
+
+    def fit(self, shape: Resources) -> int:
+        """How many tasks of ``shape`` this offer holds."""
+        return fit(self.resources, shape)
+
+
+def ask(offer_resources: Resources, shape: Resources) -> Resources:
+    """What one task of ``shape`` takes from an offer: its requests, plus one Pod where the
+    offer counts Pods (a task is always exactly one Pod)."""
+    return shape.without([PODS]) + ({PODS: 1} if PODS in offer_resources else {})
+
+
+def fit(offer_resources: Resources, shape: Resources) -> int:
+    """How many tasks of ``shape`` fit in ``offer_resources``, counted as ``launch`` counts."""
+    need = ask(offer_resources, shape)
+    if need.is_empty():
+        raise ValueError(
+            "task shape: needs at least one resource, or any number of tasks would fit"
+        )
+    return min(offer_resources[name] // amount for name, amount in need.items())
+
+
+#: Pod template fields that would fight the offer, and why.
+REFUSED_FIELDS = {
+    "nodeName": "the offer chooses the node; the driver pins the Pod to it",
+    "nodeSelector": "the offer chooses the node; choose among offers in your scheduler",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class TaskInfo:
-    """A task to launch: one Pod. ``resources`` are its requests (and limits)."""
+    """A task to launch: one Pod whose requests are ``resources``.
+
+    ``pod`` is an optional pod template (a PodSpec as a camelCase dict, or a
+    ``kubernetes.client.V1PodSpec``): containers, ports, volumes, service account, init
+    containers, priority class and so on. The driver layers the kubedrf parts on top. The
+    first container is the task's: it gets ``image``, ``command`` and ``env`` when set here,
+    and whatever of ``resources`` the other containers do not request, so that the Pod
+    asks exactly ``resources`` of the offer.
+    """
 
     name: str
     resources: Resources
-    image: str = "registry.k8s.io/pause:3.10"
+    image: str | None = None
     command: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    pod: Mapping[str, Any] | client.V1PodSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.pod is not None:
+            object.__setattr__(self, "pod", check_pod_template(self.name, self.pod))
+
+    @property
+    def pod_spec(self) -> dict[str, Any]:
+        """A fresh copy of the pod template, to build a Pod from."""
+        return copy.deepcopy(dict(self.pod or {}))
+
+
+def check_pod_template(task: str, pod: Mapping[str, Any] | client.V1PodSpec) -> dict[str, Any]:
+    """The template as a plain dict, refusing what the offer decides, with the field."""
+    if isinstance(pod, client.V1PodSpec):
+        plain: dict[str, Any] = client.ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-untyped-call]
+    elif isinstance(pod, Mapping):
+        plain = copy.deepcopy(dict(pod))
+    else:
+        raise TaskTemplateError(f"task {task}: pod must be a PodSpec dict, got {type(pod)}")
+    where = f"task {task}: pod template"
+    if "spec" in plain or "metadata" in plain:
+        raise TaskTemplateError(f"{where}: give a PodSpec (containers, volumes, ...), not a Pod")
+    for name, why in REFUSED_FIELDS.items():
+        if plain.get(name):
+            raise TaskTemplateError(f"{where}: spec.{name} is not allowed: {why}")
+    containers = plain.get("containers") or []
+    if containers and (containers[0].get("resources") or {}):
+        raise TaskTemplateError(
+            f"{where}: spec.containers[0].resources is not allowed: the task's container gets"
+            " TaskInfo.resources (less what the other containers request)"
+        )
+    return plain
 
 
 class TaskState(StrEnum):
-    """Mesos' task states, read from Pod phases."""
+    """Mesos' task states, read from Pod phases.
+
+    STAGING: launched (or about to be), its Pod not yet running. RUNNING: the Pod runs.
+    FINISHED: it succeeded. FAILED: it failed. KILLED: its Pod was deleted. LOST: its Pod
+    went with its node. The last four are terminal: the task will not run again.
+    """
 
     STAGING = "Staging"
     RUNNING = "Running"

@@ -6,13 +6,12 @@ import argparse
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
 
-from kubedrf.framework.driver import SchedulerDriver
+from kubedrf.framework.driver import KubedrfSchedulerDriver
 from kubedrf.framework.hooks import load_hooks
+from kubedrf.framework.protocol import Demand
 from kubedrf.framework.scheduler import Scheduler
 from kubedrf.kube import api_client
-from kubedrf.resources import Resources
 
 
 def add_framework_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +33,7 @@ def add_framework_arguments(parser: argparse.ArgumentParser) -> None:
 def run(
     args: argparse.Namespace,
     scheduler: Scheduler,
-    demand: Sequence[tuple[Resources, int]] = (),
+    demand: Demand = (),
 ) -> int:
     """Run ``scheduler`` until SIGINT/SIGTERM; ``demand`` is declared at registration."""
     logging.basicConfig(
@@ -42,7 +41,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     hooks = load_hooks(args.hook if args.hook is not None else ["offer-env"])
-    driver = SchedulerDriver(
+    driver = KubedrfSchedulerDriver(
         scheduler,
         name=args.name,
         namespace=args.namespace,

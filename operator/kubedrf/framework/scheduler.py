@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from kubedrf.framework.model import Offer, TaskStatus
-
-if TYPE_CHECKING:
-    from kubedrf.framework.driver import SchedulerDriver
+from kubedrf.framework.protocol import SchedulerDriver
 
 
 class Scheduler:
@@ -15,16 +11,18 @@ class Scheduler:
     (and unanswered offers simply expire, so ``resource_offers`` should answer each one)."""
 
     async def registered(self, driver: SchedulerDriver) -> None:
-        """The Framework object exists; running tasks were adopted into ``driver.tasks``."""
+        """The Framework object exists and its existing task Pods are in ``driver.tasks``;
+        called once, before the first offers."""
 
     async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
-        """New offers: launch tasks on them (``driver.launch``) or decline them."""
+        """New offers (those of one allocation cycle together): launch tasks on each
+        (``driver.launch``) or decline it."""
 
     async def offer_rescinded(self, driver: SchedulerDriver, offer: str) -> None:
         """An offer is no longer valid (expired, node gone, framework suppressed)."""
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
-        """A task changed state."""
+        """A task changed state (not called for the STAGING that ``launch`` records)."""
 
     async def error(self, driver: SchedulerDriver, message: str) -> None:
         """Something the framework should know went wrong (a refused task, a bad spec)."""

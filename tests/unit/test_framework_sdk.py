@@ -1,0 +1,353 @@
+"""The framework SDK without a cluster: the example schedulers against the fake driver, the
+helpers they share, and how a task with a pod template becomes a Pod."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Coroutine
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kubedrf.framework import (
+    KubedrfSchedulerDriver,
+    Offer,
+    OfferMismatchError,
+    Scheduler,
+    SchedulerDriver,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+    TaskTemplateError,
+    fit,
+)
+from kubedrf.framework.pods import MANAGED_TOLERATION, task_pod
+from kubedrf.framework.testing import FakeDriver
+from kubedrf.framework.watch import WatchEvent
+from kubedrf.master.records import pinned_node, pod_requests
+from kubedrf.resources import PODS, Resources
+from tests.builders import res
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "frameworks"
+TASK = res(cpu="1", memory="1Gi")
+
+
+def example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(step: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(step)
+
+
+def offer(name: str, node: str = "n1", framework: str = "fw", **quantities: str | int) -> Offer:
+    return Offer(name, framework, "default", node, res(**quantities), expires_at=0.0)
+
+
+def launched_counts(driver: FakeDriver) -> dict[str, int]:
+    return {name: len(tasks) for name, tasks in driver.answers.launched.items()}
+
+
+# -- the batch example ------------------------------------------------------------------------
+
+
+def test_batch_launches_what_fits_in_each_offer_and_declines_what_is_left() -> None:
+    driver = FakeDriver(example("batch").BatchScheduler(5, TASK), name="job")
+    run(driver.register())
+    run(
+        driver.offer(
+            offer("o1", cpu="3", memory="8Gi"),
+            offer("o2", cpu="8", memory="4Gi"),
+            offer("o3", cpu="8", memory="8Gi"),
+        )
+    )
+    assert launched_counts(driver) == {"o1": 3, "o2": 2}
+    assert list(driver.answers.declined) == ["o3"]
+    assert driver.offers == {}
+    assert sorted(driver.tasks) == [f"job-{i}" for i in range(5)]
+    assert {s.state for s in driver.tasks.values()} == {TaskState.STAGING}
+    assert driver.answers.demands == [[(TASK, 5)], [(TASK, 0)]]
+
+
+def test_batch_launches_a_failed_task_again_under_a_new_name() -> None:
+    driver = FakeDriver(example("batch").BatchScheduler(2, TASK), name="job")
+    run(driver.register())
+    run(driver.offer(offer("o1", cpu="2", memory="2Gi")))
+    run(driver.update(TaskStatus("job-0", TaskState.FAILED, message="Crashed")))
+    assert driver.answers.demands[-1] == [(TASK, 1)]
+    run(driver.offer(offer("o2", cpu="2", memory="2Gi")))
+    assert [t.name for t in driver.answers.launched["o2"]] == ["job-2"]
+
+
+def test_a_restarted_batch_framework_wants_only_the_tasks_it_does_not_run() -> None:
+    driver = FakeDriver(example("batch").BatchScheduler(3, TASK), name="job")
+    run(
+        driver.register(
+            TaskStatus("job-0", TaskState.RUNNING), TaskStatus("job-1", TaskState.FINISHED)
+        )
+    )
+    assert driver.answers.demands == [[(TASK, 1)]]
+    run(driver.offer(offer("o1", cpu="4", memory="4Gi")))
+    assert [t.name for t in driver.answers.launched["o1"]] == ["job-2"]
+
+
+# -- the gang and primary-backup examples -----------------------------------------------------
+
+
+def test_gang_declines_every_offer_until_the_offers_in_hand_hold_the_whole_gang() -> None:
+    driver = FakeDriver(example("gang").GangScheduler(4, TASK, retry_seconds=1.0))
+    run(driver.register())
+    run(driver.offer(offer("o1", cpu="2", memory="8Gi"), offer("o2", cpu="1", memory="8Gi")))
+    assert driver.answers.launched == {}
+    assert driver.answers.declined == {"o1": 1.0, "o2": 1.0}
+    run(driver.offer(offer("o3", cpu="2", memory="8Gi"), offer("o4", cpu="3", memory="8Gi")))
+    assert launched_counts(driver) == {"o3": 2, "o4": 2}
+
+
+def test_backups_are_launched_only_once_the_primary_runs_and_are_told_where() -> None:
+    driver = FakeDriver(example("primary_backup").PrimaryBackupScheduler(TASK), name="pg")
+    run(driver.register())
+    run(driver.offer(offer("o1", cpu="4", memory="4Gi")))
+    (primary,) = driver.answers.launched["o1"]
+    assert primary.name == "pg-primary-0" and primary.env == {"ROLE": "primary"}
+    run(driver.offer(offer("o2", cpu="4", memory="4Gi")))
+    assert "o2" in driver.answers.declined  # the primary is not running yet
+    run(driver.update(TaskStatus(primary.name, TaskState.RUNNING, node="n1", pod_ip="10.0.0.7")))
+    run(driver.offer(offer("o3", node="n2", cpu="4", memory="4Gi")))
+    backups = driver.answers.launched["o3"]
+    assert [b.name for b in backups] == ["pg-backup-0", "pg-backup-1"]
+    assert all(b.env["PRIMARY_IP"] == "10.0.0.7" for b in backups)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def test_fit_is_bounded_by_the_scarcest_resource_and_by_pods_when_the_offer_counts_them() -> None:
+    assert fit(res(cpu="9", memory="18Gi"), res(cpu="1", memory="4Gi")) == 4
+    assert fit(res(cpu="9", memory="18Gi", pods=2), res(cpu="1", memory="4Gi")) == 2
+    assert fit(res(cpu="500m", memory="18Gi"), res(cpu="1", memory="4Gi")) == 0
+    assert offer("o", cpu="3", memory="1Gi").fit(res(cpu="1")) == 3
+
+
+def test_fit_refuses_a_shape_with_no_resources() -> None:
+    with pytest.raises(ValueError, match="task shape: needs at least one resource"):
+        fit(res(cpu="1"), Resources())
+
+
+def test_new_task_names_skip_the_names_of_adopted_tasks_and_are_never_handed_out_twice() -> None:
+    driver = FakeDriver(example("batch").BatchScheduler(0, TASK), name="job")
+    run(driver.register(TaskStatus("job-1", TaskState.RUNNING)))
+    assert [driver.new_task_name() for _ in range(3)] == ["job-0", "job-2", "job-3"]
+    assert driver.new_task_name("job-backup") == "job-backup-0"
+
+
+def test_launch_refuses_a_task_name_already_taken_or_tasks_larger_than_the_offer() -> None:
+    driver = FakeDriver(example("batch").BatchScheduler(0, TASK), name="job")
+    run(driver.register(TaskStatus("job-0", TaskState.FAILED)))
+    with pytest.raises(OfferMismatchError, match="job-0 are already taken"):
+        run(driver.launch(offer("o1", cpu="4", memory="4Gi"), [TaskInfo("job-0", TASK)]))
+    twice = [TaskInfo("a", TASK), TaskInfo("a", TASK)]
+    with pytest.raises(OfferMismatchError, match="a are already taken"):
+        run(driver.launch(offer("o1", cpu="4", memory="4Gi"), twice))
+    with pytest.raises(OfferMismatchError, match="offer o1 has"):
+        one_pod = offer("o1", cpu="4", memory="4Gi", pods=1)
+        run(driver.launch(one_pod, [TaskInfo("b", TASK), TaskInfo("c", TASK)]))
+    assert set(driver.tasks) == {"job-0"}
+
+
+def test_an_unchanged_demand_is_not_written_again() -> None:
+    driver = FakeDriver(example("batch").BatchScheduler(0, TASK))
+    for count in (3, 3, 2, 2):
+        run(driver.set_demand([(TASK, count)]))
+    assert driver.answers.demands == [[(TASK, 3)], [(TASK, 2)]]
+
+
+def test_an_offer_is_read_through_the_api_model() -> None:
+    body = {
+        "metadata": {"name": "o1"},
+        "spec": {
+            "framework": "fw",
+            "role": "eng",
+            "nodeName": "n1",
+            "resources": {"cpu": "2", "memory": "4Gi"},
+            "expiresAt": "2030-01-01T00:00:00Z",
+            "sizedFor": [{"resources": {"cpu": "1"}, "count": 2}],
+        },
+    }
+    parsed = Offer.from_body(body)
+    assert (parsed.role, parsed.node, parsed.resources) == ("eng", "n1", res(cpu="2", memory="4Gi"))
+    assert parsed.sized_for == ((res(cpu="1"), 2),)
+    assert parsed.expires_at == 1893456000.0
+    del body["spec"]["nodeName"]
+    with pytest.raises(ValueError, match=r"offer o1: spec\.nodeName: Field required"):
+        Offer.from_body(body)
+
+
+# -- task Pods --------------------------------------------------------------------------------
+
+TEMPLATE: dict[str, Any] = {
+    "serviceAccountName": "worker",
+    "priorityClassName": "batch-low",
+    "volumes": [{"name": "data", "emptyDir": {}}],
+    "tolerations": [{"key": "spot", "operator": "Exists"}],
+    "initContainers": [
+        {"name": "fetch", "image": "busybox", "resources": {"requests": {"cpu": "1"}}}
+    ],
+    "containers": [
+        {
+            "name": "server",
+            "image": "nginx",
+            "ports": [{"containerPort": 80}],
+            "env": [{"name": "MODE", "value": "fast"}, {"name": "LEVEL", "value": "1"}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        },
+        {
+            "name": "proxy",
+            "image": "envoy",
+            "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
+        },
+    ],
+}
+
+
+def test_a_pod_template_keeps_its_fields_under_the_kubedrf_parts() -> None:
+    task = TaskInfo("t-0", res(cpu="2", memory="1Gi"), env={"LEVEL": "2"}, pod=TEMPLATE)
+    pod = task_pod(task, offer("o1", node="n7", cpu="4", memory="4Gi"))
+    spec = pod["spec"]
+    assert (spec["serviceAccountName"], spec["priorityClassName"]) == ("worker", "batch-low")
+    assert spec["volumes"] == TEMPLATE["volumes"]
+    assert spec["tolerations"] == [*TEMPLATE["tolerations"], MANAGED_TOLERATION]
+    server, proxy = spec["containers"]
+    assert (server["name"], server["image"], server["ports"]) == (
+        "server",
+        "nginx",
+        [{"containerPort": 80}],
+    )
+    assert server["env"] == [{"name": "MODE", "value": "fast"}, {"name": "LEVEL", "value": "2"}]
+    assert server["resources"]["requests"] == {"cpu": "1750m", "memory": "960Mi"}
+    assert proxy == TEMPLATE["containers"][1]
+    assert pod["metadata"]["labels"]["kubedrf.io/offer"] == "o1"
+    # The master counts exactly what the task asked for, on the offer's node.
+    assert pod_requests(spec) == task.resources + {PODS: 1}
+    assert pinned_node(spec) == "n7"
+
+
+def test_a_required_node_affinity_in_the_template_is_narrowed_to_the_offers_node() -> None:
+    zone = {"key": "zone", "operator": "In", "values": ["a"]}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [zone]}]
+            }
+        }
+    }
+    pod = task_pod(TaskInfo("t", TASK, pod={"affinity": affinity}), offer("o1", node="n7", cpu="1"))
+    (term,) = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [zone]
+    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n7"]}]
+
+
+def test_a_template_given_as_a_v1podspec_is_taken_as_its_dict() -> None:
+    spec = client.V1PodSpec(
+        containers=[client.V1Container(name="app", image="app:1")], service_account_name="sa"
+    )
+    pod = task_pod(TaskInfo("t", TASK, pod=spec), offer("o1", cpu="1", memory="1Gi"))
+    assert pod["spec"]["serviceAccountName"] == "sa"
+    assert pod["spec"]["containers"][0]["image"] == "app:1"
+
+
+@pytest.mark.parametrize(
+    ("template", "error"),
+    [
+        ({"nodeName": "n2"}, r"spec.nodeName is not allowed: the offer chooses the node"),
+        ({"nodeSelector": {"zone": "a"}}, r"spec.nodeSelector is not allowed"),
+        (
+            {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1"}}}]},
+            r"spec.containers\[0\].resources is not allowed",
+        ),
+        ({"spec": {"containers": []}}, "give a PodSpec"),
+    ],
+)
+def test_a_template_field_the_offer_decides_is_refused_when_the_task_is_made(
+    template: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(TaskTemplateError, match=error):
+        TaskInfo("t", TASK, pod=template)
+
+
+def test_a_template_that_fights_the_offer_is_refused_before_any_pod_is_made() -> None:
+    other_node = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [other_node]}
+        }
+    }
+    with pytest.raises(TaskTemplateError, match="excludes the offer's node n1"):
+        task_pod(
+            TaskInfo("t", TASK, pod={"affinity": affinity}), offer("o1", cpu="1", memory="1Gi")
+        )
+    greedy = {"containers": [{"name": "a"}, {"name": "b", "resources": {"requests": {"cpu": "2"}}}]}
+    with pytest.raises(TaskTemplateError, match="containers request"):
+        task_pod(TaskInfo("t", TASK, pod=greedy), offer("o1", cpu="4", memory="4Gi"))
+
+
+# -- the Kubernetes driver, with its API calls stubbed ----------------------------------------
+
+
+class Recorder(Scheduler):
+    def __init__(self) -> None:
+        self.updates: list[TaskStatus] = []
+
+    async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        self.updates.append(status)
+
+
+class RefusingCore:
+    """CoreV1Api that refuses to create the Pods named in ``refused``."""
+
+    def __init__(self, *refused: str) -> None:
+        self.refused = set(refused)
+        self.created: list[str] = []
+
+    def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+        if body["metadata"]["name"] in self.refused:
+            raise ApiException(status=403, reason="Forbidden")
+        self.created.append(body["metadata"]["name"])
+
+
+def kube_driver(scheduler: Scheduler) -> KubedrfSchedulerDriver:
+    return KubedrfSchedulerDriver(scheduler, name="job", namespace="ns", api=client.ApiClient())
+
+
+def test_a_task_whose_pod_cannot_be_created_is_failed_and_the_launch_raises() -> None:
+    driver = kube_driver(Recorder())
+    core = RefusingCore("job-1")
+    driver.core = core  # type: ignore[assignment]
+    tasks = [TaskInfo("job-0", TASK), TaskInfo("job-1", TASK)]
+    with pytest.raises(ApiException):
+        run(driver.launch(offer("o1", framework="job", cpu="2", memory="2Gi"), tasks))
+    assert core.created == ["job-0"]
+    assert driver.tasks["job-0"].state is TaskState.STAGING
+    assert driver.tasks["job-1"].state is TaskState.FAILED
+    assert "Forbidden" in driver.tasks["job-1"].message
+
+
+def test_a_relist_kills_live_tasks_whose_pods_are_gone_but_not_ended_ones() -> None:
+    recorder = Recorder()
+    driver = kube_driver(recorder)
+    driver.tasks["job-0"] = TaskStatus("job-0", TaskState.FAILED, message="Crashed")
+    driver.tasks["job-1"] = TaskStatus("job-1", TaskState.RUNNING, node="n1")
+    run(driver._on_pods(WatchEvent("SYNC", [])))
+    assert [(s.task, s.state) for s in recorder.updates] == [("job-1", TaskState.KILLED)]
+    assert driver.tasks["job-0"].message == "Crashed"
