@@ -223,8 +223,24 @@ RoleName = Annotated[
     AfterValidator(_rule_checker("role_name", role_name_error)),
     CelRules((role_name_rule(),)),
 ]
-#: Role weights, bounded (``MIN_WEIGHT``) so that shares stay finite.
-Weight = Annotated[float, Field(ge=MIN_WEIGHT, le=MAX_WEIGHT)]
+#: Role weights, bounded (``MIN_WEIGHT``) so that shares stay finite. The CRD states the
+#: bounds in CEL: the apiserver compares an integer (``weight: 0``) with a schema ``minimum``
+#: truncated to an integer, so ``minimum: 0.001`` would let 0 through.
+Weight = Annotated[
+    float,
+    Field(ge=MIN_WEIGHT, le=MAX_WEIGHT),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "x-kubernetes-validations": [
+                cel(
+                    f"self >= {MIN_WEIGHT} && self <= {MAX_WEIGHT}",
+                    f"must be between {MIN_WEIGHT} and {MAX_WEIGHT:g}",
+                )
+            ],
+        }
+    ),
+]
 #: How long a declined node stays filtered; bounded so its expiry stays a representable time.
 RefuseSeconds = Annotated[float, Field(ge=0, le=MAX_REFUSE_SECONDS)]
 
