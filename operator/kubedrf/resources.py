@@ -9,6 +9,7 @@ so sums and differences never drift.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 
@@ -18,6 +19,31 @@ CPU = "cpu"
 MEMORY = "memory"
 EPHEMERAL_STORAGE = "ephemeral-storage"
 PODS = "pods"
+
+#: The unprefixed names a node offers and a Pod requests; all others are ``hugepages-<size>``
+#: or domain-qualified.
+STANDARD_RESOURCES = (CPU, MEMORY, EPHEMERAL_STORAGE, PODS)
+#: Longest resource name: Kubernetes' qualified-name prefix bound, applied to the whole name.
+MAX_RESOURCE_NAME = 253
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+#: Dot-joined DNS labels, unanchored: a resource's domain, and the shape of a role name.
+DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"
+#: The resource-name grammar, in the RE2 subset Python and CEL's ``matches()`` share.
+RESOURCE_NAME_PATTERN = (
+    "^(" + "|".join(STANDARD_RESOURCES) + r"|hugepages-[0-9]+([KMGTPE]i|[kMGTPE])?"
+    rf"|{DNS_SUBDOMAIN}/[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?)$"
+)
+#: Domains Kubernetes keeps for its own resources (``IsNativeResource``).
+RESERVED_RESOURCE_DOMAIN_PATTERN = r"^([^/]*\.)?kubernetes\.io/"
+#: Quota's spelling of a resource (``requests.cpu``), which no node offers.
+QUOTA_PREFIX = "requests."
+RESOURCE_NAME_RULE = (
+    "use cpu, memory, ephemeral-storage, pods, hugepages-<size>, or an extended resource"
+    " <domain>/<name> such as nvidia.com/gpu (outside kubernetes.io, not starting with"
+    f" {QUOTA_PREFIX!r}, at most {MAX_RESOURCE_NAME} characters)"
+)
+_RESOURCE_NAME = re.compile(RESOURCE_NAME_PATTERN)
+_RESERVED_DOMAIN = re.compile(RESERVED_RESOURCE_DOMAIN_PATTERN)
 
 #: Resources whose amounts are bytes; they are printed with binary suffixes.
 BYTE_RESOURCES = frozenset({MEMORY, EPHEMERAL_STORAGE})
@@ -44,6 +70,25 @@ def parse_quantity(value: object) -> Decimal:
 def unit_scale(name: str) -> int:
     """How many canonical units make one Kubernetes unit of ``name``."""
     return 1000 if name == CPU else 1
+
+
+def resource_name_error(name: str) -> str | None:
+    """Why ``name`` is not a resource a node can offer and a Pod request, or ``None``.
+
+    Kubernetes' own rule (``IsStandardContainerResourceName`` and ``IsExtendedResourceName``),
+    simplified: of the unprefixed names only the ones that can appear in both a node's
+    allocatable and a Pod's requests (so not ``storage``, a volume's resource, nor quota names);
+    a hugepages size is a whole number with a suffix rather than any quantity; and the whole
+    name, not only its domain, is bounded to 253 characters.
+    """
+    if (
+        len(name) > MAX_RESOURCE_NAME
+        or not _RESOURCE_NAME.fullmatch(name)
+        or name.startswith(QUOTA_PREFIX)
+        or _RESERVED_DOMAIN.match(name)
+    ):
+        return f"resource name {name!r} is not valid: {RESOURCE_NAME_RULE}"
+    return None
 
 
 def is_byte_resource(name: str) -> bool:

@@ -357,6 +357,108 @@ def _assert_refused(result: subprocess.CompletedProcess[str], field: str, says: 
 
 
 TOO_MANY_ROLES = [f"r{index}" for index in range(17)]
+WEIGHT_RANGE = "must be between 0.001 and 1000"
+#: What a bad resource name is refused with, whichever map it is in.
+BAD_RESOURCE = "is not valid: use cpu, memory, ephemeral-storage, pods, hugepages-<size>"
+#: What a bad role name is refused with, whichever field holds it.
+BAD_ROLE = "is not valid: lowercase letters, digits and '-' in dot-separated parts"
+
+
+def named(obj: Manifest, name: str) -> Manifest:
+    return {**obj, "metadata": {**obj["metadata"], "name": name}}
+
+
+# One hostile object must not be accepted: each of these once halted every allocation cycle,
+# crashed a framework, or limited nothing.
+HOSTILE = [
+    Refused(
+        "demand for a resource named nothing",
+        framework({"demand": [{"count": 1, "resources": {"": "1"}}]}),
+        "spec.demand[0].resources",
+        f"resource name '' {BAD_RESOURCE}",
+    ),
+    Refused(
+        "quota limit on a misspelt resource",
+        quota({"limit": {"cpu": "8", "memroy": "1Gi"}}),
+        "spec.limit",
+        f"resource name 'memroy' {BAD_RESOURCE}",
+    ),
+    Refused(
+        "quota guarantee of a quota-style name",
+        quota({"guarantee": {"requests.cpu": "1"}}),
+        "spec.guarantee",
+        f"resource name 'requests.cpu' {BAD_RESOURCE}",
+    ),
+    Refused(
+        "minAllocatable of a resource in the kubernetes.io domain",
+        framework({"offerFilters": {"minAllocatable": {"kubernetes.io/gpu": "1"}}}),
+        "spec.offerFilters.minAllocatable",
+        f"resource name 'kubernetes.io/gpu' {BAD_RESOURCE}",
+    ),
+    Refused(
+        "reservation of an unqualified extended resource",
+        reservation({"resources": {"gpu": "1"}}),
+        "spec.resources",
+        f"resource name 'gpu' {BAD_RESOURCE}",
+    ),
+    Refused(
+        "offer of a capitalised resource",
+        offer({"resources": {"CPU": "1"}}),
+        "spec.resources",
+        f"resource name 'CPU' {BAD_RESOURCE}",
+    ),
+    Refused(
+        "decline for 1e12 seconds",
+        offer({"response": {"action": "Decline", "refuseSeconds": 1e12}}),
+        "spec.response.refuseSeconds",
+        "should be less than or equal to",
+    ),
+    Refused(
+        "refuseSeconds past a year",
+        framework({"offerFilters": {"refuseSeconds": 31536001}}),
+        "spec.offerFilters.refuseSeconds",
+        "should be less than or equal to",
+    ),
+    Refused("role weight 5e-324", role({"weight": 5e-324}), "spec.weight", WEIGHT_RANGE),
+    Refused("role weight 1e6", role({"weight": 1e6}), "spec.weight", WEIGHT_RANGE),
+    Refused(
+        "role named 64 characters",
+        named(role(), "r" * 64),
+        "metadata.name",
+        f"role name '{'r' * 64}' {BAD_ROLE}",
+    ),
+    Refused(
+        "framework named 64 characters",
+        named(framework(), "f" * 64),
+        "metadata.name",
+        "must be at most 63 characters",
+    ),
+    Refused(
+        "framework role in Cyrillic",
+        framework({"roles": ["eng", "роль"]}),
+        "spec.roles[1]",
+        BAD_ROLE,
+    ),
+    Refused(
+        "suppressed role with an empty part",
+        framework({"roles": ["eng", "eng..x"], "suppressedRoles": ["eng..x"]}),
+        "spec.suppressedRoles[0]",
+        f"role name 'eng..x' {BAD_ROLE}",
+    ),
+    Refused("quota role with a space", quota({"role": "Bad Role!"}), "spec.role", BAD_ROLE),
+    Refused(
+        "reservation role of 253 characters",
+        reservation({"role": "r" * 253}),
+        "spec.role",
+        "may not be more than 63",
+    ),
+    Refused(
+        "offer role with capitals and an underscore",
+        offer({"role": "Eng.X_"}),
+        "spec.role",
+        f"role name 'Eng.X_' {BAD_ROLE}",
+    ),
+]
 
 REFUSED = [
     Refused(
@@ -389,8 +491,8 @@ REFUSED = [
         "spec.limit.memory",
         'Invalid value: "lots"',
     ),
-    Refused("role weight 0", role({"weight": 0}), "spec.weight", "should be greater than 0"),
-    Refused("role weight negative", role({"weight": -1.5}), "spec.weight", "greater than 0"),
+    Refused("role weight 0", role({"weight": 0}), "spec.weight", WEIGHT_RANGE),
+    Refused("role weight negative", role({"weight": -1.5}), "spec.weight", WEIGHT_RANGE),
     Refused(
         "refuseSeconds below 0",
         framework({"offerFilters": {"refuseSeconds": -1}}),
@@ -492,7 +594,20 @@ def test_the_valid_bases_are_accepted(kubectl: Kubectl, ns: str) -> None:
     kubectl.apply(ns, *bases, dry_run=True)
 
 
-@pytest.mark.parametrize("bad", REFUSED, ids=lambda bad: bad.case)
+def test_the_edges_of_every_rule_are_accepted(kubectl: Kubectl, ns: str) -> None:
+    """The hostile objects' counterparts: each rule's edge still passes."""
+    edges = [
+        named(role({"weight": 0.001}), "eng.web-2." + "r" * 52),
+        role({"weight": 1000}),
+        named(framework({"offerFilters": {"refuseSeconds": 31536000}}), "f" * 63),
+        quota({"guarantee": {"nvidia.com/gpu": 1, "hugepages-2Mi": "4Mi"}, "limit": {}}),
+        reservation({"role": "a-1.b-2", "resources": {"ephemeral-storage": "1Gi", "pods": 2}}),
+        offer({"response": {"action": "Decline", "refuseSeconds": 31536000}}),
+    ]
+    kubectl.apply(ns, *edges, dry_run=True)
+
+
+@pytest.mark.parametrize("bad", REFUSED + HOSTILE, ids=lambda bad: bad.case)
 def test_apiserver_refuses_and_names_the_field(kubectl: Kubectl, ns: str, bad: Refused) -> None:
     result = kubectl.try_apply(ns, bad.obj, dry_run=True)
     _assert_refused(result, bad.field, bad.says)

@@ -9,9 +9,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from kubedrf.api import FrameworkSpec, OfferSpec, QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.api import (
+    MAX_REFUSE_SECONDS,
+    FrameworkSpec,
+    OfferResponse,
+    OfferSpec,
+    QuotaSpec,
+    ReservationSpec,
+    RoleSpec,
+)
 from kubedrf.api.crdgen import KINDS, crd_manifest, drift
 from kubedrf.api.tenancy import refusal
+from kubedrf.api.types import RESOURCE_NAMES
+from kubedrf.resources import resource_name_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -115,6 +125,221 @@ def test_models_reject_what_the_crds_reject(model: Any, document: Any, field: st
     assert field in locations
 
 
+OFFER = {
+    "framework": "a",
+    "role": "default",
+    "nodeName": "n1",
+    "resources": {"cpu": "3", "memory": "12Gi"},
+    "expiresAt": "2026-01-01T00:00:00Z",
+}
+
+
+def _refusals(model: Any, document: Any) -> dict[str, str]:
+    """Each error's location (dotted, as pydantic gives it) and message."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(document)
+    return {".".join(str(p) for p in error["loc"]): error["msg"] for error in caught.value.errors()}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cpu",
+        "memory",
+        "ephemeral-storage",
+        "pods",
+        "hugepages-2Mi",
+        "hugepages-1Gi",
+        "nvidia.com/gpu",
+        "example.com/fpga_v2",
+        "a.b.c/X-1.y",
+    ],
+)
+def test_standard_and_domain_qualified_resource_names_are_valid(name: str) -> None:
+    assert resource_name_error(name) is None
+    assert QuotaSpec.model_validate({"role": "eng", "guarantee": {name: "1"}}).guarantee == {
+        name: "1"
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "memroy",
+        "cpus",
+        "CPU",
+        "storage",
+        "hugepages-",
+        "hugepages-big",
+        "gpu",
+        "requests.cpu",
+        "requests.nvidia.com/gpu",
+        "kubernetes.io/gpu",
+        "node.kubernetes.io/x",
+        "Nvidia.com/gpu",
+        "nvidia.com/",
+        "/gpu",
+        "nvidia..com/gpu",
+        "nvidia.com/gpu/0",
+        "example.com/" + "x" * 64,
+        "cpu\n",
+        "example.com/gpu ",
+    ],
+)
+def test_other_resource_names_are_refused_with_the_rule(name: str) -> None:
+    error = resource_name_error(name)
+    assert error is not None
+    assert f"resource name {name!r} is not valid" in error and "nvidia.com/gpu" in error
+
+
+def _demand(resources: dict[str, str]) -> dict[str, Any]:
+    return {"demand": [{"count": 1, "resources": resources}]}
+
+
+@pytest.mark.parametrize(
+    ("model", "document", "location"),
+    [
+        (QuotaSpec, {"role": "eng", "guarantee": {"memroy": "1Gi"}}, "guarantee.memroy.[key]"),
+        (QuotaSpec, {"role": "eng", "limit": {"cpus": "2", "memory": "1Gi"}}, "limit.cpus.[key]"),
+        (
+            ReservationSpec,
+            {"role": "eng", "nodeName": "n1", "resources": {"": "1"}},
+            "resources..[key]",
+        ),
+        (FrameworkSpec, _demand({"": "1"}), "demand.0.resources..[key]"),
+        (
+            FrameworkSpec,
+            {"offerFilters": {"minAllocatable": {"requests.cpu": "1"}}},
+            "offerFilters.minAllocatable.requests.cpu.[key]",
+        ),
+        (
+            OfferSpec,
+            {**OFFER, "resources": {"kubernetes.io/x": "1"}},
+            "resources.kubernetes.io/x.[key]",
+        ),
+        (
+            OfferSpec,
+            {**OFFER, "sizedFor": [{"count": 1, "resources": {"GPU": "1"}}]},
+            "sizedFor.0.resources.GPU.[key]",
+        ),
+    ],
+)
+def test_every_resource_map_refuses_a_bad_resource_name(
+    model: Any, document: Any, location: str
+) -> None:
+    refusals = _refusals(model, document)
+    assert location in refusals, refusals
+    assert "is not valid: use cpu, memory" in refusals[location]
+
+
+def test_a_bad_name_and_a_bad_amount_in_one_map_are_both_refused() -> None:
+    refusals = _refusals(QuotaSpec, {"role": "eng", "limit": {"memroy": "1Gi", "cpu": "lots"}})
+    assert {"limit.memroy.[key]", "limit.cpu"} <= refusals.keys()
+
+
+@pytest.mark.parametrize("role", ["роль", "Eng..X_", "x" * 64, "Bad Role!", "eng.", ".eng", ""])
+@pytest.mark.parametrize(
+    ("model", "document", "location"),
+    [
+        (FrameworkSpec, lambda r: {"roles": [r]}, "roles.0"),
+        (
+            FrameworkSpec,
+            lambda r: {"roles": ["eng", r], "suppressedRoles": [r]},
+            "suppressedRoles.0",
+        ),
+        (QuotaSpec, lambda r: {"role": r}, "role"),
+        (
+            ReservationSpec,
+            lambda r: {"role": r, "nodeName": "n1", "resources": {"cpu": "1"}},
+            "role",
+        ),
+        (OfferSpec, lambda r: {**OFFER, "role": r}, "role"),
+    ],
+)
+def test_every_role_field_refuses_a_name_the_role_tree_cannot_hold(
+    model: Any, document: Any, location: str, role: str
+) -> None:
+    refusals = _refusals(model, document(role))
+    assert location in refusals, refusals
+    assert "role name" in refusals[location] or "at most 63 characters" in refusals[location]
+
+
+def test_role_names_up_to_63_characters_in_dotted_parts_are_accepted() -> None:
+    roles = ["eng", "eng.frontend", "a-1.b-2.c", "x" * 63]
+    assert FrameworkSpec.model_validate({"roles": roles}).roles == roles
+
+
+@pytest.mark.parametrize(
+    ("model", "document", "location"),
+    [
+        (RoleSpec, {"weight": 5e-324}, "weight"),
+        (RoleSpec, {"weight": 1001}, "weight"),
+        (OfferResponse, {"action": "Decline", "refuseSeconds": 1e12}, "refuseSeconds"),
+        (
+            FrameworkSpec,
+            {"offerFilters": {"refuseSeconds": MAX_REFUSE_SECONDS + 1}},
+            "offerFilters.refuseSeconds",
+        ),
+    ],
+)
+def test_weights_and_refuse_seconds_are_bounded(model: Any, document: Any, location: str) -> None:
+    assert location in _refusals(model, document)
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    assert RoleSpec.model_validate({"weight": 0.001}).weight == 0.001
+    assert RoleSpec.model_validate({"weight": 1000}).weight == 1000
+    response = OfferResponse.model_validate(
+        {"action": "Decline", "refuseSeconds": MAX_REFUSE_SECONDS}
+    )
+    assert response.refuse_seconds == MAX_REFUSE_SECONDS
+
+
+def _resource_maps(schema: Any, path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every map of quantities under ``schema``, with its path."""
+    found = []
+    if isinstance(schema, dict):
+        if schema.get("additionalProperties", {}).get("x-kubernetes-int-or-string"):
+            found.append((path, schema))
+        for key, value in schema.items():
+            found += _resource_maps(value, f"{path}.{key}")
+    elif isinstance(schema, list):
+        for value in schema:
+            found += _resource_maps(value, path)
+    return found
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_every_resource_map_in_a_crd_spec_checks_its_names(kind: Any) -> None:
+    root = crd_manifest(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    maps = _resource_maps(root["properties"]["spec"], "spec")
+    assert maps or kind.kind == "Role"
+    for path, schema in maps:
+        assert RESOURCE_NAMES in schema.get("x-kubernetes-validations", []), path
+
+
+def _rules(schema: Any) -> list[str]:
+    return [
+        rule["rule"] for node in _walk(schema) for rule in node.get("x-kubernetes-validations", [])
+    ]
+
+
+def test_the_crds_check_role_names_where_they_appear() -> None:
+    crds = {
+        k.kind: crd_manifest(k)["spec"]["versions"][0]["schema"]["openAPIV3Schema"] for k in KINDS
+    }
+    assert any("self.metadata.name.matches(" in rule for rule in _rules(crds["Role"]))
+    for kind, field in [("Quota", "role"), ("Reservation", "role"), ("Offer", "role")]:
+        assert any(
+            "self.matches(" in rule
+            for rule in _rules(crds[kind]["properties"]["spec"]["properties"][field])
+        ), kind
+    spec = crds["Framework"]["properties"]["spec"]["properties"]
+    for field in ("roles", "suppressedRoles"):
+        assert any("self.matches(" in rule for rule in _rules(spec[field]["items"])), field
+
+
 def test_framework_defaults_and_active_roles() -> None:
     spec = FrameworkSpec.model_validate({"roles": ["a", "b"], "suppressedRoles": ["b"]})
     assert spec.offer_filters.refuse_seconds == 5.0
@@ -124,14 +349,7 @@ def test_framework_defaults_and_active_roles() -> None:
 
 
 def test_offer_spec_round_trips_in_camel_case() -> None:
-    document = {
-        "framework": "a",
-        "role": "default",
-        "nodeName": "n1",
-        "resources": {"cpu": "3", "memory": "12Gi"},
-        "expiresAt": "2026-01-01T00:00:00Z",
-    }
-    spec = OfferSpec.model_validate(document)
+    spec = OfferSpec.model_validate(OFFER)
     dumped = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     assert dumped["nodeName"] == "n1" and dumped["resources"] == {"cpu": "3", "memory": "12Gi"}
 

@@ -40,6 +40,22 @@ CASES = {
         "frameworks[0].roles[0]: role 'ops' is not declared under roles",
     ),
     "zero-weight": (NODE + "roles:\n  - {name: eng, weight: 0}\n", "roles[0].weight:"),
+    "vanishing-weight": (
+        NODE + "roles:\n  - {name: eng, weight: 5.0e-324}\n",
+        "roles[0].weight: Input should be greater than or equal to 0.001",
+    ),
+    "misspelt-resource": (
+        NODE + "quotas:\n  - {role: eng, limit: {cpu: '2', memroy: 1Gi}}\n",
+        "quotas[0].limit.memroy: resource name 'memroy' is not valid: use cpu, memory",
+    ),
+    "bad-role-name": (
+        NODE + "frameworks:\n  - {name: A, roles: [Bad Role!]}\n",
+        "frameworks[0].roles[0]: role name 'Bad Role!' is not valid: lowercase letters",
+    ),
+    "refuse-seconds-past-a-year": (
+        NODE + "frameworks:\n  - {name: A, refuseSeconds: 1000000000}\n",
+        "frameworks[0].refuseSeconds: Input should be less than or equal to 31536000",
+    ),
     "bad-mode": (NODE + "mode: greedy\n", "mode:"),
     "bad-duration": (
         NODE + "frameworks:\n  - {name: A, refuseSeconds: soon}\n",
@@ -78,6 +94,27 @@ def test_the_command_exits_2_without_a_traceback(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert run.stderr.startswith(f"error: {path}: quotas[0].limit.cpu:")
+
+
+def test_every_field_error_is_reported_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text(
+        "nodes:\n  - {name: n1, allocatable: {cpu: '4', memroy: 8Gi}}\n"
+        "roles:\n  - {name: Eng, weight: 0}\n"
+        "frameworks:\n  - {name: A, roles: [ops..x], tasks: {count: 1, resources: {cpu: lots}}}\n"
+    )
+    assert main(["simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    for field in [
+        "nodes[0].allocatable.memroy",
+        "roles[0].name",
+        "roles[0].weight",
+        "frameworks[0].roles[0]",
+        "frameworks[0].tasks.resources.cpu",
+    ]:
+        assert f"error: {path}: {field}: " in err
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,19 +6,28 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-_SEGMENT = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+from kubedrf.resources import DNS_SUBDOMAIN
+
+#: Task Pods carry their role as the value of a label, so a role name must also be a label
+#: value: at most 63 characters.
+MAX_ROLE_NAME = 63
+#: The role-name grammar, in the RE2 subset Python and CEL's ``matches()`` share.
+ROLE_NAME_PATTERN = f"^{DNS_SUBDOMAIN}$"
+ROLE_NAME_RULE = (
+    "lowercase letters, digits and '-' in dot-separated parts that start and end with a letter"
+    f" or digit, at most {MAX_ROLE_NAME} characters (such as eng.frontend)"
+)
+_ROLE_NAME = re.compile(ROLE_NAME_PATTERN)
 
 
 def role_name_error(name: str) -> str | None:
-    """Why ``name`` is not a valid role name, or ``None`` when it is."""
-    if not name:
-        return "must not be empty"
-    for segment in name.split("."):
-        if not _SEGMENT.match(segment):
-            return (
-                f"{name!r}: every dot-separated part must be lowercase letters, digits and '-',"
-                " starting and ending with a letter or digit"
-            )
+    """Why ``name`` is not a valid role name, or ``None`` when it is.
+
+    Dots nest roles, so each dot-separated part must be non-empty; the rest is the rule of a
+    label value, since the name becomes one on every task Pod.
+    """
+    if len(name) > MAX_ROLE_NAME or not _ROLE_NAME.fullmatch(name):
+        return f"role name {name!r} is not valid: {ROLE_NAME_RULE}"
     return None
 
 

@@ -6,11 +6,13 @@ from kubedrf.api.offer import OFFER, OfferPhase, OfferResponse, OfferSpec, Offer
 from kubedrf.api.quota import QUOTA, QuotaSpec, QuotaStatus
 from kubedrf.api.reservation import RESERVATION, ReservationSpec, ReservationStatus
 from kubedrf.api.role import ROLE, RoleSpec, RoleStatus
+from kubedrf.api.types import MAX_REFUSE_SECONDS
 
 __all__ = [
     "API_VERSION",
     "FRAMEWORK",
     "GROUP",
+    "MAX_REFUSE_SECONDS",
     "OFFER",
     "QUOTA",
     "RESERVATION",

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kubedrf.allocator.roles import MAX_ROLE_NAME
+
 #: Labels every task Pod carries (and Offers carry the framework's).
 LABEL_FRAMEWORK = "kubedrf.io/framework"
 LABEL_ROLE = "kubedrf.io/role"
 LABEL_OFFER = "kubedrf.io/offer"
+#: How long a label value may be, and so a name that becomes one; the role tree, which knows
+#: no Kubernetes, holds role names to the same bound.
+MAX_LABEL_VALUE = MAX_ROLE_NAME
 #: On a Framework: filters declined before this time no longer apply (Mesos' revive).
 ANNOTATION_REVIVE = "kubedrf.io/revived-at"
 

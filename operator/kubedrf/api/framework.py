@@ -6,13 +6,16 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
+from kubedrf.api.conventions import LABEL_FRAMEWORK, MAX_LABEL_VALUE
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
     Conditions,
     KubeModel,
-    Name,
     PositiveResourceList,
+    RefuseSeconds,
+    ReportedResources,
     ResourceList,
+    RoleName,
     cel,
     validations,
 )
@@ -27,9 +30,8 @@ class TaskDemand(KubeModel):
 
 
 class OfferFilters(KubeModel):
-    refuse_seconds: float = Field(
+    refuse_seconds: RefuseSeconds = Field(
         default=5.0,
-        ge=0,
         description="How long a declined offer's node stays filtered for the framework.",
     )
     min_allocatable: ResourceList | None = Field(
@@ -39,7 +41,7 @@ class OfferFilters(KubeModel):
 
 
 class FrameworkSpec(KubeModel):
-    roles: list[Name] = Field(
+    roles: list[RoleName] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
         max_length=16,
@@ -47,7 +49,7 @@ class FrameworkSpec(KubeModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     suppressed: bool = Field(default=False, description="Stop offers under every role.")
-    suppressed_roles: list[Name] = Field(
+    suppressed_roles: list[RoleName] = Field(
         default_factory=list,
         max_length=16,
         description="Stop offers under these roles only.",
@@ -86,7 +88,7 @@ class FrameworkSpec(KubeModel):
 
 class FrameworkStatus(KubeModel):
     observed_generation: int | None = None
-    allocated: dict[str, ResourceList] = Field(
+    allocated: dict[str, ReportedResources] = Field(
         default_factory=dict, description="Allocated and offered resources per role."
     )
     dominant_share: float | None = None
@@ -103,6 +105,13 @@ FRAMEWORK = Kind(
     status=FrameworkStatus,
     short_names=("fw",),
     spec_required=False,
+    extra_rules=(
+        cel(
+            f"self.metadata.name.size() <= {MAX_LABEL_VALUE}",
+            f"metadata.name: must be at most {MAX_LABEL_VALUE} characters: task Pods carry it"
+            f" in the label {LABEL_FRAMEWORK}",
+        ),
+    ),
     description="A kubedrf framework: a second-level scheduler that receives Offers.",
     columns=(
         PrinterColumn("Roles", ".spec.roles"),

@@ -19,7 +19,10 @@ from kubedrf.api.types import (
     Conditions,
     KubeModel,
     Name,
+    RefuseSeconds,
+    ReportedResources,
     ResourceList,
+    RoleName,
     cel,
     validations,
 )
@@ -35,8 +38,8 @@ class OfferPhase(StrEnum):
 
 class OfferResponse(KubeModel):
     action: Literal["Accept", "Decline"]
-    refuse_seconds: float | None = Field(
-        default=None, ge=0, description="On decline: overrides the framework's refuseSeconds."
+    refuse_seconds: RefuseSeconds | None = Field(
+        default=None, description="On decline: overrides the framework's refuseSeconds."
     )
     tasks: list[str] = Field(
         default_factory=list,
@@ -48,7 +51,7 @@ class OfferResponse(KubeModel):
 
 class OfferSpec(KubeModel):
     framework: Name = Field(json_schema_extra=validations(IMMUTABLE))
-    role: Name = Field(json_schema_extra=validations(IMMUTABLE))
+    role: RoleName = Field(json_schema_extra=validations(IMMUTABLE))
     node_name: Name = Field(json_schema_extra=validations(IMMUTABLE))
     resources: ResourceList = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
     expires_at: datetime = Field(json_schema_extra=validations(IMMUTABLE))
@@ -86,7 +89,7 @@ class OfferStatus(KubeModel):
         default=None,
         description="After a decline: until when the node stays filtered for the framework.",
     )
-    refused: ResourceList = Field(
+    refused: ReportedResources = Field(
         default_factory=dict,
         description="After a decline: what the node could offer then; more lifts the filter.",
     )

@@ -11,7 +11,9 @@ from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
     Conditions,
     KubeModel,
+    ReportedResources,
     ResourceList,
+    RoleName,
     cel,
     to_resources,
     validations,
@@ -40,7 +42,7 @@ LIMIT_AT_LEAST_GUARANTEE = cel(
 
 
 class QuotaSpec(KubeModel):
-    role: str = Field(min_length=1, max_length=253, description="The role this quota applies to.")
+    role: RoleName = Field(description="The role this quota applies to.")
     guarantee: ResourceList = Field(
         default_factory=dict,
         description="Resources the role is served before fair sharing, while it has demand.",
@@ -77,7 +79,7 @@ class QuotaSpec(KubeModel):
 
 class QuotaStatus(KubeModel):
     observed_generation: int | None = None
-    consumed: ResourceList = Field(
+    consumed: ReportedResources = Field(
         default_factory=dict,
         description="Allocated and offered outside reservations, plus everything reserved.",
     )

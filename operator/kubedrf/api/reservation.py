@@ -11,7 +11,8 @@ from kubedrf.api.types import (
     KubeModel,
     Name,
     PositiveResourceList,
-    ResourceList,
+    ReportedResources,
+    RoleName,
     to_resources,
     validations,
 )
@@ -19,7 +20,7 @@ from kubedrf.resources import Resources
 
 
 class ReservationSpec(KubeModel):
-    role: Name
+    role: RoleName
     node_name: Name = Field(
         description="The node holding the reserved resources; immutable, for accounting.",
         json_schema_extra=validations(IMMUTABLE),
@@ -32,7 +33,7 @@ class ReservationSpec(KubeModel):
 
 class ReservationStatus(KubeModel):
     observed_generation: int | None = None
-    in_use: ResourceList = Field(default_factory=dict)
+    in_use: ReportedResources = Field(default_factory=dict)
     conditions: Conditions = Field(default_factory=list)
 
 

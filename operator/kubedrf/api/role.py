@@ -5,13 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
-from kubedrf.api.types import Conditions, KubeModel, ResourceList
+from kubedrf.api.types import Conditions, KubeModel, ReportedResources, Weight, role_name_rule
 
 
 class RoleSpec(KubeModel):
-    weight: float = Field(
-        default=1.0, gt=0, description="Relative share against sibling roles; must be > 0."
-    )
+    weight: Weight = Field(default=1.0, description="Relative share against sibling roles.")
     namespaces: list[str] = Field(
         default_factory=list,
         max_length=256,
@@ -26,7 +24,7 @@ class RoleSpec(KubeModel):
 class RoleStatus(KubeModel):
     observed_generation: int | None = None
     dominant_share: float | None = Field(default=None, description="Weighted dominant share.")
-    allocated: ResourceList = Field(default_factory=dict)
+    allocated: ReportedResources = Field(default_factory=dict)
     frameworks: int | None = None
     conditions: Conditions = Field(default_factory=list)
 
@@ -40,6 +38,8 @@ ROLE = Kind(
     # Not "role": that short form must keep meaning rbac.authorization.k8s.io Roles.
     short_names=("drfrole",),
     spec_required=False,
+    # The object's name is the role's name: task Pods carry it in the kubedrf.io/role label.
+    extra_rules=(role_name_rule("self.metadata.name", "metadata.name: "),),
     description=(
         "A role of the kubedrf fair-sharing tree. The object's name is the role's dotted name:"
         " eng.frontend is a child of eng. Use roles.kubedrf.io (or drfrole) with kubectl;"

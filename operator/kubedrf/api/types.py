@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
-from kubedrf.resources import QuantityError, Resources, parse_amount, parse_quantity
+from kubedrf.allocator.roles import (
+    MAX_ROLE_NAME,
+    ROLE_NAME_PATTERN,
+    ROLE_NAME_RULE,
+    role_name_error,
+)
+from kubedrf.resources import (
+    MAX_RESOURCE_NAME,
+    QUOTA_PREFIX,
+    RESERVED_RESOURCE_DOMAIN_PATTERN,
+    RESOURCE_NAME_PATTERN,
+    RESOURCE_NAME_RULE,
+    QuantityError,
+    Resources,
+    parse_amount,
+    parse_quantity,
+    resource_name_error,
+)
 
 #: Kubernetes' quantity grammar without a sign: negative amounts are never meaningful here.
 QUANTITY_PATTERN = (
@@ -18,6 +46,14 @@ QUANTITY_PATTERN = (
 )
 #: Bounds the cost of CEL rules that iterate over a resource list.
 MAX_RESOURCES = 32
+#: Longest filter a decline installs (a year). The master clamps to it as well: a filter's
+#: expiry must stay a representable time, and Offers written before this bound existed may
+#: carry more.
+MAX_REFUSE_SECONDS = 365 * 24 * 3600
+#: Role weights: a million-fold ratio between siblings is plenty, and a share divided by the
+#: smallest weight stays finite (5e-324 made it infinite, which no status can carry).
+MIN_WEIGHT = 0.001
+MAX_WEIGHT = 1000.0
 
 
 def _check_quantity(value: object) -> str:
@@ -31,9 +67,27 @@ def _check_quantity(value: object) -> str:
 def _check_positive(value: str) -> str:
     if parse_quantity(value) == 0:
         raise PydanticCustomError(
-            "quantity", "must be greater than zero, got {value!r}", {"value": value}
+            "quantity", "must be greater than zero, got {value}", {"value": repr(value)}
         )
     return value
+
+
+def _rule_checker(code: str, error_of: Callable[[str], str | None]) -> Callable[[str], str]:
+    """A pydantic validator that refuses what ``error_of`` has a reason against."""
+
+    def check(value: str) -> str:
+        error = error_of(value)
+        if error is not None:
+            # Passed as context: a template would read braces in the value as placeholders.
+            raise PydanticCustomError(code, "{error}", {"error": error})
+        return value
+
+    return check
+
+
+def _cel_string(text: str) -> str:
+    """``text`` as a CEL string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def cel(
@@ -54,8 +108,36 @@ def cel(
     return entry
 
 
-def validations(*rules: JsonDict) -> JsonDict:
-    return {"x-kubernetes-validations": list(rules)}
+def validations(*rules: JsonDict) -> Callable[[JsonDict], None]:
+    """A ``json_schema_extra`` that adds CEL rules to those already there.
+
+    A field's own rules (``immutable``) then join those of its type (a resource list's names)
+    instead of replacing them.
+    """
+
+    def add(schema: JsonDict) -> None:
+        if not rules:
+            return
+        existing = schema.setdefault("x-kubernetes-validations", [])
+        assert isinstance(existing, list)
+        existing.extend(rules)
+
+    return add
+
+
+# Compared by identity: typing hashes annotation metadata, and the rules are dicts.
+@dataclass(frozen=True, eq=False)
+class CelRules:
+    """Annotation metadata: CEL rules that travel with a type wherever it is used."""
+
+    rules: tuple[JsonDict, ...]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        validations(*self.rules)(schema)
+        return schema
 
 
 def _quantity_schema(*rules: JsonDict) -> JsonDict:
@@ -68,8 +150,7 @@ def _quantity_schema(*rules: JsonDict) -> JsonDict:
         "pattern": QUANTITY_PATTERN,
         "maxLength": 64,
     }
-    if rules:
-        schema.update(validations(*rules))
+    validations(*rules)(schema)
     return schema
 
 
@@ -91,17 +172,77 @@ PositiveQuantity = Annotated[
     ),
 ]
 
+#: A resource name a client writes (``kubedrf.resources.resource_name_error``); each bad key
+#: is refused on its own, beside any bad amount in the same map.
+ResourceName = Annotated[str, AfterValidator(_rule_checker("resource_name", resource_name_error))]
+
+_VALID_RESOURCE_NAME = (
+    f"(k.size() <= {MAX_RESOURCE_NAME} && k.matches(r'{RESOURCE_NAME_PATTERN}')"
+    f" && !k.startsWith('{QUOTA_PREFIX}') && !k.matches(r'{RESERVED_RESOURCE_DOMAIN_PATTERN}'))"
+)
+#: The same rule for the apiserver; map keys have no schema of their own, so it sits on the map.
+RESOURCE_NAMES = cel(
+    f"self.all(k, {_VALID_RESOURCE_NAME})",
+    f"resource names must be valid: {RESOURCE_NAME_RULE}",
+    message_expression=f'"resource name \'" + self.filter(k, !{_VALID_RESOURCE_NAME})[0]'
+    f' + "\' is not valid: " + {_cel_string(RESOURCE_NAME_RULE)}',
+)
+
 ResourceList = Annotated[
-    dict[str, Quantity],
+    dict[ResourceName, Quantity],
     Field(max_length=MAX_RESOURCES),
+    CelRules((RESOURCE_NAMES,)),
 ]
 #: Resource lists of things that exist (a task's shape, a reservation): no zero amounts.
 PositiveResourceList = Annotated[
-    dict[str, PositiveQuantity],
+    dict[ResourceName, PositiveQuantity],
     Field(max_length=MAX_RESOURCES),
+    CelRules((RESOURCE_NAMES,)),
 ]
-#: Object names the API refers to (roles, frameworks, nodes); bounded so CEL rules stay cheap.
+#: What the master reports in a status: names as its nodes report them, not re-checked, so a
+#: node resource outside the client rule never blocks a status update.
+ReportedResources = Annotated[dict[str, Quantity], Field(max_length=MAX_RESOURCES)]
+#: Object names the API refers to (frameworks, nodes); bounded so CEL rules stay cheap.
 Name = Annotated[str, Field(min_length=1, max_length=253)]
+
+
+def role_name_rule(subject: str = "self", prefix: str = "") -> JsonDict:
+    """CEL: the CEL string ``subject`` is a role name (``role_name_error``'s rule)."""
+    return cel(
+        f"{subject}.size() <= {MAX_ROLE_NAME} && {subject}.matches(r'{ROLE_NAME_PATTERN}')",
+        f"{prefix}must be a role name: {ROLE_NAME_RULE}",
+        message_expression=f'"{prefix}role name \'" + {subject} + "\' is not valid: "'
+        f" + {_cel_string(ROLE_NAME_RULE)}",
+    )
+
+
+#: A role's dotted name, in spec and CRD alike.
+RoleName = Annotated[
+    str,
+    Field(max_length=MAX_ROLE_NAME),
+    AfterValidator(_rule_checker("role_name", role_name_error)),
+    CelRules((role_name_rule(),)),
+]
+#: Role weights, bounded (``MIN_WEIGHT``) so that shares stay finite. The CRD states the
+#: bounds in CEL: the apiserver compares an integer (``weight: 0``) with a schema ``minimum``
+#: truncated to an integer, so ``minimum: 0.001`` would let 0 through.
+Weight = Annotated[
+    float,
+    Field(ge=MIN_WEIGHT, le=MAX_WEIGHT),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "x-kubernetes-validations": [
+                cel(
+                    f"self >= {MIN_WEIGHT} && self <= {MAX_WEIGHT}",
+                    f"must be between {MIN_WEIGHT} and {MAX_WEIGHT:g}",
+                )
+            ],
+        }
+    ),
+]
+#: How long a declined node stays filtered; bounded so its expiry stays a representable time.
+RefuseSeconds = Annotated[float, Field(ge=0, le=MAX_REFUSE_SECONDS)]
 
 
 def to_resources(resource_list: dict[str, str] | None, field: str = "resources") -> Resources:

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,8 +21,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kubedrf.allocator.model import DEFAULT_ROLE, Mode
-from kubedrf.allocator.roles import lineage, role_name_error
-from kubedrf.api.types import Quantity
+from kubedrf.allocator.roles import lineage
+from kubedrf.api.types import MAX_REFUSE_SECONDS, Quantity, ResourceName, RoleName, Weight
 from kubedrf.durations import parse_duration
 from kubedrf.resources import Resources
 
@@ -35,16 +34,8 @@ def _to_seconds(value: object) -> float:
         raise PydanticCustomError("duration", str(error)) from None
 
 
-def _check_role_name(value: str) -> str:
-    error = role_name_error(value)
-    if error is not None:
-        raise PydanticCustomError("role_name", error)
-    return value
-
-
-ResourceMap = dict[str, Quantity]
+ResourceMap = dict[ResourceName, Quantity]
 Seconds = Annotated[float, BeforeValidator(_to_seconds)]
-RoleName = Annotated[str, AfterValidator(_check_role_name)]
 
 
 class _Strict(BaseModel):
@@ -58,7 +49,7 @@ class ScenarioNode(_Strict):
 
 class ScenarioRole(_Strict):
     name: RoleName
-    weight: float = Field(default=1.0, gt=0)
+    weight: Weight = 1.0
 
 
 class ScenarioQuota(_Strict):
@@ -82,7 +73,7 @@ class ScenarioTasks(_Strict):
 class ScenarioFramework(_Strict):
     name: str = Field(min_length=1)
     roles: list[RoleName] = Field(default_factory=lambda: [DEFAULT_ROLE], min_length=1)
-    refuse_seconds: Seconds = Field(default=5.0, alias="refuseSeconds")
+    refuse_seconds: Seconds = Field(default=5.0, alias="refuseSeconds", ge=0, le=MAX_REFUSE_SECONDS)
     tasks: ScenarioTasks | None = None
     capabilities: list[str] = Field(default_factory=list)
     min_allocatable: ResourceMap | None = Field(default=None, alias="minAllocatable")
@@ -126,6 +117,8 @@ class ScenarioError(Exception):
 def _field_path(location: tuple[int | str, ...]) -> str:
     path = ""
     for part in location:
+        if part == "[key]":
+            continue  # pydantic's marker for a map key: the key itself names the field
         if isinstance(part, int):
             path += f"[{part}]"
         else:
