@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from kubedrf.allocator import allocate
+from kubedrf.api import MAX_REFUSE_SECONDS
 from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.lifecycle import (
     LISTED_TASK_WAIT,
-    MAX_REFUSE_SECONDS,
     Reconciliation,
     reconcile,
 )
@@ -387,16 +387,16 @@ def test_tasks_launched_on_an_offer_survive_its_rescinding() -> None:
     assert reconcile(cache.freeze(NOW + 1)).refusals == []
 
 
-def test_a_refusal_filter_longer_than_a_year_is_clamped() -> None:
-    decline = {"action": "Decline", "refuseSeconds": 1e12}
+def test_a_refusal_filter_past_its_bound_is_refused_and_frees_the_offer() -> None:
+    decline = {"action": "Decline", "refuseSeconds": 1e12}  # year 33715: no cycle may crash
     cache = cache_with(
         nodes=[node("n1")],
         frameworks=[framework("A", [])],
         offers=[offer("a-1", "A", response=decline)],
     )
-    (declined,) = reconcile(cache.freeze(NOW)).transitions
-    assert declined.filter_expires_at == NOW + MAX_REFUSE_SECONDS
-    format_time(declined.filter_expires_at)  # representable: the writer can store it
+    (refused,) = reconcile(cache.freeze(NOW)).transitions
+    assert (refused.phase, refused.reason) == (OfferPhase.RESCINDED, "InvalidResponse")
+    assert f"less than or equal to {MAX_REFUSE_SECONDS}" in refused.message
 
 
 def test_a_framework_the_allocator_cannot_read_is_left_out_and_told_why() -> None:
@@ -434,3 +434,13 @@ def test_pod_requests_count_sidecars_as_the_scheduler_does() -> None:
     assert pod_requests(spec)["cpu"] == 4100
     spec["containers"] = [container("3")]
     assert pod_requests(spec)["cpu"] == 4600  # 3 + 1.5 sidecars beats the init peak
+
+
+def test_node_resources_an_offer_could_not_name_are_not_offered() -> None:
+    odd = node("n1")
+    odd["status"]["allocatable"]["attachable-volumes-csi-x"] = "39"
+    odd["status"]["allocatable"]["example.com/fpga"] = "2"
+    cache = cache_with(nodes=[odd])
+    allocatable = cache.nodes["n1"].allocatable
+    assert "attachable-volumes-csi-x" not in allocatable
+    assert allocatable["example.com/fpga"] == 2

@@ -21,8 +21,6 @@ from kubedrf.resources import Resources, total
 CLAIM_GRACE_SECONDS = 10.0
 #: An Accept whose listed tasks the master has not seen for this long has them read afresh.
 LISTED_TASK_WAIT = 5.0
-#: A refusal filter lasts at most a year (longer ones are clamped, never fail a cycle).
-MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +151,6 @@ def _settle(
         if refuse is None:
             spec_ = framework.spec if framework else None
             refuse = spec_.offer_filters.refuse_seconds if spec_ else 5.0
-        refuse = min(refuse, MAX_REFUSE_SECONDS)
         node = view.nodes.get(spec.node_name)
         usage = view.usage.get(spec.node_name, Resources()) - offer.resources()
         free = (node.allocatable - usage).clamped() if node else Resources()

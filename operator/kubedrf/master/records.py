@@ -21,7 +21,7 @@ from kubedrf.api.conventions import (
     parse_time,
 )
 from kubedrf.api.offer import OfferPhase
-from kubedrf.resources import PODS, QuantityError, Resources, total
+from kubedrf.resources import PODS, QuantityError, Resources, resource_name_error, total
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -29,10 +29,15 @@ Body = Mapping[str, Any]
 
 
 def validation_message(error: ValidationError, prefix: str = "spec") -> str:
-    """One line per problem, each naming the field: ``spec.limit.cpu: ...``."""
+    """One line per problem, each naming the field: ``spec.demand[0].resources: ...``."""
     lines = []
     for item in error.errors():
-        path = ".".join([prefix, *(str(p) for p in item["loc"])])
+        path = prefix
+        loc = list(item["loc"])
+        if loc and loc[-1] == "[key]":  # a bad map key: the message names it, not the path
+            loc = loc[:-2]
+        for part in loc:
+            path += f"[{part}]" if isinstance(part, int) else f".{part}"
         lines.append(f"{path}: {item['msg']}")
     return "; ".join(lines)
 
@@ -97,8 +102,15 @@ class NodeRecord:
             body.get("spec") or {},
             body.get("status") or {},
         )
+        # Only resources an Offer may name: one outside the API's rule would make every
+        # Offer on the node refused at creation.
+        offerable = {
+            name: amount
+            for name, amount in (status.get("allocatable") or {}).items()
+            if isinstance(name, str) and resource_name_error(name) is None
+        }
         try:
-            allocatable = Resources.parse(status.get("allocatable") or {}, "status.allocatable")
+            allocatable = Resources.parse(offerable, "status.allocatable")
         except QuantityError:
             allocatable = Resources()
         ready = any(
