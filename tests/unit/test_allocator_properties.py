@@ -355,7 +355,8 @@ def classic_offers_meet_min_allocatable(
     by_name = {fw.name: fw for fw in snapshot.frameworks}
     found = []
     for o in result.offers:
-        alternatives = by_name[o.framework].min_allocatable or config.min_allocatable
+        own = by_name[o.framework].min_allocatable
+        alternatives = config.min_allocatable if own is None else own
         if alternatives and not any(alt <= o.resources for alt in alternatives):
             found.append(f"offer below min_allocatable {alternatives}: {o}")
     return found

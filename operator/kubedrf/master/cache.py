@@ -39,7 +39,7 @@ from kubedrf.master.records import (
     parse_role,
 )
 from kubedrf.master.settings import MasterSettings
-from kubedrf.resources import PODS, Resources, total
+from kubedrf.resources import PODS, Resources, total, zero_named
 
 KINDS = ("node", "pod", "framework", "role", "quota", "reservation", "offer")
 
@@ -236,7 +236,12 @@ class ClusterCache:
                 Role(name, spec.weight) for name, spec in sorted(self.role_specs().items())
             ),
             quotas=tuple(
-                Quota(role, spec.guarantee_resources(), spec.limit_resources())
+                Quota(
+                    role,
+                    spec.guarantee_resources(),
+                    spec.limit_resources(),
+                    zero_named(spec.limit, "spec.limit"),
+                )
                 for role, spec in sorted(self.active_quotas().items())
             ),
             reservations=tuple(
@@ -287,7 +292,7 @@ class ClusterCache:
             roles=roles,
             suppressed_roles=suppressed,
             capabilities=frozenset(spec.capabilities),
-            min_allocatable=(Resources.parse(minimum),) if minimum else (),
+            min_allocatable=None if minimum is None else (Resources.parse(minimum),),
             demand=demand,
         )
 
