@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from kubedrf.simulator import SimulationResult, parse_scenario, simulate
 from tests.unit.test_simulator import ROOT, kubedrf
 
@@ -194,3 +196,12 @@ def test_human_output_ends_quietly_when_the_reader_stops(tmp_path: Path) -> None
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 0
     assert stderr == ""
+
+
+def test_the_readme_scenario_example_is_a_valid_scenario_that_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Scenario format") :]
+    example = section[section.index("```yaml\n") + 8 : section.index("```\n", 1)]
+    result = simulate(parse_scenario(yaml.safe_load(example), "README.md"))
+    assert result.final.time == 30.0  # through the whole timeline, up to A leaving
+    assert result.final.frameworks["A"].tasks == 0
