@@ -21,6 +21,7 @@ from kubedrf.allocator import (
     Framework,
     Node,
     Quota,
+    Received,
     Reservation,
     Role,
     Snapshot,
@@ -65,6 +66,7 @@ class FrameworkBuilder:
         return self
 
     def min_allocatable(self, **quantities: str | int) -> FrameworkBuilder:
+        """One alternative; with no quantities, an explicitly empty one (any offer)."""
         self._fw = replace(self._fw, min_allocatable=(res(**quantities),))
         return self
 
@@ -85,6 +87,7 @@ class SnapshotBuilder:
         self._reservations: list[Reservation] = []
         self._allocations: list[Allocation] = []
         self._filters: list[Filter] = []
+        self._received: list[Received] | None = None
         self._now = 0.0
 
     def node(
@@ -108,9 +111,13 @@ class SnapshotBuilder:
         return self
 
     def quota(
-        self, role: str, guarantee: Resources | None = None, limit: Resources | None = None
+        self,
+        role: str,
+        guarantee: Resources | None = None,
+        limit: Resources | None = None,
+        zero_limit: frozenset[str] = frozenset(),
     ) -> SnapshotBuilder:
-        self._quotas.append(Quota(role, guarantee or Resources(), limit))
+        self._quotas.append(Quota(role, guarantee or Resources(), limit, zero_limit))
         return self
 
     def reservation(self, role: str, node: str, **quantities: str | int) -> SnapshotBuilder:
@@ -134,6 +141,11 @@ class SnapshotBuilder:
         self._filters.append(Filter(framework, role, node, expires_at, refused))
         return self
 
+    def received(self, framework: str, count: int, role: str = DEFAULT_ROLE) -> SnapshotBuilder:
+        """How many allocations a client has received so far (turns the counter on)."""
+        self._received = [*(self._received or []), Received(framework, role, count)]
+        return self
+
     def at(self, now: float) -> SnapshotBuilder:
         self._now = now
         return self
@@ -148,6 +160,7 @@ class SnapshotBuilder:
             allocations=tuple(self._allocations),
             filters=tuple(self._filters),
             now=self._now,
+            received=None if self._received is None else tuple(self._received),
         )
 
 
@@ -177,8 +190,7 @@ def offered_on(result: AllocationResult, node: str) -> Resources:
 def with_offers_as_allocations(snapshot: Snapshot, result: AllocationResult) -> Snapshot:
     """The next cycle's snapshot when every offer was accepted in full."""
     accepted = tuple(
-        Allocation(o.framework, o.role, o.node, o.resources, max(1, sum(c for _, c in o.tasks)))
-        for o in result.offers
+        Allocation(o.framework, o.role, o.node, o.resources, o.units) for o in result.offers
     )
     frameworks = []
     for fw in snapshot.frameworks:

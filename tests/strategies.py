@@ -135,7 +135,7 @@ def frameworks(
         )
         suppressed = frozenset(r for r in subscribed if chance(draw, 10))
         capabilities = frozenset({GPU_RESOURCES}) if draw(st.booleans()) else frozenset()
-        min_allocatable: tuple[Resources, ...] = ()
+        min_allocatable: tuple[Resources, ...] | None = None
         if chance(draw, 25):
             min_allocatable = (draw(resource_maps(cpu=8, memory=8, gpu=1 if gpu else 0)),)
         demand = None

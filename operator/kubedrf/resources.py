@@ -139,6 +139,16 @@ def canonical_number(name: str, amount: int) -> int | float:
     return amount
 
 
+def zero_named(quantities: Mapping[str, object] | None, field: str = "resources") -> frozenset[str]:
+    """Names a resource list sets to zero: a ``Resources`` drops them, but a limit of zero
+    means "none of it", not "no limit"."""
+    return frozenset(
+        name
+        for name, value in (quantities or {}).items()
+        if parse_amount(name, value, f"{field}.{name}") == 0
+    )
+
+
 class Resources(Mapping[str, int]):
     """An immutable map from resource name to a non-zero canonical amount.
 

@@ -258,27 +258,24 @@ def headroom_only_when_it_blocks(
 
     A client reported as held for guarantees must want something (a demanded task in demand
     mode, one of its minimums in classic mode) that fits its role's limits and some node it
-    may see. The bounds are generous, so that a violation is a real one: each client's reason
-    is decided when it is switched off, before the rest of the fair-share stage, so only
-    stage-1 offers are taken off the snapshot's free capacity (reserved parts included) and
-    off the limits.
+    may see. The bounds are generous, so that a violation is a real one: the snapshot's free
+    capacity and limits, before any offer of the cycle (offers to one (framework, role,
+    node) merge across stages, so the part made in stage 1 cannot be told apart).
     """
     view = View(snapshot)
     by_name = {fw.name: fw for fw in snapshot.frameworks}
-    first = [o for o in result.offers if o.stage is Stage.GUARANTEE]
     found = []
     for (name, role), reason in sorted(result.reasons().items()):
         if reason is not Reason.HEADROOM:
             continue
         fw = by_name[name]
         if config.mode == "demand":
-            taken = stage_one_tasks(result, fw)
-            wanted = [t.resources for s, t in enumerate(fw.demand or ()) if t.count > taken[s]]
+            wanted = [t.resources for t in fw.demand or () if t.count > 0]
         else:
             wanted = list(fw.min_allocatable or config.min_allocatable)
         wanted = [w for w in wanted if all(n in view.names for n in w)]
         bounds = [
-            (q.limit, q.limit - view.held_by(q.role) - on_subtree(first, q.role))
+            (q.limit, q.limit - view.held_by(q.role))
             for q in snapshot.quotas
             if q.limit is not None and q.role in lineage(role)
         ]
@@ -288,8 +285,8 @@ def headroom_only_when_it_blocks(
             if all(want[n] <= bound[n] for limit, bound in bounds for n in want if n in limit)
             for node in view.nodes
             if view.visible(fw, role, node)
-            and want <= view.free[node] - on_node(first, node)
-            and (want or view.free[node] - on_node(first, node))
+            and want <= view.free[node]
+            and (want or view.free[node])
         ]
         if not fitting:
             found.append(f"{name} under {role} told {reason.value}, but nothing it wants fits")
@@ -403,7 +400,8 @@ def classic_offers_meet_min_allocatable(
     by_name = {fw.name: fw for fw in snapshot.frameworks}
     found = []
     for o in result.offers:
-        alternatives = by_name[o.framework].min_allocatable or config.min_allocatable
+        own = by_name[o.framework].min_allocatable
+        alternatives = config.min_allocatable if own is None else own
         if alternatives and not any(alt <= o.resources for alt in alternatives):
             found.append(f"offer below min_allocatable {alternatives}: {o}")
     return found

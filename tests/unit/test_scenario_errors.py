@@ -62,6 +62,53 @@ CASES = {
         "frameworks[0].refuseSeconds: 'soon' is not a duration",
     ),
     "no-nodes": ("nodes: []\n", "nodes:"),
+    "event-before-arrival": (
+        NODE
+        + "frameworks:\n  - {name: C, arrivesAt: 10s, tasks: {count: 1, resources: {cpu: '1'}}}\n"
+        + "events:\n  - {at: 5s, setTasks: {framework: C, count: 2}}\n",
+        "events[0].setTasks.framework: framework 'C' has not arrived yet (arrivesAt 10s)",
+    ),
+    "event-after-departure": (
+        NODE
+        + "frameworks:\n  - {name: A, leavesAt: 3s}\n"
+        + "events:\n  - {at: 3s, suppress: {framework: A}}\n",
+        "events[0].suppress.framework: framework 'A' has already left (leavesAt 3s)",
+    ),
+    "event-on-unknown-role": (
+        NODE
+        + "frameworks:\n  - {name: A}\nevents:\n  - {at: 1s, revive: {framework: A, role: x}}\n",
+        "events[0].revive.role: framework 'A' has no role 'x'",
+    ),
+    "remove-missing-node": (
+        NODE + "events:\n  - {at: 1s, removeNodes: [n1]}\n  - {at: 2s, removeNodes: [n1]}\n",
+        "events[1].removeNodes[0]: node 'n1' does not exist at that time",
+    ),
+    "add-existing-node": (
+        NODE + "events:\n  - {at: 1s, addNodes: [{name: n1, allocatable: {cpu: '1'}}]}\n",
+        "events[0].addNodes[0].name: node 'n1' already exists at that time",
+    ),
+    "remove-absent-quota": (
+        NODE + "events:\n  - {at: 1s, removeQuota: eng}\n",
+        "events[0].removeQuota: role 'eng' has no quota at that time",
+    ),
+    "two-actions": (
+        NODE + "events:\n  - {at: 1s, removeQuota: eng, setWeight: {role: eng, weight: 2}}\n",
+        "events[0]: each event holds exactly one action",
+    ),
+    "unknown-action": (
+        NODE + "events:\n  - {at: 1s, grow: [n1]}\n",
+        "events[0].grow: unknown action (actions: addNodes, removeNodes,",
+    ),
+    "zero-limit-below-guarantee": (
+        NODE
+        + "events:\n  - at: 1s\n    setQuota: {role: eng, guarantee: {cpu: '1'},"
+        + " limit: {cpu: '0'}}\n",
+        "events[0].setQuota.limit.cpu: must be at least the guarantee (1), got 0",
+    ),
+    "leaves-before-arriving": (
+        NODE + "frameworks:\n  - {name: A, arrivesAt: 5s, leavesAt: 2s}\n",
+        "frameworks[0].leavesAt: must come at least one cycle after arrivesAt",
+    ),
     "not-yaml": ("nodes: [\n", "not valid YAML"),
     "not-a-mapping": ("- just\n- a list\n", "a scenario must be a YAML mapping"),
 }

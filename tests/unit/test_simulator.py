@@ -1,4 +1,4 @@
-"""The simulator contract of DESIGN.md §5, through the library and the CLI."""
+"""The simulator contract (README, "The simulator"), through the library and the CLI."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from kubedrf.allocator.nodes import Fit, NodePool, ResourceIndex, Vector, needs
 from kubedrf.allocator.quota import Caps, QuotaBook
 from kubedrf.allocator.roles import lineage, role_weights
 from kubedrf.allocator.sorter import Client, DRFSorter, Sorter, SorterFactory
-from kubedrf.resources import Resources
+from kubedrf.resources import EMPTY, Resources
 
 
 def allocate(
@@ -109,23 +109,7 @@ class _Cycle:
         referenced += [q.role for q in snapshot.quotas] + [r.role for r in snapshot.reservations]
         weights = role_weights({r.name: r.weight for r in snapshot.roles}, referenced)
         self.sorter: Sorter = sorter(totals, weights, excluded)
-        # Sum what each client holds first: one sorter update per client, not per task.
-        held: dict[Client, Vector] = {}
-        counts: dict[Client, int] = {}
-        for allocation in snapshot.allocations:
-            client = (allocation.framework, allocation.role)
-            resources = self.index.dense_view(allocation.resources)
-            sum_so_far = held.get(client)
-            if sum_so_far is None:
-                held[client] = list(resources)
-                counts[client] = allocation.count
-            else:
-                for i, amount in enumerate(resources):
-                    sum_so_far[i] += amount
-                counts[client] += allocation.count
-        for client, amounts in held.items():
-            self.sorter.add_client(client)
-            self.sorter.allocated(client, amounts, counts[client])
+        self._track_holdings(set(weights))
 
         self.clients: dict[Client, _ClientState] = {}
         self.idle: dict[Client, Reason] = {}
@@ -137,6 +121,32 @@ class _Cycle:
         self._register_clients()
 
     # -- setup -----------------------------------------------------------------------------
+
+    def _track_holdings(self, roles: set[str]) -> None:
+        """Tell the sorter what each client holds and how many allocations it has received
+        (see ``Snapshot.received``); one update per client, not per task."""
+        held: dict[Client, Vector] = {}
+        counts: dict[Client, int] = {}
+        for allocation in self.snapshot.allocations:
+            client = (allocation.framework, allocation.role)
+            resources = self.index.dense_view(allocation.resources)
+            sum_so_far = held.get(client)
+            if sum_so_far is None:
+                held[client] = list(resources)
+                counts[client] = allocation.count
+            else:
+                for i, amount in enumerate(resources):
+                    sum_so_far[i] += amount
+                counts[client] += allocation.count
+        if self.snapshot.received is not None:
+            # Counters of clients the sorter has no role for (a departed framework's) go.
+            counts = {
+                (r.framework, r.role): r.count for r in self.snapshot.received if r.role in roles
+            }
+        for client in sorted(held.keys() | counts.keys()):
+            self.sorter.add_client(client)
+            amounts = held.get(client) or [0] * len(self.index)
+            self.sorter.allocated(client, amounts, counts.get(client, 0))
 
     def _active_filters(self) -> dict[Client, set[int]]:
         """Node positions each client must not be offered: filters still in force."""
@@ -178,7 +188,11 @@ class _Cycle:
                 self.shapes[framework.name] = [
                     self.index.dense_strict(shape.resources) for shape in framework.demand
                 ]
-            own_min = self._alternatives(framework.min_allocatable)
+            own_min = (
+                default_min
+                if framework.min_allocatable is None
+                else self._alternatives(framework.min_allocatable)
+            )
             for role in dict.fromkeys(framework.roles):
                 client = (framework.name, role)
                 self.sorter.add_client(client)
@@ -199,14 +213,15 @@ class _Cycle:
                         for n in self.pool.reserved_candidates(role, lineage(role))
                         if n not in filtered and (gpu_allowed or not self.pool.gpu[n])
                     ],
-                    min_allocatable=own_min if framework.min_allocatable else default_min,
+                    min_allocatable=own_min,
                 )
 
     def _alternatives(self, alternatives: Sequence[Resources]) -> list[list[tuple[int, int]]]:
         """Minimums as fit tests. One naming a resource no node has can never be met and is
-        dropped; an empty one (any offer at all) becomes "one unit of some resource"."""
+        dropped; an empty one, or none at all (any offer), becomes "one unit of some
+        resource"."""
         result = []
-        for alt in alternatives:
+        for alt in alternatives or (EMPTY,):
             vector = self.index.dense_strict(alt)
             if vector is None:
                 continue
@@ -446,9 +461,19 @@ class _Cycle:
             for (framework, role, n), pending in self.offers.items()
         )
         idle = tuple(
-            (framework, role, reason) for (framework, role), reason in sorted(self.idle.items())
+            (framework, role, self._final(framework, reason))
+            for (framework, role), reason in sorted(self.idle.items())
         )
         return AllocationResult(offers=offers, idle=idle)
+
+    def _final(self, framework: str, reason: Reason) -> Reason:
+        """A reason as the cycle ends: in demand mode a framework shares one demand across
+        its roles, so a role told why it could not be served may have seen the framework's
+        whole demand met under another role later in the cycle; then nothing blocks it."""
+        remaining = self.remaining.get(framework)
+        if self.demand_mode and reason is not Reason.SUPPRESSED and not any(remaining or ()):
+            return Reason.NO_DEMAND
+        return reason
 
 
 _SEVERITY = (Reason.NO_CAPACITY, Reason.HEADROOM, Reason.QUOTA_LIMIT)

@@ -41,11 +41,16 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class Quota:
-    """Guarantee and limit of a role; a resource absent from ``limit`` is unlimited."""
+    """Guarantee and limit of a role; a resource absent from ``limit`` is unlimited.
+
+    ``zero_limit`` names the resources the limit allows none of: a ``Resources`` drops zero
+    amounts, and without this a limit of zero would read as no limit at all.
+    """
 
     role: str
     guarantee: Resources = EMPTY
     limit: Resources | None = None
+    zero_limit: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +76,15 @@ class Framework:
 
     ``demand`` is what the framework still wants beyond its running tasks and outstanding
     offers; ``None`` means it declared no demand (it gets offers only in classic mode).
-    ``min_allocatable`` overrides the allocator's default alternatives when non-empty.
+    ``min_allocatable`` overrides the allocator's default alternatives unless ``None``; an
+    empty tuple (or an empty alternative) allows any non-empty offer, as in Mesos.
     """
 
     name: str
     roles: tuple[str, ...] = (DEFAULT_ROLE,)
     suppressed_roles: frozenset[str] = frozenset()
     capabilities: frozenset[str] = frozenset()
-    min_allocatable: tuple[Resources, ...] = ()
+    min_allocatable: tuple[Resources, ...] | None = None
     demand: tuple[TaskShape, ...] | None = None
 
 
@@ -95,6 +101,15 @@ class Allocation:
     node: str
     resources: Resources
     count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """How many allocations ``framework`` under ``role`` has received so far."""
+
+    framework: str
+    role: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +137,11 @@ def _default_min_allocatable() -> tuple[Resources, ...]:
 
 @dataclass(frozen=True, slots=True)
 class AllocatorConfig:
-    """Policy knobs. ``seed`` shuffles the node order; ``None`` keeps name order."""
+    """Policy knobs. ``seed`` shuffles the node order; ``None`` keeps name order.
+
+    ``min_allocatable`` are the master's alternatives (Mesos' --min_allocatable_resources);
+    an empty tuple allows any non-empty offer.
+    """
 
     mode: Mode = "demand"
     fairness_excluded: frozenset[str] = frozenset()
@@ -132,7 +151,15 @@ class AllocatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything one allocation cycle decides on, frozen at the cycle's start."""
+    """Everything one allocation cycle decides on, frozen at the cycle's start.
+
+    ``received`` breaks ties in dominant share. Mesos' sorter counts every allocation a
+    client has been made and never forgets one, so identical clients take turns instead of
+    the first by name taking everything. That count outlives a cycle, so the caller keeps it
+    (the simulator in its own state) and every offer of this cycle adds its units on top.
+    ``None`` stands in with what each client holds now (its tasks and open offers), which
+    a restarted master rebuilds from the API alone.
+    """
 
     nodes: tuple[Node, ...]
     frameworks: tuple[Framework, ...]
@@ -142,6 +169,7 @@ class Snapshot:
     allocations: tuple[Allocation, ...] = ()
     filters: tuple[Filter, ...] = ()
     now: float = 0.0
+    received: tuple[Received, ...] | None = None
 
 
 class Stage(StrEnum):
@@ -165,6 +193,11 @@ class OfferDecision:
     resources: Resources
     stage: Stage
     tasks: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def units(self) -> int:
+        """Allocation units behind the offer: its tasks in demand mode, else the one offer."""
+        return max(1, sum(count for _, count in self.tasks))
 
 
 class Reason(StrEnum):

@@ -83,11 +83,11 @@ class QuotaBook:
         for quota in quotas:
             limit = [UNLIMITED] * width
             limited = []
-            if quota.limit is not None:
-                for name, amount in quota.limit.items():
-                    if name in index.position:
-                        limit[index.position[name]] = amount
-                        limited.append(index.position[name])
+            bounds = dict.fromkeys(quota.zero_limit, 0) | dict(quota.limit or {})
+            for name, amount in bounds.items():
+                if name in index.position:
+                    limit[index.position[name]] = amount
+                    limited.append(index.position[name])
             guarantee = index.dense(quota.guarantee)
             self.states[quota.role] = QuotaState(
                 role=quota.role,

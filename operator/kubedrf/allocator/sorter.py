@@ -78,9 +78,10 @@ class _Node:
 class DRFSorter:
     """Hierarchical Dominant Resource Fairness.
 
-    Siblings compete by weighted dominant share (ties: fewer allocations, then name); the
-    winner's subtree recurses. A role's allocation counts for all its ancestors. Frameworks
-    subscribed to a role that also has child roles sit under a virtual leaf of weight 1.
+    Siblings compete by weighted dominant share (ties: fewer allocations received, then
+    name; see ``Snapshot.received``); the winner's subtree recurses. A role's allocation
+    counts for all its ancestors. Frameworks subscribed to a role that also has child roles
+    sit under a virtual leaf of weight 1.
     """
 
     def __init__(

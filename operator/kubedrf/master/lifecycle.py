@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from kubedrf.allocator.filters import refusal_expiry
 from kubedrf.api.conventions import moment, parse_time
 from kubedrf.api.offer import OfferPhase, OfferStatus
 from kubedrf.master.records import OfferRecord, PodRecord
@@ -159,7 +160,7 @@ def _settle(
             OfferPhase.DECLINED,
             "Declined",
             f"declined; node {spec.node_name} filtered for {refuse:g}s",
-            filter_expires_at=view.now + refuse if refuse > 0 else None,
+            filter_expires_at=refusal_expiry(view.now, refuse, view.settings.allocation_interval),
             refused=free,
         )
     expires = parse_time(spec.expires_at)

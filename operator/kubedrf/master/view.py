@@ -38,7 +38,7 @@ from kubedrf.master.records import (
     PodRecord,
 )
 from kubedrf.master.settings import MasterSettings
-from kubedrf.resources import PODS, Resources, total
+from kubedrf.resources import PODS, Resources, total, zero_named
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,12 @@ class MasterView:
                 Role(name, spec.weight) for name, spec in sorted(self.role_specs().items())
             ),
             quotas=tuple(
-                Quota(role, spec.guarantee_resources(), spec.limit_resources())
+                Quota(
+                    role,
+                    spec.guarantee_resources(),
+                    spec.limit_resources(),
+                    zero_named(spec.limit, "spec.limit"),
+                )
                 for role, spec in sorted(self.active_quotas.items())
             ),
             reservations=tuple(
@@ -238,7 +243,7 @@ class MasterView:
             roles=roles,
             suppressed_roles=suppressed,
             capabilities=frozenset(spec.capabilities),
-            min_allocatable=(Resources.parse(minimum),) if minimum else (),
+            min_allocatable=None if minimum is None else (Resources.parse(minimum),),
             demand=demand,
         )
 

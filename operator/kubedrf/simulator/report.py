@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubedrf.simulator.engine import SimulationResult, Usage
+from kubedrf.simulator.engine import CycleRecord, SimulationResult, Usage
 
 
 def _usage_json(usage: Usage) -> dict[str, Any]:
@@ -16,8 +16,33 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
     }
 
 
+def _trace_json(record: CycleRecord) -> dict[str, Any]:
+    return {
+        "cycle": record.cycle,
+        "time": record.time,
+        "offers": [
+            {
+                "framework": offer.framework,
+                "role": offer.role,
+                "node": offer.node,
+                "resources": offer.resources.to_canonical(),
+            }
+            for offer in record.offers
+        ],
+        "frameworks": {
+            name: {
+                "tasks": usage.tasks,
+                "dominant_share": usage.dominant_share,
+                "launched": record.launched.get(name, 0),
+                "declined": record.declined.get(name, 0),
+            }
+            for name, usage in record.frameworks.items()
+        },
+    }
+
+
 def to_json(result: SimulationResult) -> str:
-    """The contract of DESIGN.md §5: final tasks, allocations and dominant shares."""
+    """Final tasks, allocations and dominant shares, and a trace of every cycle."""
     final = result.final
     document = {
         "cycles": len(result.cycles),
@@ -25,6 +50,7 @@ def to_json(result: SimulationResult) -> str:
         "mode": result.scenario.mode,
         "frameworks": {name: _usage_json(u) for name, u in final.frameworks.items()},
         "roles": {name: _usage_json(u) for name, u in final.roles.items()},
+        "trace": [_trace_json(record) for record in result.cycles],
     }
     return json.dumps(document, indent=2, sort_keys=True)
 

@@ -1,13 +1,14 @@
-"""Scenario files for ``kubedrf simulate`` (DESIGN.md §5): schema, semantic checks, loading.
+"""Scenario files for ``kubedrf simulate`` (format in the README): schema, checks, loading.
 
 Every error names the file, the field and the rule, so a bad scenario is fixed in one go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -76,7 +78,74 @@ class ScenarioFramework(_Strict):
     refuse_seconds: Seconds = Field(default=5.0, alias="refuseSeconds", ge=0, le=MAX_REFUSE_SECONDS)
     tasks: ScenarioTasks | None = None
     capabilities: list[str] = Field(default_factory=list)
-    min_allocatable: ResourceMap | None = Field(default=None, alias="minAllocatable")
+    #: One map, or a list of alternatives; empty means any non-empty offer.
+    min_allocatable: ResourceMap | list[ResourceMap] | None = Field(
+        default=None, alias="minAllocatable"
+    )
+    arrives_at: Seconds = Field(default=0.0, alias="arrivesAt")
+    leaves_at: Seconds | None = Field(default=None, alias="leavesAt")
+    decline_all: bool = Field(default=False, alias="declineAll")
+
+
+class TaskCount(_Strict):
+    framework: str = Field(min_length=1)
+    count: int = Field(ge=0)
+
+
+class FrameworkRole(_Strict):
+    """A framework, and optionally one of its roles (else all of them)."""
+
+    framework: str = Field(min_length=1)
+    role: RoleName | None = None
+
+
+class RoleWeight(_Strict):
+    role: RoleName
+    weight: float = Field(gt=0)
+
+
+#: Event actions by their field name, in the spelling of scenario files.
+ACTIONS = {
+    "add_nodes": "addNodes",
+    "remove_nodes": "removeNodes",
+    "set_quota": "setQuota",
+    "remove_quota": "removeQuota",
+    "set_weight": "setWeight",
+    "set_tasks": "setTasks",
+    "suppress": "suppress",
+    "revive": "revive",
+}
+
+
+class ScenarioEvent(_Strict):
+    """One change at ``at``, applied at the start of the first cycle at or after it."""
+
+    at: Seconds
+    add_nodes: list[ScenarioNode] | None = Field(default=None, alias="addNodes", min_length=1)
+    remove_nodes: list[str] | None = Field(default=None, alias="removeNodes", min_length=1)
+    set_quota: ScenarioQuota | None = Field(default=None, alias="setQuota")
+    remove_quota: RoleName | None = Field(default=None, alias="removeQuota")
+    set_weight: RoleWeight | None = Field(default=None, alias="setWeight")
+    set_tasks: TaskCount | None = Field(default=None, alias="setTasks")
+    suppress: FrameworkRole | None = None
+    revive: FrameworkRole | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Self:
+        named = [ACTIONS[name] for name in ACTIONS if getattr(self, name) is not None]
+        if len(named) != 1:
+            got = " and ".join(named) if named else "none"
+            raise PydanticCustomError(
+                "one_action",
+                "each event holds exactly one action ({actions}); got {got}",
+                {"actions": ", ".join(ACTIONS.values()), "got": got},
+            )
+        return self
+
+    @property
+    def action(self) -> str:
+        """The action's name as the scenario file spells it."""
+        return next(ACTIONS[name] for name in ACTIONS if getattr(self, name) is not None)
 
 
 class Scenario(_Strict):
@@ -87,11 +156,19 @@ class Scenario(_Strict):
     fairness_excluded_resources: list[str] = Field(
         default_factory=list, alias="fairnessExcludedResources"
     )
+    #: The master's alternatives (Mesos' --min_allocatable_resources); [] allows any offer.
+    min_allocatable: list[ResourceMap] | None = Field(default=None, alias="minAllocatable")
     nodes: list[ScenarioNode] = Field(min_length=1)
     roles: list[ScenarioRole] = Field(default_factory=list)
     quotas: list[ScenarioQuota] = Field(default_factory=list)
     reservations: list[ScenarioReservation] = Field(default_factory=list)
     frameworks: list[ScenarioFramework] = Field(default_factory=list)
+    events: list[ScenarioEvent] = Field(default_factory=list)
+
+    def cycle_of(self, seconds: float) -> int:
+        """The first cycle at or after ``seconds``, where a timed change takes effect."""
+        # Tolerate float noise: 0.3s at a 0.1s interval is cycle 3, not 4.
+        return max(0, math.ceil(seconds / self.allocation_interval - 1e-9))
 
     @field_validator("allocation_interval")
     @classmethod
@@ -127,6 +204,10 @@ def _field_path(location: tuple[int | str, ...]) -> str:
 
 
 _ALIASES = {
+    **ACTIONS,
+    "arrives_at": "arrivesAt",
+    "leaves_at": "leavesAt",
+    "decline_all": "declineAll",
     "node_name": "nodeName",
     "refuse_seconds": "refuseSeconds",
     "min_allocatable": "minAllocatable",
@@ -140,8 +221,12 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
     for item in error.errors():
         location = tuple(_ALIASES.get(p, p) if isinstance(p, str) else p for p in item["loc"])
         message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see DESIGN.md §5 for the format)"
+        if item["type"] == "extra_forbidden" and len(location) == 3 and location[0] == "events":
+            message = f"unknown action (actions: {', '.join(ACTIONS.values())})"
+        elif item["type"] == "extra_forbidden":
+            message = (
+                "unknown field (check the spelling; the README's simulator section has the format)"
+            )
         problems.append((_field_path(location), message))
     return problems
 
@@ -173,18 +258,7 @@ def _semantic_problems(scenario: Scenario) -> Iterator[tuple[str, str]]:
         if quota.role in quota_roles:
             yield f"quotas[{i}].role", f"role {quota.role!r} already has a quota"
         quota_roles.add(quota.role)
-        if undeclared(quota.role):
-            yield f"quotas[{i}].role", f"role {quota.role!r} is not declared under roles"
-        if quota.limit is not None:
-            guarantee = Resources.parse(quota.guarantee)
-            limit = Resources.parse(quota.limit)
-            for name, amount in guarantee.items():
-                if name in limit and limit[name] < amount:
-                    yield (
-                        f"quotas[{i}].limit.{name}",
-                        f"must be at least the guarantee ({quota.guarantee[name]}),"
-                        f" got {quota.limit[name]}",
-                    )
+        yield from _quota_problems(quota, f"quotas[{i}]", undeclared)
     reserved: dict[str, Resources] = {}
     for i, reservation in enumerate(scenario.reservations):
         if reservation.node_name not in node_names:
@@ -220,11 +294,91 @@ def _semantic_problems(scenario: Scenario) -> Iterator[tuple[str, str]]:
                     f"role {used!r} is not declared under roles"
                     f" (declared: {', '.join(sorted(declared))})",
                 )
+        leaves = framework.leaves_at
+        if leaves is not None and scenario.cycle_of(leaves) <= scenario.cycle_of(
+            framework.arrives_at
+        ):
+            yield f"frameworks[{i}].leavesAt", "must come at least one cycle after arrivesAt"
+    yield from _timeline_problems(scenario, undeclared)
+
+
+def _quota_problems(
+    quota: ScenarioQuota, where: str, undeclared: Callable[[str], bool]
+) -> Iterator[tuple[str, str]]:
+    if undeclared(quota.role):
+        yield f"{where}.role", f"role {quota.role!r} is not declared under roles"
+    if quota.limit is None:
+        return
+    limit = Resources.parse(quota.limit)
+    for name, amount in Resources.parse(quota.guarantee).items():
+        # A limit of zero is a limit (none of it), though ``Resources`` drops the zero.
+        if name in quota.limit and limit[name] < amount:
+            yield (
+                f"{where}.limit.{name}",
+                f"must be at least the guarantee ({quota.guarantee[name]}),"
+                f" got {quota.limit[name]}",
+            )
+
+
+def _timeline_problems(
+    scenario: Scenario, undeclared: Callable[[str], bool]
+) -> Iterator[tuple[str, str]]:
+    """Events in the order they apply: each must name what exists at that moment."""
+    frameworks = {fw.name: fw for fw in scenario.frameworks}
+    nodes = {node.name for node in scenario.nodes}
+    quotas = {quota.role for quota in scenario.quotas}
+
+    def absent(name: str, cycle: int) -> str | None:
+        fw = frameworks.get(name)
+        if fw is None:
+            return f"framework {name!r} is not among the scenario's frameworks"
+        if cycle < scenario.cycle_of(fw.arrives_at):
+            return f"framework {name!r} has not arrived yet (arrivesAt {fw.arrives_at:g}s)"
+        if fw.leaves_at is not None and cycle >= scenario.cycle_of(fw.leaves_at):
+            return f"framework {name!r} has already left (leavesAt {fw.leaves_at:g}s)"
+        return None
+
+    events = sorted(enumerate(scenario.events), key=lambda e: scenario.cycle_of(e[1].at))
+    for i, event in events:
+        cycle = scenario.cycle_of(event.at)
+        where = f"events[{i}].{event.action}"
+        for j, node in enumerate(event.add_nodes or ()):
+            if node.name in nodes:
+                yield f"{where}[{j}].name", f"node {node.name!r} already exists at that time"
+            nodes.add(node.name)
+        for j, name in enumerate(event.remove_nodes or ()):
+            if name not in nodes:
+                yield f"{where}[{j}]", f"node {name!r} does not exist at that time"
+            nodes.discard(name)
+        if event.set_quota is not None:
+            yield from _quota_problems(event.set_quota, where, undeclared)
+            quotas.add(event.set_quota.role)
+        if event.remove_quota is not None:
+            if event.remove_quota not in quotas:
+                yield where, f"role {event.remove_quota!r} has no quota at that time"
+            quotas.discard(event.remove_quota)
+        if event.set_weight is not None and undeclared(event.set_weight.role):
+            yield f"{where}.role", f"role {event.set_weight.role!r} is not declared under roles"
+        target = event.set_tasks or event.suppress or event.revive
+        if target is None:
+            continue
+        problem = absent(target.framework, cycle)
+        if problem is not None:
+            yield f"{where}.framework", problem
+            continue
+        fw = frameworks[target.framework]
+        if event.set_tasks is not None and fw.tasks is None:
+            yield f"{where}.framework", f"framework {fw.name!r} declares no tasks to count"
+        role = getattr(target, "role", None)
+        if role is not None and role not in fw.roles:
+            yield f"{where}.role", f"framework {fw.name!r} has no role {role!r}"
 
 
 def parse_scenario(document: Mapping[str, Any] | Any, source: str) -> Scenario:
     if not isinstance(document, Mapping):
-        raise ScenarioError(source, [("", "a scenario must be a YAML mapping (see DESIGN.md §5)")])
+        raise ScenarioError(
+            source, [("", "a scenario must be a YAML mapping (see the README's simulator section)")]
+        )
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as error:
