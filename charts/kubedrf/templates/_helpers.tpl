@@ -22,6 +22,11 @@
 {{- printf "%s-master" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The ValidatingAdmissionPolicy that keeps managed nodes for tasks, and its binding. */}}
+{{- define "kubedrf.admissionPolicy" -}}
+{{- printf "%s-managed-nodes" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "kubedrf.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
