@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,8 @@ def test_rendered_manifests_conform_to_the_apiserver_schemas(
         "PodDisruptionBudget",
         "Pod",
         "Framework",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
 
 
@@ -424,6 +426,138 @@ def test_requests_beyond_the_rbac_are_refused(release: Release, as_master: Path)
     lease = leases.read_namespaced_lease(LEASE, release.namespace)
     lease.spec.holder_identity = "test-renewed"
     leases.replace_namespaced_lease(LEASE, release.namespace, lease)
+
+
+# -- the admission policy ----------------------------------------------------------------------
+
+TASK_LABELS = {
+    "kubedrf.io/framework": "a",
+    "kubedrf.io/role": "batch",
+    "kubedrf.io/offer": "a-offer-1",
+}
+
+
+def tolerating_pod(
+    name: str, labels: dict[str, str] | None = None, toleration: dict[str, str] = TOLERATION
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {
+            "containers": [{"name": "task", "image": "task"}],
+            "tolerations": [toleration],
+        },
+    }
+
+
+def refusal(request: Callable[[], object]) -> str | None:
+    """The message of the apiserver's refusal of ``request``, or ``None`` if it was admitted."""
+    try:
+        request()
+    except ApiException as error:
+        assert error.status == 403, f"{error.status} {error.reason}: {error.body}"
+        return str(json.loads(error.body)["message"])
+    return None
+
+
+def creation_refusal(core: client.CoreV1Api, namespace: str, pod: dict[str, Any]) -> str | None:
+    """Why creating ``pod`` (as a dry run: nothing is left behind) is refused, if it is."""
+    return refusal(lambda: core.create_namespaced_pod(namespace, pod, dry_run="All"))
+
+
+def test_a_pod_tolerating_the_managed_taint_needs_the_task_labels(
+    cluster: devcluster.Cluster, release: Release, core: client.CoreV1Api, namespace: str
+) -> None:
+    """Refused without the labels, with the rule and the fix; admitted with them (the master
+    then judges it against its Offer, as the thief task above shows)."""
+    policy = f"{release.name}-kubedrf-managed-nodes"
+    # The apiserver compiles a new policy in the background: the first refusal may take a moment.
+    message = wait_for(
+        lambda: creation_refusal(core, namespace, tolerating_pod("outsider")), f"{policy} to refuse"
+    )
+    assert f"ValidatingAdmissionPolicy '{policy}'" in message
+    # The apiserver type-checked every expression against the Pod schema and found no fault.
+    out = cluster.kubectl("get", "validatingadmissionpolicy", policy, "-o", "json")
+    status = json.loads(out)["status"]
+    assert status["observedGeneration"] == 1
+    assert not status.get("typeChecking", {}).get("expressionWarnings"), status
+    assert (
+        "this Pod tolerates the taint kubedrf.io/managed of the nodes kubedrf manages but lacks"
+        " kubedrf.io/framework, kubedrf.io/role, kubedrf.io/offer." in message
+    )
+    assert f"exempt from this rule ({release.namespace}, kube-system)" in message
+    # A keyless Exists toleration tolerates the managed taint too.
+    everything = {"operator": "Exists"}
+    assert creation_refusal(core, namespace, tolerating_pod("anything", toleration=everything))
+    partial = creation_refusal(
+        core, namespace, tolerating_pod("half", {"kubedrf.io/framework": "a"})
+    )
+    assert partial is not None and "lacks kubedrf.io/role, kubedrf.io/offer." in partial
+    empty = creation_refusal(
+        core, namespace, tolerating_pod("empty", {**TASK_LABELS, "kubedrf.io/offer": ""})
+    )
+    assert empty is not None and "lacks kubedrf.io/offer." in empty
+
+    assert creation_refusal(core, namespace, tolerating_pod("task", TASK_LABELS)) is None
+    intolerant = tolerating_pod("elsewhere")
+    del intolerant["spec"]["tolerations"]
+    assert creation_refusal(core, namespace, intolerant) is None
+
+
+def test_a_toleration_added_by_update_needs_the_task_labels_too(
+    release: Release, core: client.CoreV1Api, namespace: str
+) -> None:
+    """The gated-Pod path: a Pod waits behind a scheduling gate, and gets its toleration when
+    it is let through; only a labelled one may."""
+    gated = tolerating_pod("gated")
+    gated["spec"].pop("tolerations")
+    gated["spec"]["schedulingGates"] = [{"name": "kubedrf.io/offer"}]
+    core.create_namespaced_pod(namespace, gated)
+    tolerate = {"spec": {"tolerations": [TOLERATION]}}
+    message = wait_for(
+        lambda: refusal(
+            lambda: core.patch_namespaced_pod("gated", namespace, tolerate, dry_run="All")
+        ),
+        "the toleration added by update to be refused",
+    )
+    assert "lacks kubedrf.io/framework, kubedrf.io/role, kubedrf.io/offer." in message
+    core.patch_namespaced_pod("gated", namespace, {"metadata": {"labels": TASK_LABELS}})
+    pod = core.patch_namespaced_pod("gated", namespace, tolerate)
+    assert [t.key for t in pod.spec.tolerations or []].count("kubedrf.io/managed") == 1
+
+
+def test_daemon_set_pods_and_exempt_namespaces_may_tolerate_the_managed_taint(
+    release: Release, api: client.ApiClient, core: client.CoreV1Api, namespace: str
+) -> None:
+    wait_for(
+        lambda: creation_refusal(core, namespace, tolerating_pod("outsider")),
+        "the policy to refuse",
+    )
+    assert creation_refusal(core, "kube-system", tolerating_pod("agent")) is None
+
+    # A node agent in a namespace that is not exempt, on the release's node alone.
+    selector = {"app": "agent"}
+    template = tolerating_pod("agent", selector)
+    del template["metadata"]["name"]
+    template["spec"]["nodeSelector"] = {"kubernetes.io/hostname": release.node}
+    client.AppsV1Api(api).create_namespaced_daemon_set(
+        namespace,
+        {
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": selector}, "template": template},
+        },
+    )
+
+    def agent() -> Any:
+        pods = core.list_namespaced_pod(namespace, label_selector="app=agent").items
+        return pods[0] if pods else None
+
+    try:
+        pod = wait_for(agent, "the DaemonSet's Pod to be admitted")
+    except AssertionError:
+        events = core.list_namespaced_event(namespace, field_selector="involvedObject.name=agent")
+        raise AssertionError([e.message for e in events.items[-1:]]) from None
+    assert pod.metadata.owner_references[0].kind == "DaemonSet"
+    assert not set(TASK_LABELS) & set(pod.metadata.labels)
 
 
 def test_upgrade_changes_the_allocation_interval(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kubedrf.api.conventions import LABEL_FRAMEWORK, LABEL_OFFER, LABEL_ROLE
 from kubedrf.devcluster import provision, schemas
 from kubedrf.master.settings import MasterSettings
 
@@ -205,6 +206,83 @@ def test_the_helm_test_pod_finishes_on_kwok_nodes(helm: str) -> None:
     assert not set(service["spec"]["selector"].items()) <= set(labels.items())
 
 
+def admission_policy(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    (policy,) = find(docs, "ValidatingAdmissionPolicy")
+    (binding,) = find(docs, "ValidatingAdmissionPolicyBinding")
+    return policy, binding
+
+
+def test_the_admission_policy_denies_pods_on_create_and_update_outside_exempt_namespaces(
+    helm: str,
+) -> None:
+    policy, binding = admission_policy(render(helm))
+    assert policy["metadata"]["name"] == "rel-kubedrf-managed-nodes"
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["matchConstraints"]["resourceRules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["pods"],
+        }
+    ]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kubedrf-system", "kube-system"],
+            }
+        ]
+    }
+
+
+def test_the_admission_policy_requires_the_task_labels_of_the_conventions(helm: str) -> None:
+    policy, _ = admission_policy(render(helm))
+    (missing,) = policy["spec"]["variables"]
+    labels = (LABEL_FRAMEWORK, LABEL_ROLE, LABEL_OFFER)
+    assert missing["expression"].startswith(f"[{', '.join(repr(label) for label in labels)}]")
+    (validation,) = policy["spec"]["validations"]
+    assert validation["expression"] == "size(variables.missing) == 0"
+    assert "variables.missing.join(', ')" in validation["messageExpression"]
+    for message in (validation["message"], validation["messageExpression"]):
+        assert "tolerates the taint kubedrf.io/managed" in message
+        assert all(label in message for label in labels)
+        assert "exempt from this rule (kubedrf-system, kube-system)" in message
+
+
+def test_the_admission_policy_follows_the_managed_taint_and_exempt_namespaces(helm: str) -> None:
+    docs = render(
+        helm,
+        "--set",
+        "managedTaint=example.com/batch,admissionPolicy.exemptNamespaces={agents,sched}",
+        namespace="sched",
+    )
+    policy, binding = admission_policy(docs)
+    conditions = {c["name"]: c["expression"] for c in policy["spec"]["matchConditions"]}
+    assert set(conditions) == {
+        "tolerates-the-managed-taint",
+        "not-controlled-by-a-daemonset",
+        "did-not-break-the-rule-before-this-update",
+    }
+    assert "== 'example.com/batch'" in conditions["tolerates-the-managed-taint"]
+    # A keyless Exists toleration tolerates every taint, the managed one included.
+    assert "t.?operator.orValue('') == 'Exists'" in conditions["tolerates-the-managed-taint"]
+    assert "oldObject" in conditions["did-not-break-the-rule-before-this-update"]
+    assert "kubedrf.io/managed" not in json.dumps(policy["spec"])
+    (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["values"] == ["sched", "agents"]  # the release namespace once
+
+
+def test_the_admission_policy_can_be_left_out(helm: str) -> None:
+    docs = render(helm, "--set", "admissionPolicy.enabled=false")
+    assert find(docs, "ValidatingAdmissionPolicy") == []
+    assert find(docs, "ValidatingAdmissionPolicyBinding") == []
+
+
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
@@ -217,6 +295,7 @@ def test_the_helm_test_pod_finishes_on_kwok_nodes(helm: str) -> None:
         ("managedLabel=a=b=c", "/managedLabel"),
         ("leaderElection.name=Not_A_Name", "/leaderElection/name"),
         ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
+        ("admissionPolicy.exemptNamespaces={Kube_System}", "/admissionPolicy/exemptNamespaces/0"),
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: str, value: str, complaint: str) -> None:

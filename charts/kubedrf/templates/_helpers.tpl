@@ -22,6 +22,11 @@
 {{- printf "%s-master" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The ValidatingAdmissionPolicy that keeps managed nodes for tasks, and its binding. */}}
+{{- define "kubedrf.admissionPolicy" -}}
+{{- printf "%s-managed-nodes" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "kubedrf.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
@@ -63,4 +68,41 @@ capabilities:
   drop: [ALL]
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/*
+CEL for the managed-nodes admission policy (admissionpolicy.yaml). Each takes the name of the
+object to judge ("object", or "oldObject" on UPDATE), so the rule reads the same for both.
+*/}}
+
+{{/* The labels every task Pod carries (kubedrf.api.conventions), as a CEL list. */}}
+{{- define "kubedrf.admission.taskLabels" -}}
+['kubedrf.io/framework', 'kubedrf.io/role', 'kubedrf.io/offer']
+{{- end }}
+
+{{/* (list . OBJECT): a toleration with the managed taint's key, or a keyless Exists (tolerates every taint). */}}
+{{- define "kubedrf.admission.tolerates" -}}
+{{- $ctx := index . 0 }}
+{{- printf "%[1]s.spec.?tolerations.orValue([]).exists(t, t.?key.orValue('') == '%[2]s' || (t.?key.orValue('') == '' && t.?operator.orValue('') == 'Exists'))" (index . 1) $ctx.Values.managedTaint }}
+{{- end }}
+
+{{/* OBJECT: controlled by a DaemonSet. */}}
+{{- define "kubedrf.admission.daemonSet" -}}
+{{- printf "%s.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false) && r.kind == 'DaemonSet' && r.apiVersion.startsWith('apps/'))" . }}
+{{- end }}
+
+{{/* (list OBJECT LABEL): OBJECT carries LABEL, not empty. */}}
+{{- define "kubedrf.admission.has" -}}
+{{- printf "%[2]s in %[1]s.metadata.?labels.orValue({}) && %[1]s.metadata.labels[%[2]s] != ''" (index . 0) (index . 1) }}
+{{- end }}
+
+{{/* OBJECT: carries every task label. */}}
+{{- define "kubedrf.admission.labelled" -}}
+{{- printf "%s.all(l, %s)" (include "kubedrf.admission.taskLabels" .) (include "kubedrf.admission.has" (list . "l")) }}
+{{- end }}
+
+{{/* (list . EXEMPT WHAT): the refusal, WHAT naming the missing labels. No single quotes: it is also a CEL string. */}}
+{{- define "kubedrf.admission.message" -}}
+{{- $ctx := index . 0 }}
+{{- printf "this Pod tolerates the taint %s of the nodes kubedrf manages but lacks %s. Only kubedrf tasks run there, each judged by the kubedrf master against the Offer it names: launch it on an Offer (labels kubedrf.io/framework, kubedrf.io/role and kubedrf.io/offer), drop the toleration, run it from a DaemonSet, or run it in a namespace exempt from this rule (%s)." $ctx.Values.managedTaint (index . 2) (join ", " (index . 1)) }}
 {{- end }}
