@@ -7,6 +7,7 @@ from kubedrf.allocator.model import (
     Allocation,
     AllocationResult,
     AllocatorConfig,
+    FairShare,
     Filter,
     Framework,
     Mode,
@@ -15,10 +16,19 @@ from kubedrf.allocator.model import (
     Quota,
     Reason,
     Reservation,
+    Revocation,
+    RevocationPolicy,
     Role,
     Snapshot,
     Stage,
+    Task,
     TaskShape,
+)
+from kubedrf.allocator.revocation import (
+    hold_freed,
+    revocation_target,
+    revocations,
+    without_revoked,
 )
 
 __all__ = [
@@ -27,6 +37,7 @@ __all__ = [
     "Allocation",
     "AllocationResult",
     "AllocatorConfig",
+    "FairShare",
     "Filter",
     "Framework",
     "Mode",
@@ -35,9 +46,16 @@ __all__ = [
     "Quota",
     "Reason",
     "Reservation",
+    "Revocation",
+    "RevocationPolicy",
     "Role",
     "Snapshot",
     "Stage",
+    "Task",
     "TaskShape",
     "allocate",
+    "hold_freed",
+    "revocation_target",
+    "revocations",
+    "without_revoked",
 ]
