@@ -141,31 +141,27 @@ def test_nothing_is_revoked_while_shares_match_the_target() -> None:
 
 
 def test_a_victim_is_never_taken_below_its_guarantee() -> None:
-    # Role b is guaranteed 9 CPUs; B1 runs 5 tasks (15 CPUs), B2 (suppressed) is owed one.
-    # C may take from B1 only down to the guarantee: two tasks, not three.
+    # Role a is guaranteed 2.5 CPUs; A runs two 2-CPU tasks, and its target is one (the
+    # guarantee stage cannot give it half a task). Ending one would help C, but would leave
+    # role a below its guarantee.
+    two_cpus = res(cpu="2")
     snapshot = (
         make_snapshot()
-        .node("n1", cpu="15", memory="15Gi")
+        .node("n1", cpu="2", memory="2Gi")
+        .node("n2", cpu="2500m", memory="2Gi")
         .framework(
-            make_framework("B1").role("b").demand(10, cpu="3", memory="1Gi"),
-            make_framework("B2").role("b").demand(2, cpu="3", memory="1Gi").suppress(),
-            make_framework("C").demand(100, cpu="1", memory="1Gi"),
+            make_framework("A").role("a").demand(0, cpu="2"),
+            make_framework("C").role("c").demand(2, cpu="1"),
         )
-        .quota("b", guarantee=res(cpu="9"))
         .at(10)
         .obj()
     )
-    snapshot = with_tasks(snapshot, [Task(f"b{i}", "B1", "b", "n1", B_TASK, i) for i in range(5)])
-    chosen = revocations(snapshot)
-    assert [r.tasks for r in chosen] == [("b4",), ("b3",)]
-    assert {r.beneficiary for r in chosen} == {"C"}
-
-
-def test_a_victim_is_never_taken_below_its_own_target() -> None:
-    # B holds one task over its target of 1; taking b1 for C leaves B at its target, and
-    # taking the other would put it below: at most one B task goes.
-    chosen = revocations(seed(), policy=RevocationPolicy(max_per_cycle=100))
-    assert sum(len(r.tasks) for r in chosen if r.framework == "B") <= 1
+    tasks = [Task(f"a{i}", "A", "a", f"n{i}", two_cpus) for i in (1, 2)]
+    snapshot = with_tasks(snapshot, tasks)
+    assert [r.tasks for r in revocations(snapshot)] == [("a1",)]
+    guaranteed = replace(snapshot, quotas=(Quota("a", guarantee=res(cpu="2500m")),))
+    assert shares(guaranteed)["A"].target_tasks == 1
+    assert revocations(guaranteed) == ()
 
 
 def test_no_revocation_for_a_gap_within_one_task() -> None:
@@ -203,13 +199,30 @@ def test_no_revocation_for_a_beneficiary_its_quota_limit_stops() -> None:
         ),
         quotas=(Quota("c", limit=res(cpu="500m")),),
     )
+    assert shares(limited)["C"].target_tasks == 0
     assert revocations(limited) == ()
 
 
 def test_no_revocation_on_a_gpu_node_for_a_beneficiary_without_the_capability() -> None:
-    snapshot = seed()
-    gpu_node = replace(snapshot.nodes[0], allocatable=snapshot.nodes[0].allocatable + res(gpu=1))
-    assert revocations(replace(snapshot, nodes=(gpu_node,))) == ()
+    # A (GPU-capable) holds the GPU node n1, B holds n2; C sees only n2.
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="4", memory="4Gi", gpu=1)
+        .node("n2", cpu="4", memory="4Gi")
+        .framework(
+            make_framework("A").gpu().demand(0, cpu="1", memory="1Gi"),
+            make_framework("B").gpu().demand(0, cpu="1", memory="1Gi"),
+            make_framework("C").demand(10, cpu="1", memory="1Gi"),
+        )
+        .at(10)
+        .obj()
+    )
+    one = res(cpu="1", memory="1Gi")
+    tasks = [Task(f"a{i}", "A", "default", "n1", one) for i in range(4)]
+    tasks += [Task(f"b{i}", "B", "default", "n2", one) for i in range(4)]
+    chosen = revocations(with_tasks(snapshot, tasks))
+    assert chosen
+    assert {r.node for r in chosen} == {"n2"}
 
 
 def test_no_revocation_on_a_node_reserved_for_the_victims_role() -> None:
@@ -278,3 +291,31 @@ def test_revocation_policy_refuses_nonsense_naming_the_field() -> None:
 
 def test_demand_mode_target_applies_in_classic_mode_too() -> None:
     assert revocations(seed(), AllocatorConfig(mode="classic")) == revocations(seed())
+
+
+def test_a_victim_keeps_its_target_even_when_the_beneficiary_wants_more() -> None:
+    # A runs one task on n1 and one on n2 but its target is one task; B fills n3 at its
+    # target; C's target is four tasks. Ending A's second task would help C, yet A keeps it.
+    a_task, b_task = res(cpu="500m", memory="3Gi"), res(cpu="500m")
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="1", memory="3Gi")
+        .node("n2", cpu="1500m", memory="3Gi")
+        .node("n3", cpu="1", memory="2Gi")
+        .framework(
+            make_framework("A").demand(0, cpu="500m", memory="3Gi"),
+            make_framework("B").demand(0, cpu="500m"),
+            make_framework("C").demand(4, cpu="500m", memory="1Gi"),
+        )
+        .at(10)
+        .obj()
+    )
+    tasks = [Task(f"a{i}", "A", "default", f"n{i}", a_task) for i in (1, 2)]
+    tasks += [Task(f"b{i}", "B", "default", "n3", b_task) for i in (1, 2)]
+    snapshot = with_tasks(snapshot, tasks)
+    assert {name: s.target_tasks for name, s in shares(snapshot).items()} == {
+        "A": 1,
+        "B": 2,
+        "C": 4,
+    }
+    assert [r.tasks for r in revocations(snapshot)] == [("a1",)]
