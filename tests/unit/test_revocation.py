@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from benchmarks.convergence import step, with_tasks
 
 from kubedrf.allocator import (
-    Allocation,
     AllocatorConfig,
     FairShare,
     Quota,
@@ -22,8 +26,9 @@ from kubedrf.allocator import (
     revocations,
     without_revoked,
 )
-from kubedrf.allocator.filters import expire
 from tests.builders import make_framework, make_snapshot, res
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "convergence.py"
 
 A_TASK = res(cpu="1", memory="4Gi")
 B_TASK = res(cpu="3", memory="1Gi")
@@ -42,48 +47,6 @@ def seed(arrival: bool = True) -> Snapshot:
         frameworks.append(make_framework("C").demand(100, cpu="1", memory="1Gi"))
     snapshot = make_snapshot().node("n1", cpu="9", memory="18Gi").framework(*frameworks).at(10)
     return with_tasks(snapshot.obj(), tasks)
-
-
-def with_tasks(snapshot: Snapshot, tasks: list[Task]) -> Snapshot:
-    """``snapshot`` also running ``tasks``, each inside an allocation of its own."""
-    allocations = tuple(Allocation(t.framework, t.role, t.node, t.resources) for t in tasks)
-    return replace(
-        snapshot, allocations=snapshot.allocations + allocations, tasks=(*snapshot.tasks, *tasks)
-    )
-
-
-def step(snapshot: Snapshot, policy: RevocationPolicy | None = None) -> tuple[Snapshot, int]:
-    """One cycle with revocation: the chosen tasks end at once, their nodes are held for the
-    beneficiaries, every offer is accepted in full as new tasks, and a second passes.
-    Returns the next snapshot and how many tasks were revoked."""
-    chosen = revocations(snapshot, policy=policy)
-    after = without_revoked(snapshot, chosen)
-    after = replace(after, filters=after.filters + hold_freed(after, chosen, after.now + 1))
-    result = allocate(after)
-    demand = {fw.name: list(fw.demand or ()) for fw in after.frameworks}
-    launched = []
-    for o in result.offers:
-        for s, count in o.tasks:
-            shape = demand[o.framework][s]
-            demand[o.framework][s] = replace(shape, count=shape.count - count)
-            launched += [
-                Task(
-                    f"{o.framework}-{after.now:g}-{o.node}-{s}-{k}",
-                    o.framework,
-                    o.role,
-                    o.node,
-                    shape.resources,
-                    after.now,
-                )
-                for k in range(count)
-            ]
-    frameworks = tuple(
-        fw if fw.demand is None else replace(fw, demand=tuple(demand[fw.name]))
-        for fw in after.frameworks
-    )
-    now = after.now + 1
-    after = replace(after, frameworks=frameworks, now=now, filters=expire(after.filters, now))
-    return with_tasks(after, launched), sum(len(r.tasks) for r in chosen)
 
 
 def shares(snapshot: Snapshot) -> dict[str, FairShare]:
@@ -319,3 +282,22 @@ def test_a_victim_keeps_its_target_even_when_the_beneficiary_wants_more() -> Non
         "C": 4,
     }
     assert [r.tasks for r in revocations(snapshot)] == [("a1",)]
+
+
+def test_without_revoked_takes_each_ended_task_out_of_its_own_allocation() -> None:
+    snapshot = seed()
+    two = Revocation("A", "default", "n1", ("a1", "a2"), A_TASK * 2, "C", "default", shape=0)
+    after = without_revoked(snapshot, [two])
+    assert [a.resources for a in after.allocations if a.framework == "A"] == [A_TASK]
+
+
+def test_convergence_benchmark_writes_its_figures(tmp_path: Path) -> None:
+    out = tmp_path / "convergence.json"
+    command = [sys.executable, str(BENCHMARK), "--nodes=4", "--frameworks=3"]
+    command += ["--scale-nodes=40", "--scale-frameworks=4", f"--json={out}"]
+    subprocess.run(command, check=True, capture_output=True)
+    report = json.loads(out.read_text())
+    assert [a["framework"] for a in report["arrivals"]] == ["fw-00", "fw-01", "fw-02"]
+    assert all(a["revoked"] >= a["lower_bound"] for a in report["arrivals"])
+    assert all(a["largest_gap"] <= 1.0 + 1e-9 for a in report["arrivals"])
+    assert report["scale"]["revoked"] > 0

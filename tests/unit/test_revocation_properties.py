@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import combinations
 
+from benchmarks.convergence import step, with_tasks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,6 @@ from kubedrf.allocator import (
 from kubedrf.allocator.roles import in_subtree
 from kubedrf.resources import EMPTY, Resources, total
 from tests.strategies import resource_maps, task_shapes
-from tests.unit.test_revocation import step, with_tasks
 
 NOW = 10.0
 EPSILON = 1e-9

@@ -24,6 +24,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import NoReturn
 
 import numpy as np
 
@@ -31,6 +33,7 @@ from kubedrf.allocator.cycle import _Cycle, allocate
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
     Allocation,
+    AllocationResult,
     AllocatorConfig,
     FairShare,
     Filter,
@@ -46,6 +49,8 @@ from kubedrf.allocator.roles import in_subtree, lineage
 from kubedrf.allocator.sorter import Client
 from kubedrf.resources import EMPTY, Resources, total
 
+_Key = tuple[str, str, str]
+
 #: Shares closer than this are equal (float sums of the same fractions differ in the last bits).
 EPSILON = 1e-9
 
@@ -55,8 +60,7 @@ def revocation_target(
 ) -> tuple[FairShare, ...]:
     """Each client's holding beside its DRF target for the current demand, by client."""
     config = config or AllocatorConfig()
-    _check_tasks(snapshot)
-    result = allocate(_unheld(snapshot), replace(config, mode="demand"))
+    result = _target_offers(_unheld(snapshot), replace(config, mode="demand"))
     target: dict[Client, Resources] = {}
     tasks: dict[Client, int] = {}
     for offer in result.offers:
@@ -81,6 +85,13 @@ def revocation_target(
         )
         for framework, role in sorted(clients)
     )
+
+
+@lru_cache(maxsize=2)
+def _target_offers(unheld: Snapshot, config: AllocatorConfig) -> AllocationResult:
+    """The target allocation, kept while demand stays the same: every task is demand, so
+    launching and ending tasks leave this snapshot as it was, and steady cycles reuse it."""
+    return allocate(unheld, config)
 
 
 def revocations(
@@ -128,8 +139,15 @@ def without_revoked(snapshot: Snapshot, revocations: Iterable[Revocation]) -> Sn
         freed[key] = (resources + task.resources, count + 1)
     allocations = []
     for a in snapshot.allocations:
-        resources, count = freed.pop((a.framework, a.role, a.node), (EMPTY, 0))
-        left = (a.resources - resources).clamped()
+        key = (a.framework, a.role, a.node)
+        if key not in freed:
+            allocations.append(a)
+            continue
+        # A key may have several allocations: take the ended tasks out of them in turn.
+        resources, count = freed[key]
+        taken = resources.minimum(a.resources)
+        freed[key] = ((resources - taken).clamped(), max(0, count - a.count))
+        left = (a.resources - taken).clamped()
         if left:
             allocations.append(replace(a, resources=left, count=max(1, a.count - count)))
     again: dict[str, dict[Resources, int]] = {}
@@ -155,9 +173,10 @@ def _held(allocations: Iterable[Allocation]) -> dict[Client, Resources]:
     return held
 
 
-def _check_tasks(snapshot: Snapshot) -> None:
-    """Tasks must be unique and lie within the allocation of their (framework, role, node)."""
-    allocated: dict[tuple[str, str, str], Resources] = {}
+def _refuse_tasks(snapshot: Snapshot) -> NoReturn:
+    """Name the first task that repeats a name or lies outside the allocation of its
+    (framework, role, node). Only called once the fast check in ``_held_shapes`` failed."""
+    allocated: dict[_Key, Resources] = {}
     for a in snapshot.allocations:
         key = (a.framework, a.role, a.node)
         allocated[key] = allocated.get(key, EMPTY) + a.resources
@@ -174,34 +193,46 @@ def _check_tasks(snapshot: Snapshot) -> None:
                 f" {task.role!r} on node {task.node!r}; every task must be within an allocation"
             )
         allocated[key] = left
+    raise AssertionError("_refuse_tasks called on valid tasks")
 
 
 def _held_shapes(snapshot: Snapshot) -> dict[str, dict[Resources, int]]:
     """What each framework holds, as counts of task shapes.
 
     Listed tasks are exact. The rest of an allocation (open offers, unlisted tasks) is its
-    ``count`` equal units when it divides evenly, else one unit.
+    ``count`` equal units when it divides evenly, else one unit. Tasks must have unique
+    names and lie within the allocation of their (framework, role, node).
     """
-    per_key: dict[tuple[str, str, str], tuple[Resources, int]] = {}
+    allocated: dict[_Key, tuple[Resources, int]] = {}
     for a in snapshot.allocations:
         key = (a.framework, a.role, a.node)
-        resources, count = per_key.get(key, (EMPTY, 0))
-        per_key[key] = (resources + a.resources, count + a.count)
-    shapes: dict[str, dict[Resources, int]] = {}
+        resources, count = allocated.get(key, (EMPTY, 0))
+        allocated[key] = (resources + a.resources, count + a.count)
+    # Tasks come by the hundred thousand in a few shapes: count shapes, then multiply.
+    listed: dict[_Key, dict[Resources, int]] = {}
     for task in snapshot.tasks:
-        key = (task.framework, task.role, task.node)
-        resources, count = per_key[key]
-        per_key[key] = (resources - task.resources, count - 1)
-        _count(shapes.setdefault(task.framework, {}), task.resources, 1)
-    for (framework, _, _), (resources, count) in per_key.items():
-        rest = resources.clamped()
+        _count(listed.setdefault((task.framework, task.role, task.node), {}), task.resources, 1)
+    if len({task.name for task in snapshot.tasks}) < len(snapshot.tasks):
+        _refuse_tasks(snapshot)
+    if any(key not in allocated for key in listed):
+        _refuse_tasks(snapshot)
+    shapes: dict[str, dict[Resources, int]] = {}
+    for key, (resources, units) in allocated.items():
+        held = shapes.setdefault(key[0], {})
+        rest, count = resources, units
+        for shape, n in listed.get(key, {}).items():
+            _count(held, shape, n)
+            rest = rest - shape * n
+            count -= n
+        if any(amount < 0 for amount in rest.values()):
+            _refuse_tasks(snapshot)
         if not rest:
             continue
         unit = Resources({name: amount // max(count, 1) for name, amount in rest.items()})
         if count > 1 and unit * count == rest:
-            _count(shapes.setdefault(framework, {}), unit, count)
+            _count(held, unit, count)
         else:
-            _count(shapes.setdefault(framework, {}), rest, 1)
+            _count(held, rest, 1)
     return shapes
 
 
@@ -283,11 +314,15 @@ class _Planner:
         #: Per role, what planned beneficiaries gain (limits are checked on it).
         self.gained: dict[str, Vector] = {}
         self.revoked: set[str] = set()
+        #: Victims that cannot give another task without falling below their target.
+        self.exhausted: set[Client] = set()
         self.candidates = self._candidates()
+        self.by_client: dict[Client, list[tuple[int, _Candidate]]] = {}
         self.revocable = np.zeros((len(self.pool.names), width), dtype=np.int64)
         for n, cands in self.candidates.items():
             for c in cands:
                 self.revocable[n] += c.vector
+                self.by_client.setdefault(c.client, []).append((n, c))
 
     def _candidates(self) -> dict[int, list[_Candidate]]:
         excess = {
@@ -398,7 +433,8 @@ class _Planner:
         if not gpu_allowed:
             mask &= ~self.pool.gpu_mask
         nodes = {int(n) for n in np.flatnonzero(mask)}
-        nodes |= set(self.extra) | set(self.pool.reserved_candidates(role, lineage(role)))
+        nodes |= {n for n, extra in self.extra.items() if any(x > 0 for x in extra)}
+        nodes |= set(self.pool.reserved_candidates(role, lineage(role)))
         return [n for n in sorted(nodes) if n in self.candidates]
 
     def _free_on(self, n: int, role: str, vector: Vector) -> list[_Candidate] | None:
@@ -411,10 +447,10 @@ class _Planner:
         for c in self.candidates[n]:
             if not any(short):
                 break
-            if c.task.name in self.revoked or not any(
-                c.vector[i] for i, x in enumerate(short) if x
-            ):
-                continue  # already taken, or frees nothing the task lacks
+            if c.client in self.exhausted or c.task.name in self.revoked:
+                continue
+            if not any(c.vector[i] for i, x in enumerate(short) if x):
+                continue  # frees nothing the task lacks
             if any(in_subtree(c.client[1], owner) for owner in blocked):
                 continue  # what it frees goes back to someone else's reservation
             if not self._may_take(c, taking.get(c.client, EMPTY), chosen, role):
@@ -452,6 +488,17 @@ class _Planner:
                     return False
         return True
 
+    def _exhaust_if_at_target(self, victim: Client) -> None:
+        """Once ``victim`` can give no task without falling below its target, its tasks stop
+        counting as revocable, so later searches skip its nodes."""
+        left = [(n, c) for n, c in self.by_client[victim] if c.task.name not in self.revoked]
+        floor = self.shares[victim].target_share - EPSILON
+        if any(self._share(victim, EMPTY - c.task.resources) >= floor for _, c in left):
+            return
+        self.exhausted.add(victim)
+        for n, c in left:
+            self.revocable[n] -= c.vector
+
     def _commit(
         self, client: Client, s: int, vector: Vector, n: int, chosen: list[_Candidate]
     ) -> list[Revocation]:
@@ -461,7 +508,8 @@ class _Planner:
         self.extra[n] = [
             e + f - v for e, f, v in zip(self.extra.get(n, [0] * width), freed, vector, strict=True)
         ]
-        self.revocable[n] -= np.array(freed, dtype=np.int64)
+        for c in chosen:
+            self.revocable[n] -= c.vector
         self.held[client] = self.held[client] + self.index.sparse(vector)
         self.remaining[framework][s] -= 1
         self.gained[role] = _plus(self.gained.get(role, [0] * width), [vector])
@@ -474,6 +522,8 @@ class _Planner:
                     self.released.get(state.role, [0] * width), [c.vector]
                 )
             by_victim.setdefault(c.client, []).append(c)
+        for victim in by_victim:
+            self._exhaust_if_at_target(victim)
         return [
             Revocation(
                 framework=victim[0],
