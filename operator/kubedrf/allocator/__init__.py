@@ -7,6 +7,7 @@ from kubedrf.allocator.model import (
     Allocation,
     AllocationResult,
     AllocatorConfig,
+    FairShare,
     Filter,
     Framework,
     Mode,
@@ -16,10 +17,19 @@ from kubedrf.allocator.model import (
     Reason,
     Received,
     Reservation,
+    Revocation,
+    RevocationPolicy,
     Role,
     Snapshot,
     Stage,
+    Task,
     TaskShape,
+)
+from kubedrf.allocator.revocation import (
+    hold_freed,
+    revocation_target,
+    revocations,
+    without_revoked,
 )
 
 __all__ = [
@@ -28,6 +38,7 @@ __all__ = [
     "Allocation",
     "AllocationResult",
     "AllocatorConfig",
+    "FairShare",
     "Filter",
     "Framework",
     "Mode",
@@ -37,9 +48,16 @@ __all__ = [
     "Reason",
     "Received",
     "Reservation",
+    "Revocation",
+    "RevocationPolicy",
     "Role",
     "Snapshot",
     "Stage",
+    "Task",
     "TaskShape",
     "allocate",
+    "hold_freed",
+    "revocation_target",
+    "revocations",
+    "without_revoked",
 ]

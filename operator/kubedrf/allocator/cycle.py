@@ -39,6 +39,15 @@ def allocate(
     return _Cycle(snapshot, config or AllocatorConfig(), sorter).run()
 
 
+def capacity(
+    snapshot: Snapshot, config: AllocatorConfig | None = None
+) -> tuple[NodePool, QuotaBook, ResourceIndex]:
+    """Free capacity, reserved pools and quota books exactly as a cycle on ``snapshot`` sees
+    them: revocation plans on the same state the allocator offers from."""
+    cycle = _Cycle(snapshot, config or AllocatorConfig(), DRFSorter)
+    return cycle.pool, cycle.quota, cycle.index
+
+
 @dataclass(slots=True)
 class _ClientState:
     """Per-cycle bookkeeping of one (framework, role)."""

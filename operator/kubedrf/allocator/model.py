@@ -113,6 +113,22 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
+class Task:
+    """One running task, part of the ``Allocation`` of its (framework, role, node).
+
+    Allocations sum tasks up; revocation needs what that loses: which task to end, and how
+    long it has run (``minRuntime``, newest first). ``name`` is unique in a snapshot.
+    """
+
+    name: str
+    framework: str
+    role: str
+    node: str
+    resources: Resources
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Filter:
     """A refusal filter: while active, ``framework`` under ``role`` is not offered ``node``.
 
@@ -170,6 +186,7 @@ class Snapshot:
     filters: tuple[Filter, ...] = ()
     now: float = 0.0
     received: tuple[Received, ...] | None = None
+    tasks: tuple[Task, ...] = ()
 
 
 class Stage(StrEnum):
@@ -198,6 +215,55 @@ class OfferDecision:
     def units(self) -> int:
         """Allocation units behind the offer: its tasks in demand mode, else the one offer."""
         return max(1, sum(count for _, count in self.tasks))
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationPolicy:
+    """How eagerly running tasks are taken back.
+
+    ``min_runtime``: a task younger than this (seconds) is never revoked, so a task gets
+    some work done before it can be ended. ``max_per_cycle``: at most this many tasks per
+    cycle, so one arrival does not end half the cluster at once.
+    """
+
+    min_runtime: float = 0.0
+    max_per_cycle: int = 100
+
+    def __post_init__(self) -> None:
+        if self.min_runtime < 0:
+            raise ValueError(f"min_runtime: must be at least 0, got {self.min_runtime}")
+        if self.max_per_cycle < 1:
+            raise ValueError(f"max_per_cycle: must be at least 1, got {self.max_per_cycle}")
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """End ``tasks`` of ``framework`` under ``role`` on ``node`` so that ``beneficiary``
+    under ``beneficiary_role`` can run one more task of its ``shape`` (index into its
+    demand) there. ``resources`` is what the tasks free."""
+
+    framework: str
+    role: str
+    node: str
+    tasks: tuple[str, ...]
+    resources: Resources
+    beneficiary: str
+    beneficiary_role: str
+    shape: int
+
+
+@dataclass(frozen=True, slots=True)
+class FairShare:
+    """What a (framework, role) holds and what the DRF allocation of the current demand
+    would give it: the answer to "what is my fair share?"."""
+
+    framework: str
+    role: str
+    held: Resources
+    share: float
+    target: Resources
+    target_share: float
+    target_tasks: int
 
 
 class Reason(StrEnum):
