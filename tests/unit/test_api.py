@@ -71,8 +71,12 @@ def test_offer_columns_answer_at_a_glance() -> None:
     columns = [c["name"] for c in _columns("Offer")]
     assert columns[:6] == ["Framework", "Role", "Node", "CPU", "Memory", "Phase"]
     assert columns[-1] == "Age"
-    framework = [c["name"] for c in _columns("Framework")]
+    framework = [c["name"] for c in _columns("Framework") if not c.get("priority")]
     assert framework == ["Roles", "Share", "Tasks", "Offers", "Ready", "Age"]
+    wide = [c["name"] for c in _columns("Framework") if c.get("priority")]
+    assert wide == ["Revoking"]  # kubectl get -o wide
+    inverse = [c["name"] for c in _columns("InverseOffer")]
+    assert inverse[:3] == ["Framework", "Node", "For"] and "Phase" in inverse
 
 
 def _columns(kind: str) -> list[dict[str, Any]]:

@@ -108,8 +108,10 @@ def pod(
     }
 
 
-def cache_with(**kinds: list[dict[str, Any]]) -> ClusterCache:
-    cache = ClusterCache(MasterSettings(offer_retention=60), clock=lambda: NOW)
+def cache_with(
+    settings: MasterSettings | None = None, **kinds: list[dict[str, Any]]
+) -> ClusterCache:
+    cache = ClusterCache(settings or MasterSettings(offer_retention=60), clock=lambda: NOW)
     for kind, bodies in kinds.items():
         for body in bodies:
             cache.apply(kind.rstrip("s"), "ADDED", body)

@@ -1,6 +1,13 @@
 """The kubedrf API (``kubedrf.io/v1alpha1``): pydantic models, the single source of the CRDs."""
 
 from kubedrf.api.framework import FRAMEWORK, FrameworkSpec, FrameworkStatus, TaskDemand
+from kubedrf.api.inverse_offer import (
+    INVERSE_OFFER,
+    InverseOfferPhase,
+    InverseOfferResponse,
+    InverseOfferSpec,
+    InverseOfferStatus,
+)
 from kubedrf.api.kinds import API_VERSION, GROUP, VERSION, Kind
 from kubedrf.api.offer import OFFER, OfferPhase, OfferResponse, OfferSpec, OfferStatus
 from kubedrf.api.quota import QUOTA, QuotaSpec, QuotaStatus
@@ -12,6 +19,7 @@ __all__ = [
     "API_VERSION",
     "FRAMEWORK",
     "GROUP",
+    "INVERSE_OFFER",
     "MAX_REFUSE_SECONDS",
     "OFFER",
     "QUOTA",
@@ -20,6 +28,10 @@ __all__ = [
     "VERSION",
     "FrameworkSpec",
     "FrameworkStatus",
+    "InverseOfferPhase",
+    "InverseOfferResponse",
+    "InverseOfferSpec",
+    "InverseOfferStatus",
     "Kind",
     "OfferPhase",
     "OfferResponse",

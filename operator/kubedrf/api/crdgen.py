@@ -16,13 +16,14 @@ import yaml
 from pydantic import BaseModel
 
 from kubedrf.api.framework import FRAMEWORK
+from kubedrf.api.inverse_offer import INVERSE_OFFER
 from kubedrf.api.kinds import CATEGORY, GROUP, VERSION, Kind
 from kubedrf.api.offer import OFFER
 from kubedrf.api.quota import QUOTA
 from kubedrf.api.reservation import RESERVATION
 from kubedrf.api.role import ROLE
 
-KINDS: tuple[Kind, ...] = (FRAMEWORK, OFFER, ROLE, QUOTA, RESERVATION)
+KINDS: tuple[Kind, ...] = (FRAMEWORK, OFFER, INVERSE_OFFER, ROLE, QUOTA, RESERVATION)
 
 _DROPPED = {"title", "$defs"}
 

@@ -94,6 +94,9 @@ class FrameworkStatus(KubeModel):
     dominant_share: float | None = None
     tasks: int | None = None
     outstanding_offers: int | None = None
+    revoking: int | None = Field(
+        default=None, description="Tasks the master has asked back (pending InverseOffers)."
+    )
     conditions: Conditions = Field(default_factory=list)
 
 
@@ -118,6 +121,7 @@ FRAMEWORK = Kind(
         PrinterColumn("Share", ".status.dominantShare", "number"),
         PrinterColumn("Tasks", ".status.tasks", "integer"),
         PrinterColumn("Offers", ".status.outstandingOffers", "integer"),
+        PrinterColumn("Revoking", ".status.revoking", "integer", priority=1),
         PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
         AGE,
     ),

@@ -15,7 +15,15 @@ from enum import StrEnum
 from pydantic import Field
 
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
-from kubedrf.api.types import IMMUTABLE, Conditions, KubeModel, Name, ResourceList, validations
+from kubedrf.api.types import (
+    IMMUTABLE,
+    Conditions,
+    KubeModel,
+    Name,
+    ResourceList,
+    RoleName,
+    validations,
+)
 
 
 class InverseOfferPhase(StrEnum):
@@ -32,7 +40,7 @@ class InverseOfferPhase(StrEnum):
 class Beneficiary(KubeModel):
     namespace: Name = Field(description="The beneficiary framework's namespace.")
     framework: Name = Field(description="The framework that runs what is freed.")
-    role: Name = Field(description="The role it runs it under.")
+    role: RoleName = Field(description="The role it runs it under.")
 
 
 class InverseOfferResponse(KubeModel):
@@ -46,7 +54,7 @@ class InverseOfferResponse(KubeModel):
 
 class InverseOfferSpec(KubeModel):
     framework: Name = Field(json_schema_extra=validations(IMMUTABLE))
-    role: Name = Field(json_schema_extra=validations(IMMUTABLE))
+    role: RoleName = Field(json_schema_extra=validations(IMMUTABLE))
     node_name: Name = Field(json_schema_extra=validations(IMMUTABLE))
     resources: ResourceList = Field(
         min_length=1,

@@ -18,6 +18,7 @@ from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
     FrameworkRecord,
+    InverseOfferRecord,
     NodeRecord,
     OfferRecord,
     PodRecord,
@@ -53,6 +54,7 @@ class ClusterCache:
     quotas: dict[str, ClusterObjectRecord[QuotaSpec]] = field(default_factory=dict)
     reservations: dict[str, ClusterObjectRecord[ReservationSpec]] = field(default_factory=dict)
     offers: dict[str, OfferRecord] = field(default_factory=dict)
+    inverse_offers: dict[str, InverseOfferRecord] = field(default_factory=dict)
     bodies: dict[tuple[str, str], Body] = field(default_factory=dict)
     _versions: dict[tuple[str, str], int] = field(default_factory=dict)
     #: When this master first saw each offer's response, by offer key. A timer, not truth:
@@ -131,6 +133,7 @@ class ClusterCache:
             "quota": self.quotas,
             "reservation": self.reservations,
             "offer": self.offers,
+            "inverseoffer": self.inverse_offers,
         }
         return tables[kind]
 
@@ -152,6 +155,7 @@ class ClusterCache:
             quotas=self.quotas,
             reservations=self.reservations,
             offers=self.offers,
+            inverse_offers=self.inverse_offers,
             bodies=self.bodies,
             answered_at=self.answered_at,
             confirmed_absent=self.confirmed_absent,

@@ -9,23 +9,38 @@ cycle's view, every write happens in the steps that say so. A cycle runs every
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from kubedrf.allocator import AllocationResult, OfferDecision, allocate
+from kubedrf.allocator import AllocationResult, OfferDecision, Revocation, allocate
 from kubedrf.allocator.shares import shares
 from kubedrf.allocator.sorter import DRFSorter, SorterFactory
-from kubedrf.api import OFFER, OfferSpec, TaskDemand
+from kubedrf.api import (
+    INVERSE_OFFER,
+    OFFER,
+    InverseOfferPhase,
+    InverseOfferSpec,
+    OfferSpec,
+    TaskDemand,
+)
 from kubedrf.api.conventions import ANNOTATION_REVIVE, moment
+from kubedrf.api.inverse_offer import Beneficiary
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache, object_key
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.reporter import Reporter
+from kubedrf.master.revoking import (
+    Eviction,
+    InverseOfferTransition,
+    RevocationPlan,
+    plan_revocations,
+)
 from kubedrf.master.sync import ApiReader
 from kubedrf.master.view import MasterView
 from kubedrf.master.writer import ApiWriter
@@ -121,13 +136,19 @@ class Master:
             view, plan = await self._confirm(plan, view.now)
         # 4. Write the settlements.
         await self._carry_out(plan, view)
-        # 5. Allocate on the view as the settlements leave it.
+        # 5. Revoke: settle inverse offers, evict past deadlines, ask for new revocations.
         view = plan.applied_to(view)
         snapshot = view.snapshot()
+        policy = self.settings.revocation_policy()
+        revoking = await asyncio.to_thread(plan_revocations, view, snapshot, config, policy)
+        await self._revoke(revoking, view)
+        # 6. Allocate on the view as the settlements leave it, freed nodes held for whom
+        #    they were freed for.
+        snapshot = dataclasses.replace(snapshot, filters=snapshot.filters + revoking.holds)
         result = await asyncio.to_thread(allocate, snapshot, config, self.sorter)
-        # 6. Write the offers.
+        # 7. Write the offers.
         await self._bounded(self._make_offer(view, decision) for decision in result.offers)
-        # 7. Report: statuses and Events that changed, and gauges, from the same shares.
+        # 8. Report: statuses and Events that changed, and gauges, from the same shares.
         cycle_shares = shares(snapshot, result, config)
         await self._bounded(self.reporter.writes(view, result, cycle_shares))
         self.reporter.gauges(view, cycle_shares)
@@ -198,7 +219,7 @@ class Master:
     async def _carry_out(self, plan: Reconciliation, view: MasterView) -> None:
         await self._bounded(self._transition(t, view) for t in plan.transitions)
         await self._bounded(self._refuse(r, view) for r in plan.refusals)
-        await self._bounded(self.writer.delete_offer(o.namespace, o.name) for o in plan.deletions)
+        await self._bounded(self.writer.delete(OFFER, o.namespace, o.name) for o in plan.deletions)
 
     async def _transition(self, transition: OfferTransition, view: MasterView) -> None:
         offer = transition.offer
@@ -231,6 +252,104 @@ class Master:
             )
         await self.writer.delete_pod(pod.namespace, pod.name)
         self.metrics.tasks_refused.labels(refusal.reason).inc()
+
+    async def _revoke(self, plan: RevocationPlan, view: MasterView) -> None:
+        evicted: dict[str, list[str]] = {}
+        for eviction in plan.evictions:
+            if await self._evict(eviction, view):
+                evicted.setdefault(eviction.record.key, []).append(eviction.pod.name)
+        ongoing = [t.record.key for t in plan.transitions]
+        jobs: list[Awaitable[None]] = [
+            self._inverse_transition(t, view, tuple(evicted.get(t.record.key, ())))
+            for t in plan.transitions
+        ]
+        jobs += [
+            self.writer.patch_status(
+                INVERSE_OFFER,
+                record.name,
+                record.status.model_copy(
+                    update={"evicted": sorted({*record.status.evicted, *names})}
+                ),
+                record.namespace,
+            )
+            for key, names in evicted.items()
+            if key not in ongoing and (record := view.inverse_offers[key])
+        ]
+        jobs += [self.writer.delete(INVERSE_OFFER, r.namespace, r.name) for r in plan.deletions]
+        jobs += [self._ask(view, revocation) for revocation in plan.revocations]
+        await self._bounded(jobs)
+
+    async def _evict(self, eviction: Eviction, view: MasterView) -> bool:
+        pod, spec = eviction.pod, eviction.record.spec
+        assert spec is not None
+        beneficiary = f"role {spec.beneficiary.role} of {spec.beneficiary.namespace}/"
+        beneficiary += spec.beneficiary.framework
+        try:
+            done = await self.writer.evict_pod(pod.namespace, pod.name)
+        except Exception:
+            logger.exception("evicting %s", pod.key)
+            return False
+        body = view.bodies.get(("pod", pod.key))
+        framework = view.bodies.get(("framework", eviction.record.framework_key or ""))
+        if done:
+            self.metrics.revocations.labels("evicted").inc()
+            note = f"evicted after the deadline of {eviction.record.name}, for {beneficiary}"
+            reason, type_ = "Revoked", "Warning"
+        else:
+            self.metrics.revocations.labels("blocked").inc()
+            note = f"a PodDisruptionBudget blocks its eviction for now (for {beneficiary})"
+            reason, type_ = "EvictionBlocked", "Warning"
+        for regarding in (body, framework):
+            if regarding is not None:
+                await self.writer.event(regarding, reason, f"task {pod.name}: {note}", type_)
+        return done
+
+    async def _inverse_transition(
+        self, transition: InverseOfferTransition, view: MasterView, evicted: tuple[str, ...]
+    ) -> None:
+        record = transition.record
+        status = transition.status(view.now, evicted)
+        await self.writer.patch_status(INVERSE_OFFER, record.name, status, record.namespace)
+        if transition.phase is InverseOfferPhase.COMPLETED and not status.evicted:
+            self.metrics.revocations.labels("answered").inc()  # evictions count as they go
+        elif transition.phase is InverseOfferPhase.CANCELLED:
+            self.metrics.revocations.labels("cancelled").inc()
+        framework = view.bodies.get(("framework", record.framework_key or ""))
+        if framework is not None:
+            await self.writer.event(
+                framework, transition.reason, f"{record.name}: {transition.message}", "Normal"
+            )
+
+    async def _ask(self, view: MasterView, revocation: Revocation) -> None:
+        """Create the InverseOffer for one revocation, with an Event naming the beneficiary."""
+        record = view.frameworks.get(revocation.framework)
+        if record is None:
+            return
+        namespace, _, beneficiary = revocation.beneficiary.partition("/")
+        spec = InverseOfferSpec(
+            framework=record.name,
+            role=revocation.role,
+            node_name=revocation.node,
+            resources=revocation.resources.to_quantities(),
+            tasks=[task.partition("/")[2] for task in revocation.tasks],
+            beneficiary=Beneficiary(
+                namespace=namespace, framework=beneficiary, role=revocation.beneficiary_role
+            ),
+            deadline=moment(view.now + self.settings.grace_period),
+        )
+        created = await self.writer.create_inverse_offer(record, spec)
+        if created is None:
+            return
+        self.metrics.revocations.labels("started").inc()
+        body = view.bodies.get(("framework", record.key))
+        if body is not None:
+            resources = ", ".join(f"{k}={v}" for k, v in spec.resources.items())
+            note = (
+                f"asked to free {resources} on {spec.node_name} ({', '.join(spec.tasks)}) for"
+                f" role {spec.beneficiary.role} of {revocation.beneficiary} within"
+                f" {self.settings.grace_period:g}s"
+            )
+            await self.writer.event(body, "Revoking", note, "Normal", "Revoke")
 
     async def _make_offer(self, view: MasterView, decision: OfferDecision) -> None:
         record = view.frameworks.get(decision.framework)

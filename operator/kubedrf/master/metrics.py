@@ -81,6 +81,14 @@ class Metrics:
         self.offers_outstanding = Gauge(
             f"{_PREFIX}_offers_outstanding", "Offers not yet answered.", registry=r
         )
+        self.revocations = Counter(
+            f"{_PREFIX}_revocations",
+            "Revocations by outcome: started; answered (the framework ended its tasks);"
+            " evicted (the master did, after the deadline); blocked (a PodDisruptionBudget"
+            " refused an eviction for now); cancelled.",
+            ["outcome"],
+            registry=r,
+        )
         self.tasks_refused = Counter(
             f"{_PREFIX}_tasks_refused",
             "Task Pods evicted for claiming what was not offered to them.",

@@ -12,7 +12,17 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from kubedrf.api import FrameworkSpec, OfferSpec, OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.api import (
+    FrameworkSpec,
+    InverseOfferPhase,
+    InverseOfferSpec,
+    InverseOfferStatus,
+    OfferSpec,
+    OfferStatus,
+    QuotaSpec,
+    ReservationSpec,
+    RoleSpec,
+)
 from kubedrf.api.conventions import (
     ANNOTATION_REVIVE,
     LABEL_FRAMEWORK,
@@ -338,6 +348,53 @@ class OfferRecord:
             status = OfferStatus.model_validate(body.get("status") or {})
         except ValidationError:
             status = OfferStatus()
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 0),
+            created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+            spec=spec,
+            status=status,
+            error=error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InverseOfferRecord:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    created_at: float
+    spec: InverseOfferSpec | None
+    status: InverseOfferStatus
+    error: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def framework_key(self) -> str | None:
+        return f"{self.namespace}/{self.spec.framework}" if self.spec else None
+
+    @property
+    def pending(self) -> bool:
+        """Still asking for resources back: answered or not, its tasks have not all ended."""
+        return self.spec is not None and self.status.phase in (
+            InverseOfferPhase.OUTSTANDING,
+            InverseOfferPhase.EVICTING,
+        )
+
+    @classmethod
+    def parse(cls, body: Body) -> InverseOfferRecord:
+        meta = body.get("metadata", {})
+        spec, error = _spec(InverseOfferSpec, body)
+        try:
+            status = InverseOfferStatus.model_validate(body.get("status") or {})
+        except ValidationError:
+            status = InverseOfferStatus()
         return cls(
             namespace=meta.get("namespace", ""),
             name=meta["name"],

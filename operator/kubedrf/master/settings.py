@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from kubedrf.allocator import AllocatorConfig, Mode
+from kubedrf.allocator import AllocatorConfig, Mode, RevocationPolicy
 from kubedrf.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -32,6 +32,13 @@ class MasterSettings(BaseModel):
     leader_election_namespace: str | None = None
     leader_election_name: str = "kubedrf-master"
     seed: int | None = None
+    #: Revocation: converge to the DRF allocation of the current demand through inverse
+    #: offers; frameworks get ``grace_period`` to end tasks before the master evicts them.
+    revocation: bool = True
+    grace_period: Seconds = Field(default=30.0, ge=0)
+    #: A task younger than this is never revoked.
+    min_runtime: Seconds = Field(default=0.0, ge=0)
+    max_revocations_per_cycle: int = Field(default=100, ge=1)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
@@ -50,6 +57,11 @@ class MasterSettings(BaseModel):
     def allocator_config(self) -> AllocatorConfig:
         return AllocatorConfig(
             mode=self.mode, fairness_excluded=frozenset(self.fairness_excluded), seed=self.seed
+        )
+
+    def revocation_policy(self) -> RevocationPolicy:
+        return RevocationPolicy(
+            min_runtime=self.min_runtime, max_per_cycle=self.max_revocations_per_cycle
         )
 
     def managed_selector(self) -> tuple[str, str | None]:

@@ -13,8 +13,8 @@ from typing import Any
 from kubedrf.allocator import AllocationResult, Reason
 from kubedrf.allocator.roles import lineage
 from kubedrf.allocator.shares import Shares
-from kubedrf.api.conventions import format_time
-from kubedrf.master.records import FrameworkRecord
+from kubedrf.api.conventions import format_time, parse_time
+from kubedrf.master.records import FrameworkRecord, InverseOfferRecord
 from kubedrf.master.view import Holding, MasterView
 from kubedrf.resources import Resources, format_amount, total
 
@@ -94,8 +94,31 @@ def framework_status(
         conditions.set("Offered", False, next(iter(sorted(idle.items())))[1].value, message)
     else:
         conditions.set("Offered", False, "NoOffers", "no offers outstanding")
+    asked = pending_inverse_offers(view, record.key)
+    status["revoking"] = sum(len(r.spec.tasks) for r in asked if r.spec)
+    if asked:
+        conditions.set("Revoking", True, "InverseOffers", "; ".join(_asked(r) for r in asked))
+    else:
+        conditions.set("Revoking", False, "NothingAsked", "no resources asked back")
     status["conditions"] = conditions.items
     return status
+
+
+def pending_inverse_offers(view: MasterView, framework: str) -> list[InverseOfferRecord]:
+    return sorted(
+        (r for r in view.inverse_offers.values() if r.pending and r.framework_key == framework),
+        key=lambda r: r.key,
+    )
+
+
+def _asked(record: InverseOfferRecord) -> str:
+    spec = record.spec
+    assert spec is not None
+    who = f"role {spec.beneficiary.role} of {spec.beneficiary.namespace}/"
+    return (
+        f"{record.name}: {len(spec.tasks)} task(s) on {spec.node_name} for {who}"
+        f"{spec.beneficiary.framework}, deadline {format_time(parse_time(spec.deadline) or 0)}"
+    )
 
 
 def idle_reasons(record: FrameworkRecord, result: AllocationResult | None) -> dict[str, Reason]:

@@ -23,6 +23,7 @@ from kubedrf.allocator import (
     Reservation,
     Role,
     Snapshot,
+    Task,
     TaskShape,
 )
 from kubedrf.api import OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
@@ -33,6 +34,7 @@ from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
     FrameworkRecord,
+    InverseOfferRecord,
     NodeRecord,
     OfferRecord,
     PodRecord,
@@ -68,6 +70,7 @@ class MasterView:
     quotas: Mapping[str, ClusterObjectRecord[QuotaSpec]]
     reservations: Mapping[str, ClusterObjectRecord[ReservationSpec]]
     offers: Mapping[str, OfferRecord]
+    inverse_offers: Mapping[str, InverseOfferRecord]
     #: Raw bodies, for Events (whom they regard) and the statuses already written.
     bodies: Mapping[tuple[str, str], Body]
     #: When the master first saw each offer's response (a timer, see the cache).
@@ -116,6 +119,7 @@ class MasterView:
             "quotas": self.quotas,
             "reservations": self.reservations,
             "offers": offers,
+            "inverse_offers": self.inverse_offers,
             "bodies": self.bodies,
             "answered_at": self.answered_at,
             "confirmed_absent": self.confirmed_absent,
@@ -206,6 +210,15 @@ class MasterView:
             ),
             filters=tuple(self.filters()),
             now=self.now,
+            tasks=self.tasks() if self.settings.revocation else (),
+        )
+
+    def tasks(self) -> tuple[Task, ...]:
+        """Running tasks one by one, for revocation: which to end, and how old each is."""
+        return tuple(
+            Task(pod.key, pod.framework_key, pod.role, pod.node, pod.requests, pod.created_at)
+            for pod in self.charged
+            if pod.framework_key and pod.role and pod.node and pod.node in self.usable
         )
 
     def _framework(

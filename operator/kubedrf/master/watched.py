@@ -6,10 +6,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubedrf.api import FRAMEWORK, GROUP, OFFER, QUOTA, RESERVATION, ROLE, VERSION, Kind
+from kubedrf.api import (
+    FRAMEWORK,
+    GROUP,
+    INVERSE_OFFER,
+    OFFER,
+    QUOTA,
+    RESERVATION,
+    ROLE,
+    VERSION,
+    Kind,
+)
 from kubedrf.master.records import (
     Body,
     FrameworkRecord,
+    InverseOfferRecord,
     NodeRecord,
     OfferRecord,
     PodRecord,
@@ -49,5 +60,6 @@ WATCHED: tuple[Watched, ...] = (
     _ours(QUOTA, parse_quota),
     _ours(RESERVATION, parse_reservation),
     _ours(OFFER, OfferRecord.parse),
+    _ours(INVERSE_OFFER, InverseOfferRecord.parse),
 )
 BY_NAME: dict[str, Watched] = {w.name: w for w in WATCHED}

@@ -17,7 +17,19 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel
 
-from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION, Kind, OfferSpec, OfferStatus
+from kubedrf.api import (
+    API_VERSION,
+    FRAMEWORK,
+    GROUP,
+    INVERSE_OFFER,
+    OFFER,
+    VERSION,
+    InverseOfferSpec,
+    InverseOfferStatus,
+    Kind,
+    OfferSpec,
+    OfferStatus,
+)
 from kubedrf.api.conventions import LABEL_FRAMEWORK, format_micro_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
@@ -60,16 +72,7 @@ class ApiWriter:
                 "generateName": f"{framework.name}-",
                 "namespace": framework.namespace,
                 "labels": {LABEL_FRAMEWORK: framework.name},
-                "ownerReferences": [
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": FRAMEWORK.kind,
-                        "name": framework.name,
-                        "uid": framework.uid,
-                        "controller": True,
-                        "blockOwnerDeletion": False,
-                    }
-                ],
+                "ownerReferences": [_owned_by(framework)],
             },
             "spec": to_api(spec),
         }
@@ -91,16 +94,50 @@ class ApiWriter:
         await self.patch_status(OFFER, meta["name"], status, framework.namespace)
         return created
 
-    async def delete_offer(self, namespace: str, name: str) -> None:
+    async def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        """Delete one of our namespaced objects (a finished Offer or InverseOffer)."""
         await self._call(
             self.custom.delete_namespaced_custom_object,
             GROUP,
             VERSION,
             namespace,
-            OFFER.plural,
+            kind.plural,
             name,
         )
-        self.cache.forget("offer", f"{namespace}/{name}")
+        self.cache.forget(kind.singular, f"{namespace}/{name}")
+
+    async def create_inverse_offer(
+        self, framework: FrameworkRecord, spec: InverseOfferSpec
+    ) -> Body | None:
+        """Ask ``framework`` to free resources; owned by it, like its Offers."""
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": INVERSE_OFFER.kind,
+            "metadata": {
+                "generateName": f"{framework.name}-revoke-",
+                "namespace": framework.namespace,
+                "labels": {LABEL_FRAMEWORK: framework.name},
+                "ownerReferences": [_owned_by(framework)],
+            },
+            "spec": to_api(spec),
+        }
+        created = _as_body(
+            await self._call(
+                self.custom.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                framework.namespace,
+                INVERSE_OFFER.plural,
+                body,
+            )
+        )
+        if created is None:
+            return None
+        self.cache.apply(INVERSE_OFFER.singular, "ADDED", created)
+        meta = created.get("metadata", {})
+        status = InverseOfferStatus(observed_generation=meta.get("generation"))
+        await self.patch_status(INVERSE_OFFER, meta["name"], status, framework.namespace)
+        return created
 
     async def patch_status(
         self,
@@ -137,6 +174,18 @@ class ApiWriter:
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         await self._call(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+
+    async def evict_pod(self, namespace: str, name: str) -> bool:
+        """Evict through the Eviction API, so PodDisruptionBudgets are honoured: ``False``
+        when a budget blocks it for now (429), ``True`` when evicted or already gone."""
+        eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+        try:
+            await self._call(self.core.create_namespaced_pod_eviction, name, namespace, eviction)
+        except ApiException as error:
+            if error.status == 429:
+                return False
+            raise
+        return True
 
     # -- events ------------------------------------------------------------------------------
 
@@ -176,6 +225,18 @@ class ApiWriter:
             await self._call(self.events.create_namespaced_event, namespace, body)
         except ApiException as error:  # Events are best effort: never fail a cycle on them.
             logger.warning("could not record event %s: %s", reason, error.reason)
+
+
+def _owned_by(framework: FrameworkRecord) -> dict[str, Any]:
+    """Owned by the Framework, so offers and inverse offers go when it does."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": FRAMEWORK.kind,
+        "name": framework.name,
+        "uid": framework.uid,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
 
 
 def to_api(model: BaseModel) -> dict[str, Any]:

@@ -1,0 +1,139 @@
+"""The inverse-offer protocol's decisions, from API bodies (no cluster)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from kubedrf.allocator import Snapshot, allocate
+from kubedrf.api import InverseOfferPhase
+from kubedrf.api.conventions import format_time
+from kubedrf.master.cache import ClusterCache
+from kubedrf.master.revoking import RevocationPlan, plan_revocations
+from kubedrf.master.settings import MasterSettings
+from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, pod
+
+A_TASK = {"cpu": "1", "memory": "4Gi"}
+B_TASK = {"cpu": "3", "memory": "1Gi"}
+C_TASK = {"cpu": "1", "memory": "1Gi"}
+
+
+def task(name: str, fw: str, shape: dict[str, str], created: float) -> dict[str, Any]:
+    return pod(name, fw, "o", cpu=shape["cpu"], memory=shape["memory"], created=created)
+
+
+def seed_held(
+    settings: MasterSettings | None = None, **extra: list[dict[str, Any]]
+) -> ClusterCache:
+    """The seed node held by A (3 tasks) and B (2 tasks); C arrives wanting {1 CPU, 1 GiB}."""
+    return cache_with(
+        settings,
+        nodes=[node("n1")],
+        frameworks=[
+            framework("A", [{"resources": A_TASK, "count": 0}]),
+            framework("B", [{"resources": B_TASK, "count": 0}]),
+            framework("C", [{"resources": C_TASK, "count": 9}]),
+        ],
+        pods=[
+            *(task(f"a{i}", "A", A_TASK, NOW - 100 + i) for i in range(3)),
+            *(task(f"b{i}", "B", B_TASK, NOW - 100 + i) for i in range(2)),
+            *extra.pop("pods", []),
+        ],
+        **extra,
+    )
+
+
+def inverse_offer(
+    name: str,
+    fw: str,
+    tasks: list[str],
+    *,
+    phase: str = "Outstanding",
+    deadline: float = NOW + 30,
+    beneficiary: str = "C",
+    response: list[str] | None = None,
+    **status: Any,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "framework": fw,
+        "role": "default",
+        "nodeName": "n1",
+        "resources": B_TASK,
+        "tasks": tasks,
+        "beneficiary": {"namespace": "team", "framework": beneficiary, "role": "default"},
+        "deadline": format_time(deadline),
+    }
+    if response is not None:
+        spec["response"] = {"tasks": response}
+    return {
+        "metadata": {"name": name, "namespace": "team", "generation": 1},
+        "spec": spec,
+        "status": {"phase": phase, **status},
+    }
+
+
+def plan(cache: ClusterCache, now: float = NOW) -> tuple[RevocationPlan, Snapshot]:
+    view = cache.freeze(now)
+    snapshot = view.snapshot()
+    config, policy = view.settings.allocator_config(), view.settings.revocation_policy()
+    return plan_revocations(view, snapshot, config, policy), snapshot
+
+
+def test_a_late_framework_gets_the_newest_task_of_one_above_its_share() -> None:
+    result, _ = plan(seed_held())
+    (revocation,) = result.revocations
+    assert (revocation.framework, revocation.node) == ("team/B", "n1")
+    assert revocation.tasks == ("team/b1",)  # newest first
+    assert (revocation.beneficiary, revocation.beneficiary_role) == ("team/C", "default")
+
+
+def test_no_revocation_when_revocation_is_off() -> None:
+    result, _ = plan(seed_held(MasterSettings(revocation=False)))
+    assert result.revocations == ()
+
+
+def test_a_pending_inverse_offer_is_not_asked_for_again() -> None:
+    cache = seed_held(inverseoffers=[inverse_offer("b-revoke-1", "B", ["b1"])])
+    result, _ = plan(cache)
+    assert all("team/b1" not in r.tasks for r in result.revocations)
+    assert result.transitions == [] and result.evictions == []
+
+
+def test_past_the_deadline_what_still_runs_is_evicted_newest_first() -> None:
+    cache = seed_held(
+        inverseoffers=[inverse_offer("b-revoke-1", "B", ["b0", "b1"], deadline=NOW - 1)]
+    )
+    result, _ = plan(cache)
+    assert [e.pod.name for e in result.evictions] == ["b1", "b0"]
+    (transition,) = result.transitions
+    assert transition.phase is InverseOfferPhase.EVICTING
+    before, _ = plan(cache, NOW - 2)
+    assert before.evictions == []
+
+
+def test_the_frameworks_own_choice_is_what_gets_evicted() -> None:
+    cache = seed_held(
+        inverseoffers=[inverse_offer("b-revoke-1", "B", ["b1"], deadline=NOW - 1, response=["b0"])]
+    )
+    result, _ = plan(cache)
+    assert [e.pod.name for e in result.evictions] == ["b0"]
+
+
+def test_once_the_tasks_end_the_node_is_held_for_the_beneficiary() -> None:
+    cache = seed_held(inverseoffers=[inverse_offer("b-revoke-1", "B", ["b1"])])
+    cache.apply("pod", "DELETED", task("b1", "B", B_TASK, NOW))
+    result, snapshot = plan(cache)
+    (transition,) = result.transitions
+    assert transition.phase is InverseOfferPhase.COMPLETED
+    held_off = {(f.framework, f.node) for f in result.holds}
+    assert ("team/C", "n1") not in held_off
+    assert {("team/A", "n1"), ("team/B", "n1")} <= held_off
+    # With the holds, what B freed is offered to C alone.
+    offers = allocate(replace(snapshot, filters=snapshot.filters + result.holds)).offers
+    assert {o.framework for o in offers} == {"team/C"}
+
+
+def test_an_inverse_offer_whose_beneficiary_left_is_cancelled() -> None:
+    cache = seed_held(inverseoffers=[inverse_offer("b-revoke-1", "B", ["b1"], beneficiary="X")])
+    (transition,) = plan(cache)[0].transitions
+    assert (transition.phase, transition.reason) == (InverseOfferPhase.CANCELLED, "BeneficiaryGone")
