@@ -81,6 +81,10 @@ def test_values_become_the_masters_flags(helm: str) -> None:
         "metrics-port": "9090",
         "leader-election-namespace": "kubedrf-system",
         "leader-election-name": "kubedrf-master",
+        "revocation": "",
+        "grace-period": "30s",
+        "min-runtime": "0s",
+        "max-revocations-per-cycle": "100",
     }
     assert container["image"] == "ghcr.io/kubedrf/kubedrf:0.1.0"  # the appVersion
     assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
@@ -96,6 +100,16 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
     assert values["managedTaint"] == defaults.managed_taint
     assert values["metrics"]["port"] == defaults.metrics_port
     assert values["leaderElection"]["name"] == defaults.leader_election_name
+    revocation = values["revocation"]
+    assert (
+        MasterSettings(
+            revocation=revocation["enabled"],
+            grace_period=revocation["gracePeriod"],
+            min_runtime=revocation["minRuntime"],
+            max_revocations_per_cycle=revocation["maxPerCycle"],
+        )
+        == defaults
+    )
 
 
 def test_the_master_runs_under_the_restricted_pod_security_standard(helm: str) -> None:
@@ -131,9 +145,17 @@ def test_the_cluster_role_is_least_privilege(helm: str) -> None:
     expected = {
         *(("", "nodes", verb) for verb in read),
         *(("", "pods", verb) for verb in (*read, "delete")),
-        *(("kubedrf.io", "offers", verb) for verb in (*read, "create", "patch", "delete")),
+        ("", "pods/eviction", "create"),  # revocation past a deadline, PDBs honoured
+        *(
+            ("kubedrf.io", offers, verb)
+            for offers in ("offers", "inverseoffers")
+            for verb in (*read, "create", "patch", "delete")
+        ),
         *(("kubedrf.io", kind, verb) for kind in kinds for verb in read),
-        *(("kubedrf.io", f"{kind}/status", "patch") for kind in ("offers", *kinds)),
+        *(
+            ("kubedrf.io", f"{kind}/status", "patch")
+            for kind in ("offers", "inverseoffers", *kinds)
+        ),
         ("events.k8s.io", "events", "create"),
         ("", "events", "create"),
     }

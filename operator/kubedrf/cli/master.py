@@ -39,6 +39,28 @@ def add_parser(subparsers: Any) -> None:
         help="elect one allocating replica through a Lease in NS (default: no election)",
     )
     parser.add_argument("--leader-election-name", default=defaults.leader_election_name)
+    parser.add_argument(
+        "--revocation",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.revocation,
+        help="take resources back through inverse offers when shares drift from DRF",
+    )
+    parser.add_argument(
+        "--grace-period",
+        default=f"{defaults.grace_period:g}s",
+        help="how long a framework has to end the tasks asked back before eviction",
+    )
+    parser.add_argument(
+        "--min-runtime",
+        default=f"{defaults.min_runtime:g}s",
+        help="tasks younger than this are never revoked",
+    )
+    parser.add_argument(
+        "--max-revocations-per-cycle",
+        type=int,
+        default=defaults.max_revocations_per_cycle,
+        help="at most this many inverse offers started per allocation cycle",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=run)
 
@@ -56,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             leader_election_namespace=args.leader_election_namespace,
             leader_election_name=args.leader_election_name,
+            revocation=args.revocation,
+            grace_period=args.grace_period,
+            min_runtime=args.min_runtime,
+            max_revocations_per_cycle=args.max_revocations_per_cycle,
         )
     except ValidationError as error:
         print(f"error: {validation_message(error, 'flags')}", file=sys.stderr)
