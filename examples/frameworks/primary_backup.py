@@ -4,7 +4,8 @@
 
 The seed's motivating example of why a framework wants to choose for itself: the backups are
 launched only after the primary is Running, and receive its Pod IP and node through the
-environment variables PRIMARY_IP and PRIMARY_NODE. A failed primary is launched again.
+environment variables PRIMARY_IP and PRIMARY_NODE. A failed primary is launched again. Asked
+for resources back (an InverseOffer), it gives up backups before the primary.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import sys
 
 from kubedrf.framework import (
+    InverseOffer,
     Offer,
     Scheduler,
     SchedulerDriver,
@@ -79,6 +81,20 @@ class PrimaryBackupScheduler(Scheduler):
         return [
             TaskInfo(driver.new_task_name(backup), self.resources, env=env) for _ in range(room)
         ]
+
+    async def inverse_offers(
+        self, driver: SchedulerDriver, inverse_offers: list[InverseOffer]
+    ) -> None:
+        """Asked for tasks back: end backups on that node before the primary (each task
+        is the same size, so as many tasks as the master named free as much)."""
+        for inverse_offer in inverse_offers:
+            here = [
+                name
+                for name, s in driver.tasks.items()
+                if s.node == inverse_offer.node and s.state in LIVE
+            ]
+            backups_first = sorted(here, key=lambda name: ("-primary-" in name, name))
+            await driver.give_back(inverse_offer, backups_first[: len(inverse_offer.tasks)])
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         logger.info("task %s is %s", status.task, status.state)

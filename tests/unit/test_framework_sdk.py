@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubedrf.framework import (
+    InverseOffer,
     KubedrfSchedulerDriver,
     Offer,
     OfferMismatchError,
@@ -351,3 +352,33 @@ def test_a_relist_kills_live_tasks_whose_pods_are_gone_but_not_ended_ones() -> N
     run(driver._on_pods(WatchEvent("SYNC", [])))
     assert [(s.task, s.state) for s in recorder.updates] == [("job-1", TaskState.KILLED)]
     assert driver.tasks["job-0"].message == "Crashed"
+
+
+def test_asked_for_resources_back_primary_backup_ends_a_backup_first() -> None:
+    driver = FakeDriver(example("primary_backup").PrimaryBackupScheduler(TASK), name="pg")
+    run(
+        driver.register(
+            TaskStatus("pg-primary-0", TaskState.RUNNING, node="n1"),
+            TaskStatus("pg-backup-0", TaskState.RUNNING, node="n1"),
+            TaskStatus("pg-backup-1", TaskState.RUNNING, node="n2"),
+        )
+    )
+    asked = InverseOffer(
+        name="pg-revoke-1",
+        node="n1",
+        resources=TASK,
+        tasks=("pg-primary-0",),  # the master named the newest; the framework knows better
+        beneficiary="team/c",
+        beneficiary_role="default",
+        deadline=0.0,
+    )
+    run(driver.ask_back(asked))
+    assert driver.answers.given_back == {"pg-revoke-1": ["pg-backup-0"]}
+    assert driver.answers.killed == ["pg-backup-0"]
+
+
+def test_by_default_a_framework_gives_back_what_the_master_named() -> None:
+    driver = FakeDriver(Scheduler(), name="fw")
+    asked = InverseOffer("fw-revoke-1", "n1", TASK, ("fw-3",), "team/c", "default", 0.0)
+    run(driver.ask_back(asked))
+    assert driver.answers.given_back == {"fw-revoke-1": ["fw-3"]}

@@ -3,6 +3,7 @@
 from kubedrf.framework.driver import KubedrfSchedulerDriver
 from kubedrf.framework.hooks import PodMutationHook, inject_offer_env, load_hooks
 from kubedrf.framework.model import (
+    InverseOffer,
     Offer,
     OfferMismatchError,
     TaskInfo,
@@ -16,6 +17,7 @@ from kubedrf.framework.scheduler import Scheduler
 
 __all__ = [
     "Demand",
+    "InverseOffer",
     "KubedrfSchedulerDriver",
     "Offer",
     "OfferMismatchError",

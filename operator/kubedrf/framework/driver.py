@@ -16,11 +16,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION
+from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, INVERSE_OFFER, OFFER, VERSION
 from kubedrf.api.conventions import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
 from kubedrf.framework.hooks import PodMutationHook
 from kubedrf.framework.ledger import TaskLedger
-from kubedrf.framework.model import Offer, TaskInfo, TaskState, TaskStatus
+from kubedrf.framework.model import InverseOffer, Offer, TaskInfo, TaskState, TaskStatus
 from kubedrf.framework.pods import task_pod, task_status
 from kubedrf.framework.protocol import Demand
 from kubedrf.framework.scheduler import Scheduler
@@ -81,6 +81,11 @@ class KubedrfSchedulerDriver(TaskLedger):
                 GROUP, VERSION, namespace, OFFER.plural, **kwargs
             )
 
+        def list_inverse_offers(namespace: str, **kwargs: Any) -> Any:
+            return self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, INVERSE_OFFER.plural, **kwargs
+            )
+
         pods = Stream(
             self.api,
             list_function=self.core.list_namespaced_pod,
@@ -97,7 +102,15 @@ class KubedrfSchedulerDriver(TaskLedger):
             queue=self._events,
             name="offers",
         )
-        self._streams = [pods, offers]
+        inverse_offers = Stream(
+            self.api,
+            list_function=list_inverse_offers,
+            namespace=self.namespace,
+            label_selector=selector,
+            queue=self._events,
+            name="inverseoffers",
+        )
+        self._streams = [pods, offers, inverse_offers]
         # Offers are watched only once the running tasks are adopted, so a restarted
         # framework knows what it already runs before it is asked to launch more.
         running = [asyncio.create_task(pods.run())]
@@ -111,6 +124,9 @@ class KubedrfSchedulerDriver(TaskLedger):
                     await self._on_pods(event)
                     if len(running) == 1 and event.type == "SYNC":
                         running.append(asyncio.create_task(offers.run()))
+                        running.append(asyncio.create_task(inverse_offers.run()))
+                elif kind == "inverseoffers":
+                    await self._on_inverse_offers(event)
                 else:
                     if not self._registered:
                         self._registered = True
@@ -239,6 +255,24 @@ class KubedrfSchedulerDriver(TaskLedger):
         if fresh:
             await self.scheduler.resource_offers(self, fresh)
 
+    async def _on_inverse_offers(self, event: WatchEvent) -> None:
+        asked = []
+        for body in event.objects:
+            name = body["metadata"]["name"]
+            phase = (body.get("status") or {}).get("phase")
+            answered = (body.get("spec") or {}).get("response") is not None
+            if event.type == "DELETED" or phase != "Outstanding" or answered:
+                continue
+            if name in self._answered:
+                continue
+            self._answered.add(name)
+            try:
+                asked.append(InverseOffer.from_body(body))
+            except ValueError as error:
+                await self.scheduler.error(self, str(error))
+        if asked:
+            await self.scheduler.inverse_offers(self, asked)
+
     # -- what a scheduler may do ----------------------------------------------------------------
 
     async def launch(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
@@ -293,6 +327,25 @@ class KubedrfSchedulerDriver(TaskLedger):
             if error.status not in (404, 422):  # gone, or already answered: nothing to undo
                 raise
             await self.scheduler.error(self, f"offer {offer.name}: {error.reason}")
+
+    async def give_back(self, inverse_offer: InverseOffer, tasks: Sequence[str]) -> None:
+        """Answer ``inverse_offer`` with ``tasks`` first (so the master knows the choice at
+        once), then end them."""
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                INVERSE_OFFER.plural,
+                inverse_offer.name,
+                {"spec": {"response": {"tasks": list(tasks)}}},
+            )
+        except ApiException as error:
+            if error.status != 404:  # gone: nothing is asked any more
+                raise
+            return
+        await asyncio.gather(*(self.kill(task) for task in tasks))
 
     async def set_demand(self, demand: Demand) -> None:
         """Tell the master what is still wanted: (task resources, how many more) pairs."""

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 from pydantic import ValidationError
 
-from kubedrf.api import OfferSpec
+from kubedrf.api import InverseOfferSpec, OfferSpec
 from kubedrf.api.types import to_resources
 from kubedrf.resources import PODS, Resources
 
@@ -69,6 +69,44 @@ class Offer:
     def fit(self, shape: Resources) -> int:
         """How many tasks of ``shape`` this offer holds."""
         return fit(self.resources, shape)
+
+
+@dataclass(frozen=True, slots=True)
+class InverseOffer:
+    """The master asks for resources back on one node, for a framework below its share.
+
+    ``tasks`` are what the master ends at ``deadline`` if the framework does not answer;
+    the framework may end others of its tasks on ``node`` instead (a backup before a
+    primary), as long as they free as much.
+    """
+
+    name: str
+    node: str
+    resources: Resources
+    tasks: tuple[str, ...]
+    beneficiary: str
+    beneficiary_role: str
+    deadline: float
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> InverseOffer:
+        name = body["metadata"]["name"]
+        try:
+            spec = InverseOfferSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            problems = "; ".join(
+                f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise ValueError(f"inverse offer {name}: {problems}") from error
+        return cls(
+            name=name,
+            node=spec.node_name,
+            resources=to_resources(spec.resources, "spec.resources"),
+            tasks=tuple(spec.tasks),
+            beneficiary=f"{spec.beneficiary.namespace}/{spec.beneficiary.framework}",
+            beneficiary_role=spec.beneficiary.role,
+            deadline=spec.deadline.timestamp(),
+        )
 
 
 def ask(offer_resources: Resources, shape: Resources) -> Resources:

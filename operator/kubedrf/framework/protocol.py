@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from kubedrf.framework.model import Offer, TaskInfo, TaskStatus
+from kubedrf.framework.model import InverseOffer, Offer, TaskInfo, TaskStatus
 from kubedrf.resources import Resources
 
 #: (task resources, how many more) pairs: what a framework still wants.
@@ -52,6 +52,10 @@ class SchedulerDriver(Protocol):
 
     async def decline(self, offer: Offer, refuse_seconds: float | None = None) -> None:
         """Decline ``offer``; its node is not offered again for ``refuse_seconds``."""
+        ...
+
+    async def give_back(self, inverse_offer: InverseOffer, tasks: Sequence[str]) -> None:
+        """Answer ``inverse_offer``: end ``tasks`` (this framework's, on its node) now."""
         ...
 
     async def set_demand(self, demand: Demand) -> None:

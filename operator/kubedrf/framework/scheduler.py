@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubedrf.framework.model import Offer, TaskStatus
+from kubedrf.framework.model import InverseOffer, Offer, TaskStatus
 from kubedrf.framework.protocol import SchedulerDriver
 
 
@@ -23,6 +23,16 @@ class Scheduler:
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         """A task changed state (not called for the STAGING that ``launch`` records)."""
+
+    async def inverse_offers(
+        self, driver: SchedulerDriver, inverse_offers: list[InverseOffer]
+    ) -> None:
+        """The master asks for resources back (another framework is below its fair share).
+        For each, end tasks on its node that free at least its resources and say which
+        with ``driver.give_back``, before its deadline; after it, the master evicts the
+        tasks it named. By default, those named tasks are given back at once."""
+        for inverse_offer in inverse_offers:
+            await driver.give_back(inverse_offer, inverse_offer.tasks)
 
     async def error(self, driver: SchedulerDriver, message: str) -> None:
         """Something the framework should know went wrong (a refused task, a bad spec)."""

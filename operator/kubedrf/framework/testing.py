@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kubedrf.framework.ledger import TaskLedger
-from kubedrf.framework.model import Offer, TaskInfo, TaskStatus
+from kubedrf.framework.model import InverseOffer, Offer, TaskInfo, TaskStatus
 from kubedrf.framework.protocol import Demand
 from kubedrf.framework.scheduler import Scheduler
 from kubedrf.resources import Resources
@@ -28,6 +28,7 @@ class Answers:
     suppressed: list[str | None] = field(default_factory=list)
     revived: int = 0
     reserved: list[tuple[str, Resources, str | None]] = field(default_factory=list)
+    given_back: dict[str, list[str]] = field(default_factory=dict)
 
 
 class FakeDriver(TaskLedger):
@@ -55,6 +56,9 @@ class FakeDriver(TaskLedger):
     async def offer(self, *offers: Offer) -> None:
         self.offers.update((offer.name, offer) for offer in offers)
         await self.scheduler.resource_offers(self, list(offers))
+
+    async def ask_back(self, *inverse_offers: InverseOffer) -> None:
+        await self.scheduler.inverse_offers(self, list(inverse_offers))
 
     async def update(self, status: TaskStatus) -> None:
         self.tasks[status.task] = status
@@ -89,3 +93,8 @@ class FakeDriver(TaskLedger):
 
     async def kill(self, task: str) -> None:
         self.answers.killed.append(task)
+
+    async def give_back(self, inverse_offer: InverseOffer, tasks: Sequence[str]) -> None:
+        self.answers.given_back[inverse_offer.name] = list(tasks)
+        for task in tasks:
+            await self.kill(task)
