@@ -12,14 +12,23 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 
 from kubedrf.devcluster import cluster as devcluster
-from tests.e2e.support import BASE_SHAPE, Frameworks, NodePool, install_crds, wait_for
+from tests.e2e.support import (
+    BASE_SHAPE,
+    Frameworks,
+    MasterProcess,
+    NodePool,
+    assert_no_overcommit,
+    install_crds,
+    wait_for,
+)
 
 E2E_PREFIX = "kubedrf-e2e-"
 #: Nodes every test can rely on; tests needing more add their own with the ``pool`` fixture.
@@ -116,3 +125,31 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
 
         # Wait, so the next test's master never sees this test's Frameworks (and their demand).
         wait_for(gone, f"namespace {name} to be deleted", timeout=120)
+
+
+MasterFactory = Callable[..., MasterProcess]
+
+
+@pytest.fixture
+def start_master(
+    cluster: devcluster.Cluster,
+    pool: NodePool,
+    api: client.ApiClient,
+    tmp_path: Path,
+) -> Iterator[MasterFactory]:
+    started: list[MasterProcess] = []
+
+    def start(**flags: str) -> MasterProcess:
+        master = MasterProcess(cluster, pool, tmp_path / "master.log", **flags)
+        master.start()
+        started.append(master)
+        return master
+
+    yield start
+    try:
+        assert_no_overcommit(api, pool.names)
+    finally:
+        for master in started:
+            master.stop()
+        if started:  # pytest shows this only when the test failed
+            print(f"--- master log ---\n{started[-1].tail(80)}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,48 +16,19 @@ from kubernetes import client
 from kubernetes.leaderelection import leaderelection
 
 from kubedrf.api.conventions import format_time
-from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster.cluster import NodeShape
 from kubedrf.master.leader import LeaderElector
+from tests.e2e.conftest import MasterFactory
 from tests.e2e.support import (
     GROUP,
     VERSION,
     Frameworks,
-    MasterProcess,
     NodePool,
-    assert_no_overcommit,
     settle,
     wait_for,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
-
-MasterFactory = Callable[..., MasterProcess]
-
-
-@pytest.fixture
-def start_master(
-    cluster: devcluster.Cluster,
-    pool: NodePool,
-    api: client.ApiClient,
-    tmp_path: Path,
-) -> Iterator[MasterFactory]:
-    started: list[MasterProcess] = []
-
-    def start(**flags: str) -> MasterProcess:
-        master = MasterProcess(cluster, pool, tmp_path / "master.log", **flags)
-        master.start()
-        started.append(master)
-        return master
-
-    yield start
-    try:
-        assert_no_overcommit(api, pool.names)
-    finally:
-        for master in started:
-            master.stop()
-        if started:  # pytest shows this only when the test failed
-            print(f"--- master log ---\n{started[-1].tail(80)}")
 
 
 @pytest.fixture

@@ -446,3 +446,14 @@ def test_node_resources_an_offer_could_not_name_are_not_offered() -> None:
     allocatable = cache.nodes["n1"].allocatable
     assert "attachable-volumes-csi-x" not in allocatable
     assert allocatable["example.com/fpga"] == 2
+
+
+def test_a_late_event_of_a_deleted_object_does_not_bring_it_back() -> None:
+    live = pod("t1", "A", "a-1")
+    live["metadata"]["resourceVersion"] = "10"
+    gone = {"metadata": {**live["metadata"], "resourceVersion": "12"}}
+    cache = cache_with(pods=[live])
+    assert cache.apply("pod", "DELETED", gone)
+    late = {**live, "metadata": {**live["metadata"], "resourceVersion": "11"}}
+    assert not cache.apply("pod", "MODIFIED", late)
+    assert "team/t1" not in cache.pods

@@ -107,6 +107,8 @@ def test_past_the_deadline_what_still_runs_is_evicted_newest_first() -> None:
     assert [e.pod.name for e in result.evictions] == ["b1", "b0"]
     (transition,) = result.transitions
     assert transition.phase is InverseOfferPhase.EVICTING
+    # Still pending while evicting: its tasks are not asked for again in the same cycle.
+    assert all(not {"team/b0", "team/b1"} & set(r.tasks) for r in result.revocations)
     before, _ = plan(cache, NOW - 2)
     assert before.evictions == []
 
@@ -137,3 +139,10 @@ def test_an_inverse_offer_whose_beneficiary_left_is_cancelled() -> None:
     cache = seed_held(inverseoffers=[inverse_offer("b-revoke-1", "B", ["b1"], beneficiary="X")])
     (transition,) = plan(cache)[0].transitions
     assert (transition.phase, transition.reason) == (InverseOfferPhase.CANCELLED, "BeneficiaryGone")
+
+
+def test_a_task_being_evicted_is_not_asked_for_again_in_the_same_cycle() -> None:
+    cache = seed_held(inverseoffers=[inverse_offer("b-revoke-1", "B", ["b1"], deadline=NOW - 1)])
+    result, _ = plan(cache)
+    assert [e.pod.name for e in result.evictions] == ["b1"]
+    assert all("team/b1" not in r.tasks for r in result.revocations)

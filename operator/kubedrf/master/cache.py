@@ -63,6 +63,8 @@ class ClusterCache:
     #: Pods a fresh read found absent, by key: a listed task that will never come.
     confirmed_absent: set[str] = field(default_factory=set)
     clock: Callable[[], float] = time.time
+    #: The resourceVersion each deleted object was deleted at, until the next relist.
+    _tombstones: dict[tuple[str, str], int] = field(default_factory=dict)
     _writer: int | None = None
 
     def _owned(self) -> None:
@@ -86,12 +88,17 @@ class ClusterCache:
         known = self._versions.get((kind, key))
         if event_type == "DELETED":
             self._versions.pop((kind, key), None)
+            if version is not None:
+                self._tombstones[(kind, key)] = version
             self.bodies.pop((kind, key), None)
             if kind == "offer":
                 self.answered_at.pop(key, None)
             return self._table(kind).pop(key, None) is not None
         if version is not None and known is not None and version < known:
             return False  # an older event than what our own write already recorded
+        tombstone = self._tombstones.get((kind, key))
+        if tombstone is not None and version is not None and version <= tombstone:
+            return False  # a late event of an object already deleted: never a ghost
         if version is not None:
             self._versions[(kind, key)] = version
         self.bodies[(kind, key)] = body
@@ -115,6 +122,12 @@ class ClusterCache:
             version = self._versions.get((kind, key))
             if list_version is None or version is None or version <= list_version:
                 self.forget(kind, key)
+        # Tombstones older than the list can no longer meet a late event: the list is newer.
+        self._tombstones = {
+            (k, key): v
+            for (k, key), v in self._tombstones.items()
+            if k != kind or list_version is None or v > list_version
+        }
 
     def forget(self, kind: str, key: str) -> None:
         self._owned()

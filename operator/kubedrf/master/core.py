@@ -254,6 +254,15 @@ class Master:
         self.metrics.tasks_refused.labels(refusal.reason).inc()
 
     async def _revoke(self, plan: RevocationPlan, view: MasterView) -> None:
+        for revocation in plan.revocations:
+            logger.info(
+                "revoking %s of %s on %s for %s (%s)",
+                ", ".join(revocation.tasks),
+                revocation.framework,
+                revocation.node,
+                revocation.beneficiary,
+                revocation.beneficiary_role,
+            )
         evicted: dict[str, list[str]] = {}
         for eviction in plan.evictions:
             if await self._evict(eviction, view):
@@ -339,6 +348,7 @@ class Master:
         )
         created = await self.writer.create_inverse_offer(record, spec)
         if created is None:
+            logger.warning("the inverse offer to %s could not be created", record.key)
             return
         self.metrics.revocations.labels("started").inc()
         body = view.bodies.get(("framework", record.key))

@@ -24,6 +24,9 @@ from kubedrf.master.status import (
 from kubedrf.master.view import MasterView
 from kubedrf.master.writer import ApiWriter
 
+#: Conditions whose False is news, not a problem: no Warning Event when they turn False.
+INFORMATIONAL = frozenset({"Offered", "Revoking"})
+
 
 class Reporter:
     def __init__(self, writer: ApiWriter, metrics: Metrics) -> None:
@@ -77,7 +80,7 @@ class Reporter:
         return [
             self.writer.event(body, c["reason"], c["message"], "Warning", "Validate")
             for c in status.get("conditions") or []
-            if c["type"] != "Offered"
+            if c["type"] not in INFORMATIONAL
             and c["status"] == "False"
             and before.get(c["type"]) != "False"
         ]

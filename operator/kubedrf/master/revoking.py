@@ -84,11 +84,11 @@ def plan_revocations(
         revocation = as_revocation(record)
         if record.pending:
             transition = _settle(view, record, plan)
-            if transition is None:
+            if transition is not None:
+                plan.transitions.append(transition)
+            if transition is None or transition.phase is InverseOfferPhase.EVICTING:
                 pending.append(revocation)
-                continue
-            plan.transitions.append(transition)
-            if transition.phase is InverseOfferPhase.COMPLETED:
+            elif transition.phase is InverseOfferPhase.COMPLETED:
                 freed.append(revocation)
             continue
         finished = parse_time(record.status.finished_at) or 0.0
