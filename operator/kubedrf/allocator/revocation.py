@@ -2,7 +2,7 @@
 
 The target is what progressive filling gives on the same snapshot if nothing were held:
 ``allocate`` in demand mode on a copy without allocations or filters, every held task turned
-back into demand. A client more than one task's share below its target is a beneficiary.
+back into demand. A client at least one task's share below its target is a beneficiary.
 For it (lowest share first) and one task of a shape it still wants, each node is tried:
 tasks of clients above their target are taken there, furthest above first and newest first,
 until the task fits; those not needed are put back; the node needing the fewest wins. No
@@ -381,8 +381,11 @@ class _Planner:
             vector = self.index.dense_strict(shape.resources)
             if not self.remaining[framework][s] or vector is None:
                 continue
-            if gap <= shape.resources.dominant_share(self.cluster, self.excluded) + EPSILON:
-                continue  # within one task of its target: no thrash
+            if gap < shape.resources.dominant_share(self.cluster, self.excluded) - EPSILON:
+                # Less than one task below its target: one more task would take it past,
+                # and the next cycle would take it back (thrash). A gap of exactly one task
+                # is served: otherwise a framework wanting one task would never get it.
+                continue
             if limit is not None and any(
                 v > limit[i] - (gained[i] if gained else 0) for i, v in enumerate(vector) if v
             ):
