@@ -5,13 +5,19 @@ with their refuseSeconds, which installs a filter — exactly what the master se
 framework controllers, so the allocator code under test is the one the master runs. A
 scenario's timeline (arrivals, departures, events) changes the state at the start of the
 first cycle at or after each moment it names.
+
+With ``revocation`` on, each cycle first asks the allocator's revocation decision which tasks
+to end, on the running tasks less those already being revoked. A framework that answers ends
+them at once; one that ignores inverse offers loses them at the deadline (eviction). Either
+way the freed node is held for the beneficiary until then plus one cycle, and the lost tasks
+are wanted again.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from kubedrf.allocator import (
     Allocation,
@@ -23,10 +29,16 @@ from kubedrf.allocator import (
     Quota,
     Received,
     Reservation,
+    Revocation,
+    RevocationPolicy,
     Role,
     Snapshot,
+    Task,
     TaskShape,
     allocate,
+    hold_freed,
+    revocations,
+    without_revoked,
 )
 from kubedrf.allocator.filters import expire, refusal_expiry, revive
 from kubedrf.allocator.roles import lineage
@@ -42,12 +54,13 @@ from kubedrf.simulator.scenario import (
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
-    framework: str
-    role: str
-    node: str
-    resources: Resources
-    ends_at: float | None
+class InFlight:
+    """A revocation under way: its tasks end at ``ends_at`` (at once if the framework
+    answers, else at the eviction deadline); its node is held until a cycle after that."""
+
+    revocation: Revocation
+    ends_at: float
+    held_until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,8 @@ class CycleRecord:
     roles: dict[str, Usage]
     launched: dict[str, int] = field(default_factory=dict)
     declined: dict[str, int] = field(default_factory=dict)
+    #: Revocations started in this cycle.
+    revocations: tuple[Revocation, ...] = ()
 
 
 @dataclass(slots=True)
@@ -135,7 +150,18 @@ class Simulation:
         self.received: dict[Client, int] = defaultdict(int)
         self.launched: dict[str, int] = defaultdict(int)
         self.tasks: list[Task] = []
+        #: When each task with a duration finishes.
+        self.ends_at: dict[str, float] = {}
+        self.task_serial = 0
         self.filters: list[Filter] = []
+        self.revoking: list[InFlight] = []
+        revocation = scenario.revocation
+        self.policy = (
+            RevocationPolicy(min_runtime=revocation.min_runtime)
+            if revocation is not None and revocation.enabled
+            else None
+        )
+        self.grace_period = revocation.grace_period if revocation is not None else 0.0
         self.role_names = sorted(
             {name for role in self._referenced_roles() for name in lineage(role)}
         )
@@ -175,7 +201,7 @@ class Simulation:
     def _leave(self, name: str) -> None:
         """A framework that leaves ends its tasks and releases everything it held."""
         self.present.discard(name)
-        self.tasks = [t for t in self.tasks if t.framework != name]
+        self._drop([t for t in self.tasks if t.framework == name])
         self.filters = [f for f in self.filters if f.framework != name]
         for client in [c for c in self.received if c[0] == name]:
             del self.received[client]
@@ -205,10 +231,7 @@ class Simulation:
     def _remove_node(self, name: str) -> None:
         """Tasks on a removed node are lost, and their frameworks want them again."""
         del self.nodes[name]
-        for task in self.tasks:
-            if task.node == name:
-                self.launched[task.framework] -= 1
-        self.tasks = [t for t in self.tasks if t.node != name]
+        self._end([t.name for t in self.tasks if t.node == name])
         self.filters = [f for f in self.filters if f.node != name]
 
     # -- one cycle -------------------------------------------------------------------------
@@ -216,12 +239,14 @@ class Simulation:
     def step(self, cycle: int) -> tuple[CycleRecord, bool]:
         """Run cycle ``cycle``; also say whether anything changed or still can."""
         now = cycle * self.scenario.allocation_interval
-        finished = [t for t in self.tasks if t.ends_at is not None and t.ends_at <= now]
-        if finished:
-            self.tasks = [t for t in self.tasks if t.ends_at is None or t.ends_at > now]
+        finished = [t for t in self.tasks if t.name in self.ends_at and self.ends_at[t.name] <= now]
+        self._drop(finished)
         self._advance(cycle)
         self.filters = list(expire(self.filters, now))
-        result = allocate(self._snapshot(now), self.config)
+        started = self._revoke(now) if self.policy is not None else ()
+        snapshot = self._snapshot(now)
+        held = self._holds(snapshot, now)
+        result = allocate(replace(snapshot, filters=snapshot.filters + held), self.config)
         launched: dict[str, int] = defaultdict(int)
         declined: list[OfferDecision] = []
         for offer in result.offers:
@@ -241,16 +266,69 @@ class Simulation:
             declined={
                 name: sum(1 for o in declined if o.framework == name) for name in self.frameworks
             },
+            revocations=started,
         )
-        pending = any(t.ends_at is not None for t in self.tasks) or bool(self.filters)
+        pending = bool(self.ends_at or self.filters or self.revoking or started)
         timeline = cycle < self.last_change
-        return record, bool(result.offers or finished or pending or timeline)
+        return record, bool(result.offers or finished or pending or timeline or self._maturing(now))
+
+    # -- revocation ------------------------------------------------------------------------
+
+    def _revoke(self, now: float) -> tuple[Revocation, ...]:
+        """End what is due, then start this cycle's revocations; return those started."""
+        for flight in self.revoking:
+            if flight.ends_at <= now:
+                self._end(flight.revocation.tasks)
+        interval = self.scenario.allocation_interval
+        self.revoking = [f for f in self.revoking if f.held_until > now]
+        # Tasks already being revoked are gone in the decision's eyes: none is revoked twice.
+        under_way = without_revoked(self._snapshot(now), [f.revocation for f in self.revoking])
+        started = revocations(under_way, self.config, self.policy)
+        deadline = self.scenario.cycle_of(now + self.grace_period) * interval
+        for r in started:
+            ends_at = deadline if self.frameworks[r.framework].ignores_revocation else now
+            self.revoking.append(InFlight(r, ends_at, ends_at + interval))
+            if ends_at <= now:
+                self._end(r.tasks)
+        return started
+
+    def _end(self, names: Sequence[str]) -> None:
+        """End the named tasks still running; their frameworks want them again."""
+        ending = set(names)
+        lost = [t for t in self.tasks if t.name in ending]
+        self._drop(lost)
+        for task in lost:
+            self.launched[task.framework] -= 1
+
+    def _holds(self, snapshot: Snapshot, now: float) -> tuple[Filter, ...]:
+        """Filters that keep nodes freed (or being freed) for their beneficiaries."""
+        return tuple(
+            hold
+            for flight in self.revoking
+            if flight.revocation.beneficiary in self.present
+            for hold in hold_freed(snapshot, [flight.revocation], flight.held_until)
+        )
+
+    def _maturing(self, now: float) -> bool:
+        """Whether a task is still too young to revoke: the decision may change once it
+        is not, though nothing else does."""
+        if self.policy is None or not self.policy.min_runtime:
+            return False
+        return any(now - t.started_at < self.policy.min_runtime for t in self.tasks)
 
     def _demand(self, fw: ScenarioFramework) -> tuple[TaskShape, ...] | None:
         if fw.tasks is None:
             return None
         left = max(0, self.wanted[fw.name] - self.launched[fw.name])
         return (TaskShape(self.shapes[fw.name], left),)
+
+    def _drop(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        names = {t.name for t in tasks}
+        self.tasks = [t for t in self.tasks if t.name not in names]
+        for name in names:
+            self.ends_at.pop(name, None)
 
     def _snapshot(self, now: float) -> Snapshot:
         held: dict[tuple[str, str, str], list[Task]] = defaultdict(list)
@@ -284,6 +362,7 @@ class Simulation:
             received=tuple(
                 Received(fw, role, count) for (fw, role), count in sorted(self.received.items())
             ),
+            tasks=tuple(self.tasks),
         )
 
     def _answer(self, offer: OfferDecision, now: float) -> tuple[int, bool]:
@@ -296,9 +375,12 @@ class Simulation:
         left = self.wanted[fw.name] - self.launched[fw.name]
         fit = min((offer.resources[name] // amount for name, amount in shape.items()), default=left)
         count = max(0, min(left, fit))
-        ends_at = now + fw.tasks.duration if fw.tasks.duration > 0 else None
         for _ in range(count):
-            self.tasks.append(Task(fw.name, offer.role, offer.node, shape, ends_at))
+            self.task_serial += 1
+            name = f"{fw.name}-{self.task_serial}"
+            self.tasks.append(Task(name, fw.name, offer.role, offer.node, shape, now))
+            if fw.tasks.duration > 0:
+                self.ends_at[name] = now + fw.tasks.duration
         self.launched[fw.name] += count
         return count, (offer.resources - shape * count).clamped().is_empty()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubedrf.allocator import Revocation
 from kubedrf.simulator.engine import CycleRecord, SimulationResult, Usage
 
 
@@ -14,6 +15,25 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
         "allocated": usage.allocated.to_canonical(),
         "dominant_share": usage.dominant_share,
     }
+
+
+def _revocation_json(revocation: Revocation) -> dict[str, Any]:
+    return {
+        "framework": revocation.framework,
+        "role": revocation.role,
+        "node": revocation.node,
+        "resources": revocation.resources.to_canonical(),
+        "beneficiary": revocation.beneficiary,
+    }
+
+
+def revoked(result: SimulationResult) -> dict[str, int]:
+    """Tasks revoked from each framework over the run, answered or evicted alike."""
+    counts = dict.fromkeys(result.final.frameworks, 0)
+    for record in result.cycles:
+        for revocation in record.revocations:
+            counts[revocation.framework] += len(revocation.tasks)
+    return counts
 
 
 def _trace_json(record: CycleRecord) -> dict[str, Any]:
@@ -29,6 +49,7 @@ def _trace_json(record: CycleRecord) -> dict[str, Any]:
             }
             for offer in record.offers
         ],
+        "revocations": [_revocation_json(r) for r in record.revocations],
         "frameworks": {
             name: {
                 "tasks": usage.tasks,
@@ -44,11 +65,14 @@ def _trace_json(record: CycleRecord) -> dict[str, Any]:
 def to_json(result: SimulationResult) -> str:
     """Final tasks, allocations and dominant shares, and a trace of every cycle."""
     final = result.final
+    lost = revoked(result)
     document = {
         "cycles": len(result.cycles),
         "time": final.time,
         "mode": result.scenario.mode,
-        "frameworks": {name: _usage_json(u) for name, u in final.frameworks.items()},
+        "frameworks": {
+            name: {**_usage_json(u), "revoked": lost[name]} for name, u in final.frameworks.items()
+        },
         "roles": {name: _usage_json(u) for name, u in final.roles.items()},
         "trace": [_trace_json(record) for record in result.cycles],
     }
@@ -56,23 +80,29 @@ def to_json(result: SimulationResult) -> str:
 
 
 def to_table(result: SimulationResult) -> str:
-    """One row per cycle (tasks and dominant share per framework), then the final allocation."""
+    """One row per cycle (offers, tasks revoked when revocation is on, tasks and dominant
+    share per framework), then the final allocation."""
     names = list(result.final.frameworks)
     width = max([len(n) for n in names] + [12])
-    header = f"{'cycle':>5} {'time':>7} {'offers':>6}  " + "  ".join(
-        f"{name + ' tasks/share':>{width + 12}}" for name in names
-    )
+    revokes = result.scenario.revokes
+    lost = revoked(result)
+    header = f"{'cycle':>5} {'time':>7} {'offers':>6}" + (f" {'revoked':>7}" if revokes else "")
+    header += "  " + "  ".join(f"{name + ' tasks/share':>{width + 12}}" for name in names)
     lines = [header]
     for record in result.cycles:
         cells = "  ".join(
             f"{record.frameworks[n].tasks:>{width + 4}} {record.frameworks[n].dominant_share:>7.3f}"
             for n in names
         )
-        lines.append(f"{record.cycle:>5} {record.time:>6.1f}s {len(record.offers):>6}  {cells}")
+        row = f"{record.cycle:>5} {record.time:>6.1f}s {len(record.offers):>6}"
+        if revokes:
+            row += f" {sum(len(r.tasks) for r in record.revocations):>7}"
+        lines.append(f"{row}  {cells}")
     lines += ["", "Final allocation:"]
     lines.append(f"  {'framework':<{width}} {'tasks':>6} {'dominant':>9}  allocated")
     for name, usage in result.final.frameworks.items():
-        lines.append(_usage_line(name, usage, width))
+        line = _usage_line(name, usage, width)
+        lines.append(f"{line}  (revoked {lost[name]})" if revokes else line)
     lines.append(f"  {'role':<{width}} {'tasks':>6} {'dominant':>9}  allocated")
     for name, usage in result.final.roles.items():
         lines.append(_usage_line(name, usage, width))

@@ -85,6 +85,18 @@ class ScenarioFramework(_Strict):
     arrives_at: Seconds = Field(default=0.0, alias="arrivesAt")
     leaves_at: Seconds | None = Field(default=None, alias="leavesAt")
     decline_all: bool = Field(default=False, alias="declineAll")
+    #: True: never answers an inverse offer, so its tasks are evicted at the deadline.
+    ignores_revocation: bool = Field(default=False, alias="ignoresRevocation")
+
+
+class ScenarioRevocation(_Strict):
+    """Revocation as the master runs it; present means enabled unless ``enabled: false``."""
+
+    enabled: bool = True
+    #: How long a framework has to answer an inverse offer before its tasks are evicted.
+    grace_period: Seconds = Field(default=30.0, alias="gracePeriod", ge=0, le=MAX_REFUSE_SECONDS)
+    #: A task younger than this is never revoked.
+    min_runtime: Seconds = Field(default=0.0, alias="minRuntime", ge=0, le=MAX_REFUSE_SECONDS)
 
 
 class TaskCount(_Strict):
@@ -164,6 +176,12 @@ class Scenario(_Strict):
     reservations: list[ScenarioReservation] = Field(default_factory=list)
     frameworks: list[ScenarioFramework] = Field(default_factory=list)
     events: list[ScenarioEvent] = Field(default_factory=list)
+    #: Absent: no revocation, so a scenario written before it keeps its results.
+    revocation: ScenarioRevocation | None = None
+
+    @property
+    def revokes(self) -> bool:
+        return self.revocation is not None and self.revocation.enabled
 
     def cycle_of(self, seconds: float) -> int:
         """The first cycle at or after ``seconds``, where a timed change takes effect."""
@@ -208,6 +226,9 @@ _ALIASES = {
     "arrives_at": "arrivesAt",
     "leaves_at": "leavesAt",
     "decline_all": "declineAll",
+    "ignores_revocation": "ignoresRevocation",
+    "grace_period": "gracePeriod",
+    "min_runtime": "minRuntime",
     "node_name": "nodeName",
     "refuse_seconds": "refuseSeconds",
     "min_allocatable": "minAllocatable",
