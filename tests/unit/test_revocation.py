@@ -319,3 +319,21 @@ def test_convergence_benchmark_writes_its_figures(tmp_path: Path) -> None:
     assert all(a["revoked"] >= a["lower_bound"] for a in report["arrivals"])
     assert all(a["largest_gap"] <= 1.0 + 1e-9 for a in report["arrivals"])
     assert report["scale"]["revoked"] > 0
+
+
+def test_two_equal_claimants_to_one_task_do_not_take_it_in_turns() -> None:
+    # One node with room for one task; f1 holds it, f0 (identical) wants it too. Whichever
+    # the target names, moving the task would only swap who waits: nothing is revoked.
+    shape = res(cpu="500m", memory="3Gi")
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="2", memory="4Gi")
+        .framework(
+            make_framework("f0").demand(3, cpu="500m", memory="3Gi"),
+            make_framework("f1").demand(2, cpu="500m", memory="3Gi"),
+        )
+        .at(10)
+        .obj()
+    )
+    held = with_tasks(snapshot, [Task("t0", "f1", "default", "n1", shape)])
+    assert revocations(held) == ()

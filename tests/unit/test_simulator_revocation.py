@@ -74,17 +74,18 @@ def within_one_task_of_target(record: CycleRecord) -> None:
 # -- the acceptance case ------------------------------------------------------------------
 
 
-def test_the_late_arrival_converges_after_one_answered_revocation_and_then_rests() -> None:
+def test_the_late_arrival_converges_after_two_answered_revocations_and_then_rests() -> None:
     result = run(load("late-arrival-revocation.yaml"))
-    # DRF target for the three: A 2, B 1, C 4 tasks. One of B's tasks ends at 10 s, C runs
-    # three in the same cycle; A's third and C's fourth task are each within one task.
-    (revocation,) = [r for record in result.cycles for r in record.revocations]
-    assert revocation == Revocation("B", "default", "n1", ("B-4",), B_TASK, "C", "default", 0)
+    # DRF target for the three: A 2, B 1, C 4 tasks. One task of B and one of A end at
+    # 10 s, and C runs its four in the same cycle.
+    b_task, a_task = [r for record in result.cycles for r in record.revocations]
+    assert b_task == Revocation("B", "default", "n1", ("B-4",), B_TASK, "C", "default", 0)
+    assert (a_task.framework, a_task.resources, a_task.beneficiary) == ("A", A_TASK, "C")
     assert revoking_cycles(result.cycles) == [10]
     assert tasks(result, "B")[9:11] == [2, 1]
-    assert tasks(result, "C")[9:11] == [0, 3]
+    assert tasks(result, "C")[9:11] == [0, 4]
     final = result.final
-    assert {name: u.tasks for name, u in final.frameworks.items()} == {"A": 3, "B": 1, "C": 3}
+    assert {name: u.tasks for name, u in final.frameworks.items()} == {"A": 2, "B": 1, "C": 4}
     within_one_task_of_target(final)
     # Nothing more changes, so the run stops early; a long run past that revokes nothing.
     assert len(result.cycles) == 12
@@ -99,11 +100,11 @@ def test_a_framework_that_ignores_revocation_gets_the_same_result_later_by_evict
     assert revoking_cycles(result.cycles) == [10]
     # B keeps its task through the 10 s grace period; the eviction at 20 s lets C run.
     assert tasks(result, "B")[9:21] == [2] * 11 + [1]
-    assert tasks(result, "C")[19:21] == [0, 3]
+    assert tasks(result, "C")[19:21] == [0, 4]
     assert {name: u.tasks for name, u in result.final.frameworks.items()} == {
-        "A": 3,
+        "A": 2,
         "B": 1,
-        "C": 3,
+        "C": 4,
     }
     within_one_task_of_target(result.final)
     assert revoking_cycles(long_run(load("late-arrival-eviction.yaml"), 200)) == [10]
@@ -132,7 +133,7 @@ def test_no_task_younger_than_min_runtime_is_revoked() -> None:
     result = run(document)
     # A's and B's tasks started at 0 s: revocable from 25 s, though C arrived at 10 s.
     assert revoking_cycles(result.cycles) == [25]
-    assert tasks(result, "C")[24:26] == [0, 3]
+    assert tasks(result, "C")[24:26] == [0, 4]
 
 
 def test_a_revoked_task_is_wanted_again_and_reruns_when_capacity_frees() -> None:
@@ -155,7 +156,7 @@ def test_the_node_being_freed_is_held_for_the_beneficiary_through_the_grace_peri
     }
     result = run(document)
     assert revoking_cycles(result.cycles)[0] == 10
-    assert tasks(result, "A")[14:16] == [3, 0]
+    assert tasks(result, "A")[14:16] == [2, 0]
     offers = [(r.cycle, o.framework) for r in result.cycles[10:21] for o in r.offers]
     assert all(framework == "C" for _, framework in offers)
     assert tasks(result, "C")[15] > 0  # the room A's tasks freed went to C at once
@@ -169,7 +170,7 @@ def test_json_counts_revoked_tasks_and_traces_each_revocation_where_it_started()
     assert run_.returncode == 0, run_.stderr
     report = json.loads(run_.stdout)
     assert {name: fw["revoked"] for name, fw in report["frameworks"].items()} == {
-        "A": 0,
+        "A": 1,
         "B": 1,
         "C": 0,
     }
@@ -181,7 +182,14 @@ def test_json_counts_revoked_tasks_and_traces_each_revocation_where_it_started()
             "node": "n1",
             "resources": {"cpu": 3, "memory": 2**30},
             "beneficiary": "C",
-        }
+        },
+        {
+            "framework": "A",
+            "role": "default",
+            "node": "n1",
+            "resources": {"cpu": 1, "memory": 4 * 2**30},
+            "beneficiary": "C",
+        },
     ]
     assert all(not revoked for cycle, revoked in started.items() if cycle != 10)
 
@@ -192,7 +200,7 @@ def test_the_table_has_a_revoked_column_only_when_revocation_is_on(
     assert main(["simulate", str(SCENARIOS / "late-arrival-revocation.yaml")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["cycle", "time", "offers", "revoked"]
-    assert lines[11].split()[:4] == ["10", "10.0s", "1", "1"]
+    assert lines[11].split()[:4] == ["10", "10.0s", "1", "2"]
     assert "(revoked 1)" in next(line for line in lines if line.strip().startswith("B "))
     assert main(["simulate", str(SCENARIOS / "late-arrival.yaml")]) == 0
     assert "revoked" not in capsys.readouterr().out

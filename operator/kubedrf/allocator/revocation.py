@@ -2,7 +2,8 @@
 
 The target is what progressive filling gives on the same snapshot if nothing were held:
 ``allocate`` in demand mode on a copy without allocations or filters, every held task turned
-back into demand. A client at least one task's share below its target is a beneficiary.
+back into demand. A client at least one task's share below its target is a beneficiary,
+and only clients whose share is above what the beneficiary's will be give tasks up.
 For it (lowest share first) and one task of a shape it still wants, each node is tried:
 tasks of clients above their target are taken there, furthest above first and newest first,
 until the task fits; those not needed are put back; the node needing the fewest wins. No
@@ -395,8 +396,12 @@ class _Planner:
             if self._fits_free(role, vector, gpu_allowed):
                 return None
             best: tuple[int, list[_Candidate]] | None = None
+            # Only clients richer than the beneficiary will be with its task give one up:
+            # each revocation then strictly evens shares out, so none is ever undone (two
+            # equal claimants to one indivisible task would otherwise take it in turns).
+            ceiling = self._share(client, shape.resources)
             for n in self._nodes_that_could(role, vector, gpu_allowed):
-                chosen = self._free_on(n, role, vector)
+                chosen = self._free_on(n, role, vector, ceiling)
                 if chosen is not None and (best is None or len(chosen) < len(best[1])):
                     best = (n, chosen)
                     if len(chosen) == 1:
@@ -439,8 +444,11 @@ class _Planner:
         nodes |= set(self.pool.reserved_candidates(role, lineage(role)))
         return [n for n in sorted(nodes) if n in self.candidates]
 
-    def _free_on(self, n: int, role: str, vector: Vector) -> list[_Candidate] | None:
-        """The fewest candidates on node ``n`` whose end lets a task of ``vector`` fit."""
+    def _free_on(
+        self, n: int, role: str, vector: Vector, ceiling: float
+    ) -> list[_Candidate] | None:
+        """The fewest candidates on node ``n`` whose end lets a task of ``vector`` fit,
+        of clients whose share is above ``ceiling``."""
         room = self._room(n, role)
         short = [max(0, v - r) for v, r in zip(vector, room, strict=True)]
         blocked = [owner for owner in self.reserved_by.get(n, ()) if not in_subtree(role, owner)]
@@ -451,6 +459,8 @@ class _Planner:
                 break
             if c.client in self.exhausted or c.task.name in self.revoked:
                 continue
+            if self._share(c.client) <= ceiling + EPSILON:
+                continue  # no richer than the beneficiary would be: a swap, not a gain
             if not any(c.vector[i] for i, x in enumerate(short) if x):
                 continue  # frees nothing the task lacks
             if any(in_subtree(c.client[1], owner) for owner in blocked):
