@@ -32,6 +32,8 @@ class MasterSettings(BaseModel):
     leader_election_namespace: str | None = None
     leader_election_name: str = "kubedrf-master"
     seed: int | None = None
+    #: Port of the health endpoint the probes ask whether the allocation loop is alive; 0: none.
+    health_port: int = Field(default=8080, ge=0, le=65535)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
