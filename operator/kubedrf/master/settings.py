@@ -32,8 +32,9 @@ class MasterSettings(BaseModel):
     leader_election_namespace: str | None = None
     leader_election_name: str = "kubedrf-master"
     seed: int | None = None
-    #: Port of the health endpoint the probes ask whether the allocation loop is alive; 0: none.
-    health_port: int = Field(default=8080, ge=0, le=65535)
+    #: Port of /healthz, which probes ask whether the allocation loop is alive; 0: none (the chart
+    #: sets one; local runs, several per machine, would fight over a fixed default).
+    health_port: int = Field(default=0, ge=0, le=65535)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
