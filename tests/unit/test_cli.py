@@ -7,12 +7,14 @@ import json
 import logging
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
 from kubedrf import __version__
 from kubedrf.cli import master
 from kubedrf.cli.main import build_parser, main
+from kubedrf.devcluster import cluster
 
 
 def _master_flags() -> list[argparse.Action]:
@@ -76,3 +78,18 @@ def test_json_logs_are_one_object_per_line_with_time_level_and_exception() -> No
     assert entry["message"] == 'quote " and\nnewline'
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", entry["time"])
     assert "ValueError: boom" in entry["exception"]
+
+
+def test_dev_list_names_every_cluster_and_its_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cluster, "kwok_workdir", lambda: tmp_path)
+    assert main(["dev", "list"]) == 0
+    assert capsys.readouterr().out == ""
+    (tmp_path / "clusters" / "a").mkdir(parents=True)
+    (tmp_path / "clusters" / "a" / "kwok.yaml").write_text("{}")
+    (tmp_path / "clusters" / "b").mkdir()
+    assert main(["dev", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"a\t{tmp_path / 'clusters' / 'a' / 'kubeconfig.yaml'}"
+    assert lines[1].startswith("b\t") and "incomplete" in lines[1]
