@@ -1,4 +1,4 @@
-"""End-to-end figures on the local control plane (DESIGN.md §7), measured in one run:
+"""End-to-end figures on the local control plane (docs/design.md, targets), measured in one run:
 
 * first offer: from creating a Framework with demand to its first Offer, at the default 1 s
   allocation interval (target ≤ 2 s);

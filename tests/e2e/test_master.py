@@ -1,4 +1,4 @@
-"""The master on the local control plane: the offer protocol end to end (DESIGN.md §2–§4).
+"""The master on the local control plane: the offer protocol end to end (docs/design.md).
 
 Every test runs its own ``kubedrf master`` over its own node pool, answers offers with plain
 API calls, and ends with the no-overcommit check (invariant 1).

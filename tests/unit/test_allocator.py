@@ -1,4 +1,4 @@
-"""The allocation rules of DESIGN.md §2, one behaviour per test."""
+"""The allocation rules of docs/design.md, one behaviour per test."""
 
 from __future__ import annotations
 

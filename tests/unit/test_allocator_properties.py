@@ -1,4 +1,4 @@
-"""Property tests: the invariants of DESIGN.md §3 and DRF's own properties over random inputs.
+"""Property tests: the invariants of docs/design.md and DRF's own properties over random inputs.
 
 Inputs come from ``tests/strategies.py``. Each invariant is a checker that returns the
 violations it finds (empty when the result is sound), so one failing example names every
@@ -111,7 +111,7 @@ def on_node(offers: Iterable[OfferDecision], node: str) -> Resources:
 Checker = Callable[[Snapshot, AllocationResult, AllocatorConfig], list[str]]
 
 
-# -- DESIGN.md §3, invariants 1–5 ----------------------------------------------------------
+# -- docs/design.md, invariants 1–5 -------------------------------------------------------
 
 
 def no_overcommit(snapshot: Snapshot, result: AllocationResult, _: AllocatorConfig) -> list[str]:
@@ -307,7 +307,7 @@ def on_subtree(offers: Iterable[OfferDecision], role: str) -> Resources:
     return total(o.resources for o in offers if in_subtree(o.role, role))
 
 
-# -- the other rules of DESIGN.md §2 -------------------------------------------------------
+# -- the other rules of docs/design.md ----------------------------------------------------
 
 
 def demand_offers_hold_whole_tasks(

@@ -18,7 +18,7 @@ from kubedrf.api import (
     ReservationSpec,
     RoleSpec,
 )
-from kubedrf.api.crdgen import KINDS, crd_manifest, drift
+from kubedrf.api.crdgen import KINDS, api_reference, crd_manifest, drift, reference_drift
 from kubedrf.api.tenancy import refusal
 from kubedrf.api.types import RESOURCE_NAMES
 from kubedrf.resources import resource_name_error
@@ -29,6 +29,54 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_committed_crds_match_the_models() -> None:
     stale = drift([ROOT / "crds", ROOT / "charts" / "kubedrf" / "crds"])
     assert stale == [], "run `kubedrf crds` and commit the result"
+
+
+def test_the_committed_api_reference_matches_the_models() -> None:
+    assert not reference_drift(ROOT / "docs" / "api.md"), (
+        "run `kubedrf crds` and commit docs/api.md"
+    )
+
+
+def _fields(schema: dict[str, Any], path: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every field below ``schema`` with its path, list items included."""
+    found = []
+    for name, sub in schema.get("properties", {}).items():
+        found.append((f"{path}.{name}", sub))
+        found += _fields(sub, f"{path}.{name}")
+        found += _fields(sub.get("items", {}), f"{path}.{name}[]")
+    return found
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_every_crd_field_explains_itself(kind: Any) -> None:
+    root = crd_manifest(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    fields = [("spec", root["properties"]["spec"]), ("status", root["properties"]["status"])]
+    fields += _fields(root["properties"]["spec"], "spec")
+    fields += _fields(root["properties"]["status"], "status")
+    undescribed = [path for path, schema in fields if not schema.get("description")]
+    assert undescribed == [], f"kubectl explain {kind.singular} would explain nothing for these"
+
+
+def test_every_printer_column_is_described() -> None:
+    for kind in KINDS:
+        undescribed = [c.name for c in kind.columns if c.name != "Age" and not c.description]
+        assert undescribed == [], kind.kind
+
+
+def test_the_api_reference_lists_every_field_with_its_rules() -> None:
+    reference = api_reference()
+    assert "| `spec.offerFilters.refuseSeconds` | number | `5.0` |" in reference
+    assert "0 ≤ value ≤ 31,536,000" in reference
+    assert "`spec.framework` (required)" in reference and "Immutable" in reference
+    for kind in KINDS:
+        assert f"## {kind.kind}\n" in reference
+
+
+def test_quota_columns_show_every_resource_it_names() -> None:
+    paths = {c["name"]: c["jsonPath"] for c in _columns("Quota")}
+    assert paths["Guarantee"] == ".spec.guarantee"
+    assert paths["Limit"] == ".spec.limit"
+    assert paths["Consumed"] == ".status.consumed"
 
 
 def _walk(schema: Any) -> list[dict[str, Any]]:

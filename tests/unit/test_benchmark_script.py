@@ -1,4 +1,4 @@
-"""benchmarks/allocator.py still runs and writes the figures DESIGN.md §7 names (tiny shapes)."""
+"""benchmarks/allocator.py still runs and writes the figures docs/design.md names (tiny shapes)."""
 
 from __future__ import annotations
 

@@ -75,19 +75,102 @@ def test_values_become_the_masters_flags(helm: str) -> None:
     assert flags(container) == {
         "allocation-interval": "2s",
         "offer-timeout": "1m",
+        "offer-retention": "60s",
+        "batch-window": "50ms",
+        "fairness-excluded": "pods",
         "mode": "classic",
         "managed-label": "kubedrf.io/managed=true",
         "managed-taint": "kubedrf.io/managed",
         "metrics-port": "9090",
+        "health-port": "8080",
+        "log-format": "text",
         "leader-election-namespace": "kubedrf-system",
         "leader-election-name": "kubedrf-master",
-        "revocation": "",
+        "revocation": "on",
         "grace-period": "30s",
         "min-runtime": "0s",
         "max-revocations-per-cycle": "100",
     }
     assert container["image"] == "ghcr.io/kubedrf/kubedrf:0.1.0"  # the appVersion
-    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+        {"name": "health", "containerPort": 8080, "protocol": "TCP"},
+    ]
+
+
+def test_every_master_flag_is_a_value_or_goes_through_extra_args(helm: str) -> None:
+    docs = render(
+        helm,
+        "--set",
+        "fairnessExcluded={pods,nvidia.com/gpu},logFormat=json,offerRetention=0s",
+        "--set",
+        "extraArgs={--verbose}",
+    )
+    container = master_container(docs)
+    given = flags(container)
+    assert given["fairness-excluded"] == "pods,nvidia.com/gpu"
+    assert given["log-format"] == "json" and given["offer-retention"] == "0s"
+    assert container["args"][-1] == "--verbose"
+    settable = {a.removeprefix("--").partition("=")[0] for a in container["args"][1:]}
+    from kubedrf.cli.main import build_parser  # noqa: PLC0415
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if hasattr(a, "choices") and a.dest == "command"]
+    master_flags = {
+        option.removeprefix("--")
+        for action in commands.choices["master"]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert master_flags <= settable
+
+
+def test_the_probes_ask_whether_the_allocation_loop_is_alive(helm: str) -> None:
+    container = master_container(render(helm, "--set", "healthPort=8181"))
+    assert flags(container)["health-port"] == "8181"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert {"name": "health", "containerPort": 8181, "protocol": "TCP"} in container["ports"]
+
+
+def test_framework_tenants_get_a_role_to_bind_and_view_edit_aggregation(helm: str) -> None:
+    roles = {doc["metadata"]["name"]: doc for doc in find(render(helm), "ClusterRole")}
+    framework = roles["rel-kubedrf-framework"]
+    granted = {
+        (resource, verb)
+        for rule in framework["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {("frameworks", "create"), ("offers", "patch"), ("pods", "create")} <= granted
+    assert ("offers", "create") not in granted  # only the master makes offers
+    assert not any("status" in r and v in ("update", "patch") for r, v in granted)
+    view, edit = roles["rel-kubedrf-view"], roles["rel-kubedrf-edit"]
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]
+    names = {
+        d["metadata"]["name"]
+        for d in find(render(helm, "--set", "tenantRBAC.enabled=false"), "ClusterRole")
+    }
+    assert names == {"rel-kubedrf-master"}
+
+
+def test_the_notes_work_from_the_installed_chart(helm: str, tmp_path: Path) -> None:
+    """NOTES.txt is rendered only by install; render it as a template of a copy instead."""
+    import shutil  # noqa: PLC0415
+
+    chart = tmp_path / "kubedrf"
+    shutil.copytree(CHART, chart)
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    indented = "".join(f"  {line}" for line in notes.splitlines(keepends=True))
+    (chart / "templates" / "notes.yaml").write_text("notes: |\n" + indented)
+    result = run_helm(helm, "template", "rel", str(chart), "--show-only", "templates/notes.yaml")
+    assert result.returncode == 0, result.stderr
+    text = yaml.safe_load(result.stdout)["notes"]
+    assert "examples/" not in text and ".py" not in text
+    assert "--clusterrole=rel-kubedrf-framework" in text
+    assert "kind: Framework" in text
 
 
 def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
@@ -100,6 +183,9 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
     assert values["managedTaint"] == defaults.managed_taint
     assert values["metrics"]["port"] == defaults.metrics_port
     assert values["leaderElection"]["name"] == defaults.leader_election_name
+    assert MasterSettings(offer_retention=values["offerRetention"]) == defaults
+    assert MasterSettings(batch_window=values["batchWindow"]) == defaults
+    assert tuple(values["fairnessExcluded"]) == defaults.fairness_excluded
     revocation = values["revocation"]
     assert (
         MasterSettings(
@@ -132,7 +218,9 @@ def test_the_master_runs_under_the_restricted_pod_security_standard(helm: str) -
 
 def test_the_cluster_role_is_least_privilege(helm: str) -> None:
     docs = render(helm)
-    (role,) = find(docs, "ClusterRole")
+    (role,) = [
+        r for r in find(docs, "ClusterRole") if r["metadata"]["name"] == "rel-kubedrf-master"
+    ]
     granted = {
         (group, resource, verb)
         for rule in role["rules"]

@@ -311,3 +311,38 @@ def test_random_runs_keep_the_invariants_and_rest_once_demand_is_steady(
     # then on, and the run comes to rest well before the end, revoking nothing more.
     quiet = cycles[-25:]
     assert [r.cycle for r in quiet if r.revocations or r.offers] == []
+
+
+def test_nothing_is_revoked_for_a_task_that_headroom_would_still_hold_back() -> None:
+    # Role a's guarantee (nobody uses it) holds 1.5 CPU of the free capacity back. Ending
+    # f0's task on n1 frees 0.5 CPU, too little for new1's 1-CPU task past the headroom:
+    # f0 took it straight back, cycle after cycle, until freeing counted against the cap.
+    document = {
+        "cycles": 40,
+        "nodes": [
+            {"name": "n0", "allocatable": {"cpu": "2", "memory": "4Gi"}},
+            {"name": "n1", "allocatable": {"cpu": "2", "memory": "5Gi"}},
+        ],
+        "frameworks": [
+            {
+                "name": "f0",
+                "roles": ["b"],
+                "tasks": {"count": 4, "resources": {"cpu": "500m", "memory": "5Gi"}},
+            },
+            {
+                "name": "new0",
+                "roles": ["b"],
+                "arrivesAt": 1,
+                "tasks": {"count": 4, "resources": {"cpu": "500m"}},
+            },
+            {
+                "name": "new1",
+                "roles": ["b"],
+                "arrivesAt": 1,
+                "tasks": {"count": 2, "resources": {"cpu": "1", "memory": "4Gi"}},
+            },
+        ],
+        "quotas": [{"role": "a", "guarantee": {"cpu": "1500m", "memory": "1Gi"}}],
+        "revocation": {"gracePeriod": 0, "minRuntime": 0},
+    }
+    assert revoking_cycles(long_run(document, 40)) == []

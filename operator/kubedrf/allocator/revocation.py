@@ -46,6 +46,7 @@ from kubedrf.allocator.model import (
     TaskShape,
 )
 from kubedrf.allocator.nodes import Fit, Vector, needs
+from kubedrf.allocator.quota import Caps
 from kubedrf.allocator.roles import in_subtree, lineage
 from kubedrf.allocator.sorter import Client
 from kubedrf.resources import EMPTY, Resources, total
@@ -376,7 +377,8 @@ class _Planner:
         fw = self.frameworks[framework]
         gap = self.shares[client].target_share - self._share(client)
         gpu_allowed = GPU_RESOURCES in fw.capabilities
-        limit = self.quota.caps(role, False).limit if self.quota.active else None
+        caps = self.quota.caps(role, False) if self.quota.active else None
+        limit = caps.limit if caps is not None else None
         gained = self.gained.get(role)
         for s, shape in enumerate(fw.demand or ()):
             vector = self.index.dense_strict(shape.resources)
@@ -402,6 +404,8 @@ class _Planner:
             ceiling = self._share(client, shape.resources)
             for n in self._nodes_that_could(role, vector, gpu_allowed):
                 chosen = self._free_on(n, role, vector, ceiling)
+                if chosen is not None and not self._unheld(caps, vector, chosen):
+                    continue  # freed, it would still be held back for others' guarantees
                 if chosen is not None and (best is None or len(chosen) < len(best[1])):
                     best = (n, chosen)
                     if len(chosen) == 1:
@@ -409,6 +413,14 @@ class _Planner:
             if best is not None and len(best[1]) <= budget:
                 return self._commit(client, s, vector, *best)
         return None
+
+    def _unheld(self, caps: Caps | None, vector: Vector, chosen: list[_Candidate]) -> bool:
+        """Whether the beneficiary may take ``vector`` once ``chosen`` end: what they free
+        raises its fair-share cap (free capacity less the headroom unmet guarantees hold)."""
+        if caps is None:
+            return True
+        freed = _plus([0] * len(vector), [c.vector for c in chosen])
+        return _fits(vector, [u + f for u, f in zip(caps.unreserved, freed, strict=True)])
 
     def _room(self, n: int, role: str) -> Vector:
         room = self.pool.offerable(n, role)

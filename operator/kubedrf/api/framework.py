@@ -30,6 +30,8 @@ class TaskDemand(KubeModel):
 
 
 class OfferFilters(KubeModel):
+    """How offers the framework does not want are kept from coming back (Mesos' filters)."""
+
     refuse_seconds: RefuseSeconds = Field(
         default=5.0,
         description="How long a declined offer's node stays filtered for the framework.",
@@ -41,6 +43,8 @@ class OfferFilters(KubeModel):
 
 
 class FrameworkSpec(KubeModel):
+    """What the framework asks of the master: its roles, filters, capabilities and demand."""
+
     roles: list[RoleName] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
@@ -55,7 +59,10 @@ class FrameworkSpec(KubeModel):
         description="Stop offers under these roles only.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    offer_filters: OfferFilters = Field(default_factory=OfferFilters)
+    offer_filters: OfferFilters = Field(
+        default_factory=OfferFilters,
+        description="How declined offers are filtered, and the smallest offer worth making.",
+    )
     capabilities: list[Capability] = Field(
         default_factory=list,
         max_length=8,
@@ -87,13 +94,22 @@ class FrameworkSpec(KubeModel):
 
 
 class FrameworkStatus(KubeModel):
-    observed_generation: int | None = None
+    """What the master last saw of the framework, written after each cycle."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
     allocated: dict[str, ReportedResources] = Field(
         default_factory=dict, description="Allocated and offered resources per role."
     )
-    dominant_share: float | None = None
-    tasks: int | None = None
-    outstanding_offers: int | None = None
+    dominant_share: float | None = Field(
+        default=None,
+        description="Its dominant share: the largest fraction of any resource it holds (0..1).",
+    )
+    tasks: int | None = Field(default=None, description="Task Pods it runs.")
+    outstanding_offers: int | None = Field(
+        default=None, description="Offers made to it and not yet answered."
+    )
     revoking: int | None = Field(
         default=None, description="Tasks the master has asked back (pending InverseOffers)."
     )
@@ -117,12 +133,26 @@ FRAMEWORK = Kind(
     ),
     description="A kubedrf framework: a second-level scheduler that receives Offers.",
     columns=(
-        PrinterColumn("Roles", ".spec.roles"),
-        PrinterColumn("Share", ".status.dominantShare", "number"),
-        PrinterColumn("Tasks", ".status.tasks", "integer"),
-        PrinterColumn("Offers", ".status.outstandingOffers", "integer"),
-        PrinterColumn("Revoking", ".status.revoking", "integer", priority=1),
-        PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+        PrinterColumn("Roles", ".spec.roles", description="The roles it is offered under."),
+        PrinterColumn(
+            "Share", ".status.dominantShare", "number", "Its dominant share of the cluster (0..1)."
+        ),
+        PrinterColumn("Tasks", ".status.tasks", "integer", "Task Pods it runs."),
+        PrinterColumn(
+            "Offers", ".status.outstandingOffers", "integer", "Offers it has not answered yet."
+        ),
+        PrinterColumn(
+            "Revoking",
+            ".status.revoking",
+            "integer",
+            "Tasks the master has asked back (kubectl get -o wide).",
+            priority=1,
+        ),
+        PrinterColumn(
+            "Ready",
+            '.status.conditions[?(@.type=="Ready")].status',
+            description="Whether it receives offers under at least one role.",
+        ),
         AGE,
     ),
 )

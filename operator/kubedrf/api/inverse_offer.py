@@ -38,12 +38,16 @@ class InverseOfferPhase(StrEnum):
 
 
 class Beneficiary(KubeModel):
+    """Who the freed resources are for."""
+
     namespace: Name = Field(description="The beneficiary framework's namespace.")
     framework: Name = Field(description="The framework that runs what is freed.")
     role: RoleName = Field(description="The role it runs it under.")
 
 
 class InverseOfferResponse(KubeModel):
+    """The framework's answer: which of its tasks end."""
+
     tasks: list[Name] = Field(
         default_factory=list,
         max_length=1024,
@@ -53,9 +57,19 @@ class InverseOfferResponse(KubeModel):
 
 
 class InverseOfferSpec(KubeModel):
-    framework: Name = Field(json_schema_extra=validations(IMMUTABLE))
-    role: RoleName = Field(json_schema_extra=validations(IMMUTABLE))
-    node_name: Name = Field(json_schema_extra=validations(IMMUTABLE))
+    """What is asked back, written by the master; the framework writes only the response."""
+
+    framework: Name = Field(
+        description="The Framework, in this namespace, asked to give resources back.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
+    role: RoleName = Field(
+        description="The role its tasks to end run under.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
+    node_name: Name = Field(
+        description="The node to free resources on.", json_schema_extra=validations(IMMUTABLE)
+    )
     resources: ResourceList = Field(
         min_length=1,
         description="What to free on the node: the requests of spec.tasks.",
@@ -67,22 +81,37 @@ class InverseOfferSpec(KubeModel):
         description="The tasks the master ends at the deadline unless others free as much.",
         json_schema_extra=validations(IMMUTABLE),
     )
-    beneficiary: Beneficiary = Field(json_schema_extra=validations(IMMUTABLE))
+    beneficiary: Beneficiary = Field(
+        description="The framework and role below its fair share that the resources are for.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
     deadline: datetime = Field(
         description="When the master starts evicting.", json_schema_extra=validations(IMMUTABLE)
     )
-    response: InverseOfferResponse | None = None
+    response: InverseOfferResponse | None = Field(
+        default=None, description="The framework's answer: the tasks it ends, given once."
+    )
 
 
 class InverseOfferStatus(KubeModel):
-    observed_generation: int | None = None
-    phase: InverseOfferPhase = InverseOfferPhase.OUTSTANDING
-    reason: str | None = None
-    message: str | None = None
+    """Where the inverse offer is in its lifecycle, written by the master."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
+    phase: InverseOfferPhase = Field(
+        default=InverseOfferPhase.OUTSTANDING,
+        description="Outstanding until the tasks end; Evicting past the deadline; then"
+        " Completed, or Cancelled when either side went away.",
+    )
+    reason: str | None = Field(default=None, description="Why it reached its phase, in one word.")
+    message: str | None = Field(default=None, description="Why it reached its phase, for people.")
     evicted: list[str] = Field(
         default_factory=list, max_length=1024, description="Tasks the master evicted."
     )
-    finished_at: datetime | None = None
+    finished_at: datetime | None = Field(
+        default=None, description="When it completed or was cancelled; deleted after a retention."
+    )
     conditions: Conditions = Field(default_factory=list)
 
 
@@ -95,13 +124,13 @@ INVERSE_OFFER = Kind(
     short_names=("iofr",),
     description="Resources on one node the master asks a framework to give back.",
     columns=(
-        PrinterColumn("Framework", ".spec.framework"),
-        PrinterColumn("Node", ".spec.nodeName"),
-        PrinterColumn("For", ".spec.beneficiary.role"),
-        PrinterColumn("CPU", ".spec.resources.cpu"),
-        PrinterColumn("Memory", ".spec.resources.memory"),
-        PrinterColumn("Deadline", ".spec.deadline", "date"),
-        PrinterColumn("Phase", ".status.phase"),
+        PrinterColumn("Framework", ".spec.framework", description="Asked to give back."),
+        PrinterColumn("Node", ".spec.nodeName", description="Where resources are freed."),
+        PrinterColumn("For", ".spec.beneficiary.role", description="The role they are for."),
+        PrinterColumn("CPU", ".spec.resources.cpu", description="CPU to free."),
+        PrinterColumn("Memory", ".spec.resources.memory", description="Memory to free."),
+        PrinterColumn("Deadline", ".spec.deadline", "date", "When eviction starts."),
+        PrinterColumn("Phase", ".status.phase", description="Where it is in its lifecycle."),
         AGE,
     ),
 )

@@ -37,7 +37,11 @@ class OfferPhase(StrEnum):
 
 
 class OfferResponse(KubeModel):
-    action: Literal["Accept", "Decline"]
+    """The framework's answer, given once."""
+
+    action: Literal["Accept", "Decline"] = Field(
+        description="Accept: tasks were launched against the offer; Decline: none will be."
+    )
     refuse_seconds: RefuseSeconds | None = Field(
         default=None, description="On decline: overrides the framework's refuseSeconds."
     )
@@ -50,18 +54,38 @@ class OfferResponse(KubeModel):
 
 
 class OfferSpec(KubeModel):
-    framework: Name = Field(json_schema_extra=validations(IMMUTABLE))
-    role: RoleName = Field(json_schema_extra=validations(IMMUTABLE))
-    node_name: Name = Field(json_schema_extra=validations(IMMUTABLE))
-    resources: ResourceList = Field(min_length=1, json_schema_extra=validations(IMMUTABLE))
-    expires_at: datetime = Field(json_schema_extra=validations(IMMUTABLE))
+    """What is offered, written by the master; the framework writes only the response."""
+
+    framework: Name = Field(
+        description="The Framework, in this namespace, the offer is made to.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
+    role: RoleName = Field(
+        description="The role the resources are offered under; task Pods carry it.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
+    node_name: Name = Field(
+        description="The node the resources are on; task Pods must be pinned to it.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
+    resources: ResourceList = Field(
+        min_length=1,
+        description="What is offered; the task Pods' requests together stay within it.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
+    expires_at: datetime = Field(
+        description="When an unanswered offer expires and its resources return to the pool.",
+        json_schema_extra=validations(IMMUTABLE),
+    )
     sized_for: list[TaskDemand] = Field(
         default_factory=list,
         max_length=16,
         description="In demand mode: the demanded tasks this offer was sized for.",
         json_schema_extra=validations(IMMUTABLE),
     )
-    response: OfferResponse | None = None
+    response: OfferResponse | None = Field(
+        default=None, description="The framework's answer: accept or decline, given once."
+    )
 
     model_config = ConfigDict(
         json_schema_extra=validations(
@@ -76,10 +100,17 @@ class OfferSpec(KubeModel):
 
 
 class OfferStatus(KubeModel):
-    observed_generation: int | None = None
-    phase: OfferPhase = OfferPhase.OFFERED
-    reason: str | None = None
-    message: str | None = None
+    """Where the offer is in its lifecycle, written by the master."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
+    phase: OfferPhase = Field(
+        default=OfferPhase.OFFERED,
+        description="Offered until answered; then Accepted, Declined, Expired or Rescinded.",
+    )
+    reason: str | None = Field(default=None, description="Why it reached its phase, in one word.")
+    message: str | None = Field(default=None, description="Why it reached its phase, for people.")
     tasks: list[str] = Field(
         default_factory=list,
         max_length=1024,
@@ -93,7 +124,9 @@ class OfferStatus(KubeModel):
         default_factory=dict,
         description="After a decline: what the node could offer then; more lifts the filter.",
     )
-    finished_at: datetime | None = None
+    finished_at: datetime | None = Field(
+        default=None, description="When it left Offered; it is deleted after a retention."
+    )
     conditions: Conditions = Field(default_factory=list)
 
 
@@ -106,13 +139,15 @@ OFFER = Kind(
     short_names=("ofr",),
     description="Resources on one node offered to one framework under one role.",
     columns=(
-        PrinterColumn("Framework", ".spec.framework"),
-        PrinterColumn("Role", ".spec.role"),
-        PrinterColumn("Node", ".spec.nodeName"),
-        PrinterColumn("CPU", ".spec.resources.cpu"),
-        PrinterColumn("Memory", ".spec.resources.memory"),
-        PrinterColumn("Phase", ".status.phase"),
-        PrinterColumn("Expires", ".spec.expiresAt", priority=1),
+        PrinterColumn("Framework", ".spec.framework", description="Who the offer is for."),
+        PrinterColumn("Role", ".spec.role", description="The role it is offered under."),
+        PrinterColumn("Node", ".spec.nodeName", description="Where the resources are."),
+        PrinterColumn("CPU", ".spec.resources.cpu", description="CPU offered."),
+        PrinterColumn("Memory", ".spec.resources.memory", description="Memory offered."),
+        PrinterColumn("Phase", ".status.phase", description="Offered, or how it ended."),
+        PrinterColumn(
+            "Expires", ".spec.expiresAt", description="When it expires unanswered.", priority=1
+        ),
         AGE,
     ),
 )

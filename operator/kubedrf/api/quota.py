@@ -42,6 +42,8 @@ LIMIT_AT_LEAST_GUARANTEE = cel(
 
 
 class QuotaSpec(KubeModel):
+    """A role's guarantee and limit; a role has at most one Quota."""
+
     role: RoleName = Field(description="The role this quota applies to.")
     guarantee: ResourceList = Field(
         default_factory=dict,
@@ -78,7 +80,11 @@ class QuotaSpec(KubeModel):
 
 
 class QuotaStatus(KubeModel):
-    observed_generation: int | None = None
+    """What the role consumes against the quota, written by the master after each cycle."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
     consumed: ReportedResources = Field(
         default_factory=dict,
         description="Allocated and offered outside reservations, plus everything reserved.",
@@ -96,10 +102,13 @@ QUOTA = Kind(
     short_names=("drfquota",),
     description="Guarantee and limit of one kubedrf role.",
     columns=(
-        PrinterColumn("Role", ".spec.role"),
-        PrinterColumn("Guarantee CPU", ".spec.guarantee.cpu"),
-        PrinterColumn("Limit CPU", ".spec.limit.cpu"),
-        PrinterColumn("Consumed CPU", ".status.consumed.cpu"),
+        PrinterColumn("Role", ".spec.role", description="The role it applies to."),
+        # Whole maps, so every resource the quota names shows, not only CPU.
+        PrinterColumn("Guarantee", ".spec.guarantee", description="Every resource guaranteed."),
+        PrinterColumn("Limit", ".spec.limit", description="Every resource limited."),
+        PrinterColumn(
+            "Consumed", ".status.consumed", description="What the role consumes against it."
+        ),
         AGE,
     ),
 )

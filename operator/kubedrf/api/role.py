@@ -9,6 +9,8 @@ from kubedrf.api.types import Conditions, KubeModel, ReportedResources, Weight, 
 
 
 class RoleSpec(KubeModel):
+    """How the role competes with its siblings, and who may use it."""
+
     weight: Weight = Field(default=1.0, description="Relative share against sibling roles.")
     namespaces: list[str] = Field(
         default_factory=list,
@@ -22,10 +24,19 @@ class RoleSpec(KubeModel):
 
 
 class RoleStatus(KubeModel):
-    observed_generation: int | None = None
+    """What the role and its sub-roles hold, written by the master after each cycle."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
     dominant_share: float | None = Field(default=None, description="Weighted dominant share.")
-    allocated: ReportedResources = Field(default_factory=dict)
-    frameworks: int | None = None
+    allocated: ReportedResources = Field(
+        default_factory=dict,
+        description="Allocated and offered to the role and its sub-roles.",
+    )
+    frameworks: int | None = Field(
+        default=None, description="Frameworks holding resources under it or its sub-roles."
+    )
     conditions: Conditions = Field(default_factory=list)
 
 
@@ -46,9 +57,13 @@ ROLE = Kind(
         " plain 'roles' means RBAC Roles."
     ),
     columns=(
-        PrinterColumn("Weight", ".spec.weight", "number"),
-        PrinterColumn("Share", ".status.dominantShare", "number"),
-        PrinterColumn("Frameworks", ".status.frameworks", "integer"),
+        PrinterColumn("Weight", ".spec.weight", "number", "Its weight against its siblings."),
+        PrinterColumn(
+            "Share", ".status.dominantShare", "number", "Its dominant share, divided by its weight."
+        ),
+        PrinterColumn(
+            "Frameworks", ".status.frameworks", "integer", "Frameworks holding resources under it."
+        ),
         AGE,
     ),
 )

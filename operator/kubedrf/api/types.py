@@ -258,20 +258,27 @@ class KubeModel(BaseModel):
 
 
 class Condition(KubeModel):
-    """metav1.Condition, as every Kubernetes status carries it."""
+    """One aspect of the object's state, as every Kubernetes status reports it."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    observed_generation: int | None = Field(default=None, ge=0)
-    last_transition_time: datetime
-    reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
-    message: str = Field(default="", max_length=32768)
+    type: str = Field(description="What the condition is about, such as Ready or Offered.")
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether it holds.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the condition was set from."
+    )
+    last_transition_time: datetime = Field(description="When status last changed.")
+    reason: str = Field(
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        max_length=1024,
+        description="Why, in one CamelCase word a program can match on.",
+    )
+    message: str = Field(default="", max_length=32768, description="Why, for people.")
 
 
 Conditions = Annotated[
     list[Condition],
     Field(
         max_length=16,
+        description="The object's conditions, one per type.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],

@@ -48,6 +48,18 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    """Every cluster with state here, so a forgotten one (an e2e session's, say) can be
+    found and brought down by its name."""
+    found = cluster.names()
+    if not found:
+        provision.log("no dev clusters; start one with `kubedrf dev up`")
+    for name in found:
+        state = "" if cluster.exists(name) else "\t(incomplete: `kubedrf dev down` removes it)"
+        print(f"{name}\t{cluster.kubeconfig_path(name)}{state}")
+    return 0
+
+
 def _running(name: str) -> cluster.Cluster:
     if not cluster.exists(name):
         raise cluster.ClusterError(f"no cluster named {name!r}; start it with `kubedrf dev up`")
@@ -137,6 +149,11 @@ def add_parser(subparsers: Any) -> None:
     )
     _name_option(env_cmd)
     env_cmd.set_defaults(func=_guarded(_env))
+
+    list_cmd = commands.add_parser(
+        "list", help="list the clusters with state on this machine, and their kubeconfigs"
+    )
+    list_cmd.set_defaults(func=_guarded(_list))
 
     add_cmd = commands.add_parser("add-node", help="add fake nodes and wait until they are Ready")
     _name_option(add_cmd)

@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from kubedrf import __version__
+
 #: Subcommand modules; each exposes ``add_parser(subparsers)`` and sets ``func`` on its parser.
 SUBCOMMANDS: tuple[str, ...] = (
     "kubedrf.cli.simulate",
@@ -22,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kubedrf",
         description="Mesos-style two-level scheduling for Kubernetes.",
     )
+    parser.add_argument("--version", action="version", version=f"kubedrf {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMANDS:
         importlib.import_module(module_name).add_parser(subparsers)

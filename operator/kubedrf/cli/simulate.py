@@ -15,7 +15,7 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "simulate",
         help="run a scenario through the allocator in virtual time",
-        description="Run SCENARIO (YAML; the README describes the format) through the"
+        description="Run SCENARIO (YAML; docs/scenarios.md describes every key) through the"
         " allocator, no cluster.",
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="path to a scenario YAML file")

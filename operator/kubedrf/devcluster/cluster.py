@@ -4,7 +4,7 @@
 kube-scheduler and the kwok controller as local processes from the paths ``provision`` gives
 it, so it never downloads anything. Nodes are plain Node objects that kwok keeps Ready;
 managed nodes carry the label ``kubedrf.io/managed=true`` and the taint
-``kubedrf.io/managed:NoSchedule`` (DESIGN.md §1). Pod lifecycles are described in ``stages``.
+``kubedrf.io/managed:NoSchedule`` (docs/design.md). Pod lifecycles are described in ``stages``.
 Cluster state lives under ``${XDG_CACHE_HOME:-~/.cache}/kubedrf/kwok/clusters/<name>/``.
 """
 

@@ -1,7 +1,7 @@
 """kopf handlers: watch events become cache updates, and nothing more.
 
 Run with ``kubedrf master`` (flags) or ``kopf run -m kubedrf.master.handlers`` (settings from
-``KUBEDRF_*`` environment variables).
+``KUBEDRF_*`` environment variables; pass kopf's ``--liveness`` for the health endpoint).
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     stopped = asyncio.Event()
     memo["master"] = master
+    memo["loop_watch"] = LoopWatch(stale_after(master_settings), time.monotonic())
     memo["stopped"] = stopped
     memo["tasks"] = [
         asyncio.create_task(master.run(stopped), name="kubedrf-allocation"),
@@ -94,6 +95,58 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if stopped is not None:
         stopped.set()
         await asyncio.gather(*memo.get("tasks", []), return_exceptions=True)
+
+
+def stale_after(settings: MasterSettings) -> float:
+    """How long the allocation loop may go without completing a cycle: generous, since a
+    cycle on a large cluster or a new leader's relist takes seconds, but short enough that a
+    stuck loop is restarted within a couple of minutes."""
+    return max(60.0, 10 * settings.allocation_interval)
+
+
+class LoopWatch:
+    """Tells a live allocation loop from a stuck one, for the liveness and readiness probes.
+
+    Answering HTTP proves nothing about the loop: it is alive when the master's cycle count
+    moves. A standby does not allocate, so it is healthy while it stands by; its clock starts
+    again when it becomes leader. Times are monotonic seconds, passed in.
+    """
+
+    def __init__(self, limit: float, now: float) -> None:
+        self.limit = limit
+        self.cycles: int | None = None
+        self.progress_at = now
+
+    def check(self, *, cycles: int, leading: bool, loop_running: bool, now: float) -> float:
+        """Seconds since the loop last made progress; raise when it has stopped or is stuck."""
+        if not loop_running:
+            raise kopf.PermanentError("the allocation loop has stopped")
+        if not leading or cycles != self.cycles:
+            self.cycles, self.progress_at = cycles, now
+        idle = now - self.progress_at
+        if idle > self.limit:
+            raise kopf.PermanentError(
+                f"the allocation loop has completed no cycle for {idle:.0f}s"
+                f" (limit {self.limit:.0f}s; {cycles} cycles in all)"
+            )
+        return idle
+
+
+@kopf.on.probe(id="allocationLoop")
+async def allocation_loop(memo: kopf.Memo, **_: Any) -> dict[str, float | int]:
+    """kopf's health endpoint answers 500 when this raises, which fails the pod's probes."""
+    master: Master | None = memo.get("master")
+    watch: LoopWatch | None = memo.get("loop_watch")
+    if master is None or watch is None:
+        raise kopf.PermanentError("starting: the initial list of the cluster is not complete")
+    tasks: list[asyncio.Task[None]] = memo.get("tasks", [])
+    idle = watch.check(
+        cycles=master.cycles,
+        leading=master.may_act(),
+        loop_running=bool(tasks) and not tasks[0].done(),
+        now=time.monotonic(),
+    )
+    return {"cycles": master.cycles, "secondsSinceProgress": round(idle, 3)}
 
 
 def _observe(kind: str) -> Any:

@@ -39,6 +39,9 @@ class MasterSettings(BaseModel):
     #: A task younger than this is never revoked.
     min_runtime: Seconds = Field(default=0.0, ge=0)
     max_revocations_per_cycle: int = Field(default=100, ge=1)
+    #: Port of /healthz, which probes ask whether the allocation loop is alive; 0: none (the chart
+    #: sets one; local runs, several per machine, would fight over a fixed default).
+    health_port: int = Field(default=0, ge=0, le=65535)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -38,6 +39,9 @@ from kubedrf.master.records import Body, FrameworkRecord
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 COMPONENT = "kubedrf-master"
+#: Events remembered for aggregation; the oldest are forgotten first (a new Event then).
+EVENT_MEMORY = 4096
+EventKey = tuple[str, str, str]
 
 
 class ApiWriter:
@@ -46,6 +50,9 @@ class ApiWriter:
         self.core = client.CoreV1Api(api_client)
         self.events = client.EventsV1Api(api_client)
         self.cache = cache
+        #: (regarding uid, reason, note) -> (namespace, Event name, times observed): a
+        #: repeated Event grows its series instead of adding an object per occurrence.
+        self.recorded: OrderedDict[EventKey, tuple[str, str, int]] = OrderedDict()
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """Run one API call in a thread; ``None`` when the world moved on: the object is gone
@@ -197,10 +204,18 @@ class ApiWriter:
         type_: str = "Normal",
         action: str = "Allocate",
     ) -> None:
-        """Record an events.k8s.io Event about ``regarding`` (a full object body)."""
+        """Record an events.k8s.io Event about ``regarding`` (a full object body); the same
+        reason and note about the same object again increments the first Event's series."""
         meta = regarding.get("metadata", {})
         namespace = meta.get("namespace") or "default"
         now = format_micro_time(time.time())
+        key = (str(meta.get("uid") or meta.get("name")), reason, note[:1024])
+        try:
+            if await self._repeat(key, now):
+                return
+        except ApiException as error:  # Events are best effort: never fail a cycle on them.
+            logger.warning("could not update event %s: %s", reason, error.reason)
+            return
         body = client.EventsV1Event(
             metadata=client.V1ObjectMeta(
                 generate_name=f"{meta.get('name', 'kubedrf')}-", namespace=namespace
@@ -222,9 +237,30 @@ class ApiWriter:
             ),
         )
         try:
-            await self._call(self.events.create_namespaced_event, namespace, body)
+            created = await self._call(self.events.create_namespaced_event, namespace, body)
         except ApiException as error:  # Events are best effort: never fail a cycle on them.
             logger.warning("could not record event %s: %s", reason, error.reason)
+            return
+        name = created.metadata.name if created is not None and created.metadata else None
+        if name is not None:
+            self.recorded[key] = (namespace, name, 1)
+            while len(self.recorded) > EVENT_MEMORY:
+                self.recorded.popitem(last=False)
+
+    async def _repeat(self, key: EventKey, now: str) -> bool:
+        """Count one more occurrence on the Event recorded for ``key``; False when there is
+        none (never recorded, forgotten, or deleted by the apiserver's Event TTL)."""
+        recorded = self.recorded.get(key)
+        if recorded is None:
+            return False
+        namespace, name, count = recorded
+        patch = {"series": {"count": count + 1, "lastObservedTime": now}}
+        if await self._call(self.events.patch_namespaced_event, name, namespace, patch) is None:
+            del self.recorded[key]
+            return False
+        self.recorded[key] = (namespace, name, count + 1)
+        self.recorded.move_to_end(key)
+        return True
 
 
 def _owned_by(framework: FrameworkRecord) -> dict[str, Any]:

@@ -245,9 +245,7 @@ def _pydantic_problems(error: ValidationError) -> list[tuple[str, str]]:
         if item["type"] == "extra_forbidden" and len(location) == 3 and location[0] == "events":
             message = f"unknown action (actions: {', '.join(ACTIONS.values())})"
         elif item["type"] == "extra_forbidden":
-            message = (
-                "unknown field (check the spelling; the README's simulator section has the format)"
-            )
+            message = "unknown field (check the spelling; docs/scenarios.md has every key)"
         problems.append((_field_path(location), message))
     return problems
 
@@ -398,7 +396,7 @@ def _timeline_problems(
 def parse_scenario(document: Mapping[str, Any] | Any, source: str) -> Scenario:
     if not isinstance(document, Mapping):
         raise ScenarioError(
-            source, [("", "a scenario must be a YAML mapping (see the README's simulator section)")]
+            source, [("", "a scenario must be a YAML mapping (see docs/scenarios.md)")]
         )
     try:
         scenario = Scenario.model_validate(document)
