@@ -72,7 +72,7 @@ def test_offer_columns_answer_at_a_glance() -> None:
     assert columns[:6] == ["Framework", "Role", "Node", "CPU", "Memory", "Phase"]
     assert columns[-1] == "Age"
     framework = [c["name"] for c in _columns("Framework")]
-    assert framework == ["Roles", "Share", "Tasks", "Offers", "Ready", "Age"]
+    assert framework == ["Roles", "Share", "Tasks", "Offers", "Ready", "Connected", "Age"]
 
 
 def _columns(kind: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubedrf.api import QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.master.liveness import heard_from
 from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
@@ -53,6 +54,8 @@ class ClusterCache:
     quotas: dict[str, ClusterObjectRecord[QuotaSpec]] = field(default_factory=dict)
     reservations: dict[str, ClusterObjectRecord[ReservationSpec]] = field(default_factory=dict)
     offers: dict[str, OfferRecord] = field(default_factory=dict)
+    #: Heartbeat Leases of frameworks: the framework each one speaks for.
+    leases: dict[str, str | None] = field(default_factory=dict)
     bodies: dict[tuple[str, str], Body] = field(default_factory=dict)
     _versions: dict[tuple[str, str], int] = field(default_factory=dict)
     #: When this master first saw each offer's response, by offer key. A timer, not truth:
@@ -60,6 +63,9 @@ class ClusterCache:
     answered_at: dict[str, float] = field(default_factory=dict)
     #: Pods a fresh read found absent, by key: a listed task that will never come.
     confirmed_absent: set[str] = field(default_factory=set)
+    #: When this master last saw each framework show it is alive (see ``liveness``). A timer
+    #: too: after a restart every framework is heard from afresh.
+    heard_at: dict[str, float] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     _writer: int | None = None
 
@@ -87,11 +93,15 @@ class ClusterCache:
             self.bodies.pop((kind, key), None)
             if kind == "offer":
                 self.answered_at.pop(key, None)
+            elif kind == "framework":
+                self.heard_at.pop(key, None)
             return self._table(kind).pop(key, None) is not None
         if version is not None and known is not None and version < known:
             return False  # an older event than what our own write already recorded
         if version is not None:
             self._versions[(kind, key)] = version
+        if (alive := heard_from(kind, self.bodies.get((kind, key)), body)) is not None:
+            self.heard_at[alive] = self.clock()
         self.bodies[(kind, key)] = body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):
@@ -131,6 +141,7 @@ class ClusterCache:
             "quota": self.quotas,
             "reservation": self.reservations,
             "offer": self.offers,
+            "lease": self.leases,
         }
         return tables[kind]
 
@@ -155,4 +166,5 @@ class ClusterCache:
             bodies=self.bodies,
             answered_at=self.answered_at,
             confirmed_absent=self.confirmed_absent,
+            heard_at=self.heard_at,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubedrf.api import FRAMEWORK, GROUP, OFFER, QUOTA, RESERVATION, ROLE, VERSION, Kind
+from kubedrf.api.conventions import LABEL_FRAMEWORK
 from kubedrf.master.records import (
     Body,
     FrameworkRecord,
@@ -30,6 +31,8 @@ class Watched:
     kind: str
     namespaced: bool
     parse: Callable[[Body], Any]
+    #: Only objects carrying this label (frameworks' heartbeat Leases, not every Lease).
+    label: str | None = None
 
     @property
     def api_version(self) -> str:
@@ -49,5 +52,15 @@ WATCHED: tuple[Watched, ...] = (
     _ours(QUOTA, parse_quota),
     _ours(RESERVATION, parse_reservation),
     _ours(OFFER, OfferRecord.parse),
+    Watched(
+        "lease",
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        True,
+        lambda body: (body.get("metadata", {}).get("labels") or {}).get(LABEL_FRAMEWORK),
+        label=LABEL_FRAMEWORK,
+    ),
 )
 BY_NAME: dict[str, Watched] = {w.name: w for w in WATCHED}
