@@ -219,6 +219,8 @@ class Frameworks:
     ) -> None:
         if tasks is not None:
             spec["demand"] = [{"name": "task", "resources": tasks, "count": count}]
+        # No heartbeat Lease here: a test that wants liveness judged sets a short timeout.
+        spec.setdefault("failoverTimeout", 3600)
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Framework",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -219,3 +220,21 @@ def test_the_deployable_example_runs_with_its_least_privilege_account(
         assert "Forbidden" not in process.log.read_text(), process.tail()
     finally:
         cluster.kubectl("delete", "-f", str(manifest), "--wait=true", timeout=180)
+
+
+def test_a_running_framework_stays_connected_and_a_stopped_one_is_disconnected(
+    pool: NodePool, master: MasterProcess, launch: Launcher, frameworks: Frameworks
+) -> None:
+    pool.add(1)
+    master.start()
+    process = launch("batch.py", "a", "--tasks", "1", "--failover-timeout", "3")
+    wait_for(lambda: len(frameworks.running("a")) == 1, "its task running")
+    time.sleep(8)  # well past the failoverTimeout: only the heartbeat keeps it connected
+    assert (frameworks.condition("a", "Connected") or {}).get("status") == "True"
+    process.stop()
+    wait_for(
+        lambda: (frameworks.condition("a", "Connected") or {}).get("status") == "False",
+        "a Disconnected once its controller stopped",
+        15,
+    )
+    assert len(frameworks.running("a")) == 1  # no taskTeardownTimeout: its task runs on

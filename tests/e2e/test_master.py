@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 from kubernetes.leaderelection import leaderelection
 
-from kubedrf.api.conventions import format_time
+from kubedrf.api.conventions import format_micro_time, format_time
 from kubedrf.devcluster.cluster import NodeShape
 from kubedrf.master.leader import LeaderElector
 from tests.e2e.conftest import MasterFactory
@@ -378,3 +378,64 @@ def test_a_replica_whose_clock_runs_ahead_does_not_take_a_held_lease(
     wait_for(lambda: not steady.is_leader or None, "the silent leader to stand down", 5)
     wait_for(lambda: ahead_step() or None, "the lease taken over", 15)
     assert time.monotonic() - silent_since >= 3  # not before the lease ran out
+
+
+def connected(frameworks: Frameworks, name: str) -> str | None:
+    return (frameworks.condition(name, "Connected") or {}).get("status")
+
+
+def test_a_framework_not_heard_from_is_disconnected_and_what_it_held_goes_to_others(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks, api: client.ApiClient
+) -> None:
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    # The ghost: a Framework whose controller never runs (no heartbeat, no answers).
+    frameworks.create("ghost", {"cpu": "3", "memory": "1Gi"}, failoverTimeout=5)
+    start_master()
+    (held,) = frameworks.wait_offers("ghost")
+
+    def b_answers_and_runs_three() -> bool:
+        for offer in frameworks.offers("b"):
+            if not offer["spec"].get("response"):
+                frameworks.accept(offer)
+        return len(frameworks.running("b")) == 3
+
+    # Beside a live ghost B would stay at 2 tasks; once the ghost is Disconnected its offer
+    # is rescinded and B gets the whole node.
+    wait_for(b_answers_and_runs_three, "B running 3 tasks", timeout=40)
+    (rescinded,) = frameworks.offers("ghost", phase="Rescinded")
+    assert rescinded["metadata"]["name"] == held["metadata"]["name"]
+    assert rescinded["status"]["reason"] == "FrameworkDisconnected"
+    condition = frameworks.condition("ghost", "Connected")
+    assert condition is not None and condition["reason"] == "Disconnected"
+    assert "spec.failoverTimeout (5s)" in condition["message"]
+    assert frameworks.offers("ghost") == []
+
+    # A heartbeat (what the SDK's driver renews) brings it back.
+    client.CoordinationV1Api(api).create_namespaced_lease(
+        frameworks.namespace,
+        {
+            "metadata": {
+                "name": "kubedrf-framework-ghost",
+                "labels": {"kubedrf.io/framework": "ghost"},
+            },
+            "spec": {"holderIdentity": "e2e", "renewTime": format_micro_time(time.time())},
+        },
+    )
+    wait_for(lambda: connected(frameworks, "ghost") == "True", "the ghost reconnected", 15)
+
+
+def test_a_silent_frameworks_tasks_end_only_after_its_task_teardown_timeout(
+    pool: NodePool, start_master: MasterFactory, frameworks: Frameworks
+) -> None:
+    pool.add(1)
+    start_master()
+    frameworks.create(
+        "a", {"cpu": "1", "memory": "1Gi"}, count=1, failoverTimeout=3, taskTeardownTimeout=8
+    )
+    (offer,) = frameworks.wait_offers("a")
+    (task,) = frameworks.accept(offer)
+    wait_for(lambda: frameworks.running("a") == [task], "its task running")
+    wait_for(lambda: connected(frameworks, "a") == "False", "a Disconnected", 15)
+    assert frameworks.task_count("a") == 1  # Disconnected, its task runs on
+    wait_for(lambda: frameworks.task_count("a") == 0, "its task ended", 20)

@@ -120,7 +120,7 @@ def test_offer_columns_answer_at_a_glance() -> None:
     assert columns[:6] == ["Framework", "Role", "Node", "CPU", "Memory", "Phase"]
     assert columns[-1] == "Age"
     framework = [c["name"] for c in _columns("Framework") if not c.get("priority")]
-    assert framework == ["Roles", "Share", "Tasks", "Offers", "Ready", "Age"]
+    assert framework == ["Roles", "Share", "Tasks", "Offers", "Ready", "Connected", "Age"]
     wide = [c["name"] for c in _columns("Framework") if c.get("priority")]
     assert wide == ["Revoking"]  # kubectl get -o wide
     inverse = [c["name"] for c in _columns("InverseOffer")]

@@ -246,6 +246,8 @@ def test_the_cluster_role_is_least_privilege(helm: str) -> None:
         ),
         ("events.k8s.io", "events", "create"),
         ("", "events", "create"),
+        ("coordination.k8s.io", "leases", "list"),  # frameworks' heartbeats
+        ("coordination.k8s.io", "leases", "watch"),
     }
     assert granted == expected
     assert not any("resourceNames" in rule for rule in role["rules"])

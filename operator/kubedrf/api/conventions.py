@@ -15,6 +15,13 @@ LABEL_OFFER = "kubedrf.io/offer"
 MAX_LABEL_VALUE = MAX_ROLE_NAME
 #: On a Framework: filters declined before this time no longer apply (Mesos' revive).
 ANNOTATION_REVIVE = "kubedrf.io/revived-at"
+#: A framework's heartbeat: a coordination.k8s.io Lease in its namespace, labelled with
+#: LABEL_FRAMEWORK, that its driver renews (the master watches only labelled Leases).
+HEARTBEAT_LEASE_PREFIX = "kubedrf-framework-"
+
+
+def heartbeat_lease(framework: str) -> str:
+    return f"{HEARTBEAT_LEASE_PREFIX}{framework}"
 
 
 def parse_time(value: object) -> float | None:

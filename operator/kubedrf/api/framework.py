@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from kubedrf.api.conventions import LABEL_FRAMEWORK, MAX_LABEL_VALUE
 from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
+    MAX_REFUSE_SECONDS,
     Conditions,
     KubeModel,
     PositiveResourceList,
@@ -40,6 +42,12 @@ class OfferFilters(KubeModel):
         default=None,
         description="Offers smaller than this are not made to the framework.",
     )
+
+
+#: The least failoverTimeout: the SDK renews its heartbeat a few times within it.
+MIN_FAILOVER_TIMEOUT = 3.0
+#: A year, as for refuseSeconds: what the master adds to a time must stay a representable time.
+Timeout = Annotated[float, Field(ge=MIN_FAILOVER_TIMEOUT, le=MAX_REFUSE_SECONDS)]
 
 
 class FrameworkSpec(KubeModel):
@@ -74,18 +82,47 @@ class FrameworkSpec(KubeModel):
         max_length=16,
         description="Task shapes and counts still wanted; demand mode offers only against it.",
     )
+    failover_timeout: Timeout = Field(
+        default=60.0,
+        description="Seconds the master waits without hearing from the framework (its"
+        " heartbeat Lease, its spec, its offer answers) before it is Disconnected: no offers,"
+        " outstanding ones rescinded.",
+    )
+    task_teardown_timeout: Timeout | None = Field(
+        default=None,
+        description="Seconds without hearing from the framework after which the master ends its"
+        " tasks (deletes their Pods); none by default: a disconnected framework's tasks run on.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra=validations(
+            cel(
+                "!has(self.taskTeardownTimeout) || !has(self.failoverTimeout)"
+                " || self.taskTeardownTimeout >= self.failoverTimeout",
+                "spec.taskTeardownTimeout must be at least spec.failoverTimeout",
+                ".taskTeardownTimeout",
+            ),
             cel(
                 "!has(self.suppressedRoles) || self.suppressedRoles.all(r, r in self.roles)",
                 "spec.suppressedRoles must name roles listed in spec.roles",
                 ".suppressedRoles",
                 "'spec.suppressedRoles must name roles listed in spec.roles, not '"
                 " + self.suppressedRoles.filter(r, !(r in self.roles))[0]",
-            )
+            ),
         )
     )
+
+    @model_validator(mode="after")
+    def _teardown_after_failover(self) -> Self:
+        teardown = self.task_teardown_timeout
+        if teardown is not None and teardown < self.failover_timeout:
+            raise PydanticCustomError(
+                "teardown_before_failover",
+                "spec.taskTeardownTimeout ({teardown}s) must be at least"
+                " spec.failoverTimeout ({failover}s)",
+                {"teardown": f"{teardown:g}", "failover": f"{self.failover_timeout:g}"},
+            )
+        return self
 
     def active_roles(self) -> list[str]:
         if self.suppressed:
@@ -152,6 +189,11 @@ FRAMEWORK = Kind(
             "Ready",
             '.status.conditions[?(@.type=="Ready")].status',
             description="Whether it receives offers under at least one role.",
+        ),
+        PrinterColumn(
+            "Connected",
+            '.status.conditions[?(@.type=="Connected")].status',
+            description="Whether its controller was heard from within spec.failoverTimeout.",
         ),
         AGE,
     ),

@@ -2,13 +2,18 @@
 calls the scheduler, and carries out its answers through the API.
 
 Restart-safe: a restarted driver adopts the framework's running task Pods and its
-outstanding offers instead of launching or answering them twice.
+outstanding offers instead of launching or answering them twice. Alive-evident: it renews a
+heartbeat Lease every few seconds, so the master knows its controller still runs (a
+framework not heard from within its failoverTimeout is Disconnected and offered nothing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +22,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, INVERSE_OFFER, OFFER, VERSION
-from kubedrf.api.conventions import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
+from kubedrf.api.conventions import (
+    ANNOTATION_REVIVE,
+    LABEL_FRAMEWORK,
+    format_micro_time,
+    format_time,
+    heartbeat_lease,
+)
 from kubedrf.framework.hooks import PodMutationHook
 from kubedrf.framework.ledger import TaskLedger
 from kubedrf.framework.model import InverseOffer, Offer, TaskInfo, TaskState, TaskStatus
@@ -33,6 +44,10 @@ logger = logging.getLogger(__name__)
 OFFER_BATCH_SECONDS = 0.2
 #: Task Pods created at once when an offer is accepted.
 LAUNCH_CONCURRENCY = 8
+#: Seconds between heartbeats (at most: a third of a shorter failoverTimeout).
+HEARTBEAT_SECONDS = 5.0
+#: Conditions of the Framework's status the scheduler hears of through ``error`` when False.
+REPORTED_CONDITIONS = ("RolesAllowed", "Connected")
 
 
 class KubedrfSchedulerDriver(TaskLedger):
@@ -51,6 +66,7 @@ class KubedrfSchedulerDriver(TaskLedger):
         capabilities: Sequence[str] = (),
         hooks: Sequence[PodMutationHook] = (),
         demand: Demand = (),
+        failover_timeout: float | None = None,
     ) -> None:
         super().__init__(name)
         self.scheduler = scheduler
@@ -61,12 +77,17 @@ class KubedrfSchedulerDriver(TaskLedger):
         self.capabilities = list(capabilities)
         self.hooks = list(hooks)
         self.initial_demand = list(demand)
+        self.failover_timeout = failover_timeout
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self._answered: set[str] = set()
         self._events: asyncio.Queue[tuple[str, WatchEvent]] = asyncio.Queue()
         self._streams: list[Stream] = []
         self._registered = False
+        self._uid: str | None = None
+        #: The last message of each reported condition that was False, to tell it once.
+        self._told: dict[str, str] = {}
+        self.coordination = client.CoordinationV1Api(api)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -113,7 +134,10 @@ class KubedrfSchedulerDriver(TaskLedger):
         self._streams = [pods, offers, inverse_offers]
         # Offers are watched only once the running tasks are adopted, so a restarted
         # framework knows what it already runs before it is asked to launch more.
-        running = [asyncio.create_task(pods.run())]
+        running = [
+            asyncio.create_task(pods.run()),
+            asyncio.create_task(self._heartbeat(stopped), name=f"{self.name}-heartbeat"),
+        ]
         try:
             while not stopped.is_set():
                 try:
@@ -122,11 +146,13 @@ class KubedrfSchedulerDriver(TaskLedger):
                     continue
                 if kind == "pods":
                     await self._on_pods(event)
-                    if len(running) == 1 and event.type == "SYNC":
+                    if len(running) == 2 and event.type == "SYNC":
                         running.append(asyncio.create_task(offers.run()))
                         running.append(asyncio.create_task(inverse_offers.run()))
                 elif kind == "inverseoffers":
                     await self._on_inverse_offers(event)
+                elif kind == "framework":
+                    await self._on_framework(event)
                 else:
                     if not self._registered:
                         self._registered = True
@@ -141,19 +167,22 @@ class KubedrfSchedulerDriver(TaskLedger):
 
     async def _register(self) -> None:
         """Create the Framework, or bring an existing one's roles and filters up to date."""
-        spec = {
+        spec: dict[str, Any] = {
             "roles": self.roles,
             "offerFilters": {"refuseSeconds": self.refuse_seconds},
             "capabilities": self.capabilities,
         }
+        if self.failover_timeout is not None:
+            spec["failoverTimeout"] = self.failover_timeout
         body = {
             "apiVersion": API_VERSION,
             "kind": FRAMEWORK.kind,
             "metadata": {"name": self.name},
             "spec": {**spec, "demand": _demand(self.initial_demand)},
         }
+        created: Any  # the answer: a plain dict
         try:
-            await asyncio.to_thread(
+            created = await asyncio.to_thread(
                 self.custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -164,12 +193,14 @@ class KubedrfSchedulerDriver(TaskLedger):
         except ApiException as error:
             if error.status != 409:
                 raise
-            await self._patch_framework({"spec": spec})
+            created = await self._patch_framework({"spec": spec})
         else:
             self.demand_written(self.initial_demand)
+        self._uid = (created.get("metadata") or {}).get("uid")
 
-    async def _patch_framework(self, patch: Mapping[str, Any]) -> None:
-        await asyncio.to_thread(
+    async def _patch_framework(self, patch: Mapping[str, Any]) -> Any:
+        """The patched Framework, as the API answers (a plain dict)."""
+        return await asyncio.to_thread(
             self.custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -178,6 +209,79 @@ class KubedrfSchedulerDriver(TaskLedger):
             self.name,
             dict(patch),
         )
+
+    # -- liveness ----------------------------------------------------------------------------
+
+    async def _heartbeat(self, stopped: asyncio.Event) -> None:
+        """Renew the heartbeat Lease, and read the Framework's status back for the loop.
+
+        Runs beside the event loop and never blocks it (each call in a worker thread); a
+        failed round is logged and retried: the master only acts after failoverTimeout.
+        """
+        every = min(HEARTBEAT_SECONDS, (self.failover_timeout or HEARTBEAT_SECONDS * 3) / 3)
+        while not stopped.is_set():
+            try:
+                await asyncio.to_thread(self._renew_lease)
+                body: Any = await asyncio.to_thread(
+                    self.custom.get_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    FRAMEWORK.plural,
+                    self.name,
+                )
+                await self._events.put(("framework", WatchEvent("MODIFIED", [body])))
+            except Exception as error:
+                logger.warning("heartbeat of framework %s: %s", self.name, error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), timeout=every)
+
+    def _renew_lease(self) -> None:
+        name = heartbeat_lease(self.name)
+        spec: dict[str, Any] = {
+            "holderIdentity": f"{socket.gethostname()}-{os.getpid()}",
+            "renewTime": format_micro_time(time.time()),
+        }
+        if self.failover_timeout is not None:
+            spec["leaseDurationSeconds"] = max(1, int(self.failover_timeout))
+        try:
+            self.coordination.patch_namespaced_lease(name, self.namespace, {"spec": spec})
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            owner = {
+                "apiVersion": API_VERSION,
+                "kind": FRAMEWORK.kind,
+                "name": self.name,
+                "uid": self._uid,
+            }
+            metadata: dict[str, Any] = {"name": name, "labels": {LABEL_FRAMEWORK: self.name}}
+            if self._uid:  # deleted with its Framework
+                metadata["ownerReferences"] = [owner]
+            body: Any = {  # the client takes a plain dict body too
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": metadata,
+                "spec": spec,
+            }
+            self.coordination.create_namespaced_lease(self.namespace, body)
+
+    async def _on_framework(self, event: WatchEvent) -> None:
+        """Tell the scheduler, through ``error``, what the master's status refuses it (its
+        roles closed to this namespace, its heartbeat not reaching the master): once per
+        message, not at every heartbeat."""
+        for body in event.objects:
+            conditions = (body.get("status") or {}).get("conditions") or []
+            for condition in conditions:
+                kind = condition.get("type")
+                if kind not in REPORTED_CONDITIONS:
+                    continue
+                message = f"{kind} is {condition.get('status')}: {condition.get('message', '')}"
+                if condition.get("status") != "False":
+                    self._told.pop(kind, None)
+                elif self._told.get(kind) != message:
+                    self._told[kind] = message
+                    await self.scheduler.error(self, f"framework {self.name}: {message}")
 
     # -- events ------------------------------------------------------------------------------
 

@@ -21,6 +21,13 @@ def add_framework_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refuse-seconds", type=float, default=5.0)
     parser.add_argument("--gpu", action="store_true", help="opt in to nodes with GPUs")
     parser.add_argument(
+        "--failover-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long the master waits without a heartbeat before it stops offering",
+    )
+    parser.add_argument(
         "--hook",
         action="append",
         default=None,
@@ -51,6 +58,7 @@ def run(
         capabilities=["GPU_RESOURCES"] if args.gpu else [],
         hooks=hooks,
         demand=demand,
+        failover_timeout=args.failover_timeout,
     )
 
     async def main() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubedrf.api import QuotaSpec, ReservationSpec, RoleSpec
+from kubedrf.master.liveness import heard_from
 from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
@@ -55,6 +56,8 @@ class ClusterCache:
     reservations: dict[str, ClusterObjectRecord[ReservationSpec]] = field(default_factory=dict)
     offers: dict[str, OfferRecord] = field(default_factory=dict)
     inverse_offers: dict[str, InverseOfferRecord] = field(default_factory=dict)
+    #: Heartbeat Leases of frameworks: the framework each one speaks for.
+    leases: dict[str, str | None] = field(default_factory=dict)
     bodies: dict[tuple[str, str], Body] = field(default_factory=dict)
     _versions: dict[tuple[str, str], int] = field(default_factory=dict)
     #: When this master first saw each offer's response, by offer key. A timer, not truth:
@@ -62,6 +65,9 @@ class ClusterCache:
     answered_at: dict[str, float] = field(default_factory=dict)
     #: Pods a fresh read found absent, by key: a listed task that will never come.
     confirmed_absent: set[str] = field(default_factory=set)
+    #: When this master last saw each framework show it is alive (see ``liveness``). A timer
+    #: too: after a restart every framework is heard from afresh.
+    heard_at: dict[str, float] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
     #: The resourceVersion each deleted object was deleted at, until the next relist.
     _tombstones: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -93,6 +99,8 @@ class ClusterCache:
             self.bodies.pop((kind, key), None)
             if kind == "offer":
                 self.answered_at.pop(key, None)
+            elif kind == "framework":
+                self.heard_at.pop(key, None)
             return self._table(kind).pop(key, None) is not None
         if version is not None and known is not None and version < known:
             return False  # an older event than what our own write already recorded
@@ -101,6 +109,8 @@ class ClusterCache:
             return False  # a late event of an object already deleted: never a ghost
         if version is not None:
             self._versions[(kind, key)] = version
+        if (alive := heard_from(kind, self.bodies.get((kind, key)), body)) is not None:
+            self.heard_at[alive] = self.clock()
         self.bodies[(kind, key)] = body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):
@@ -147,6 +157,7 @@ class ClusterCache:
             "reservation": self.reservations,
             "offer": self.offers,
             "inverseoffer": self.inverse_offers,
+            "lease": self.leases,
         }
         return tables[kind]
 
@@ -172,4 +183,5 @@ class ClusterCache:
             bodies=self.bodies,
             answered_at=self.answered_at,
             confirmed_absent=self.confirmed_absent,
+            heard_at=self.heard_at,
         )

@@ -162,6 +162,10 @@ def _observe(kind: str) -> Any:
 
 
 for _watched in WATCHED:
-    kopf.on.event(_watched.group, _watched.version, _watched.plural, id=f"observe-{_watched.name}")(
-        _observe(_watched.name)
-    )
+    kopf.on.event(
+        _watched.group,
+        _watched.version,
+        _watched.plural,
+        id=f"observe-{_watched.name}",
+        labels={_watched.label: kopf.PRESENT} if _watched.label else None,
+    )(_observe(_watched.name))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from kubedrf.allocator.filters import refusal_expiry
 from kubedrf.api.conventions import moment, parse_time
 from kubedrf.api.offer import OfferPhase, OfferStatus
+from kubedrf.master.liveness import torn_down
 from kubedrf.master.records import OfferRecord, PodRecord
 from kubedrf.master.view import MasterView
 from kubedrf.resources import Resources, total
@@ -101,6 +102,12 @@ def reconcile(view: MasterView) -> Reconciliation:
             plan.transitions.append(transition)
             settled.add(offer.key)
     plan.transitions += _rescind_shrunk(view, settled | _holding(claims))
+    judged = {refusal.pod.key for refusal in plan.refusals}
+    plan.refusals += [
+        PodRefusal(pod, "FrameworkTornDown", message)
+        for pod, message in torn_down(view.pods.values(), view.disconnected)
+        if pod.key not in judged
+    ]
     plan.deletions = [offer for offer in view.offers.values() if _finished(view, offer)]
     return plan
 
@@ -199,6 +206,9 @@ def _rescind_reason(view: MasterView, offer: OfferRecord) -> tuple[str, str] | N
     framework = view.frameworks.get(offer.framework_key)
     if framework is None or framework.spec is None:
         return "FrameworkGone", f"framework {spec.framework} is gone or invalid"
+    silence = view.disconnected.get(framework.key)
+    if silence is not None:
+        return "FrameworkDisconnected", f"framework {spec.framework} {silence.message()}"
     fw_spec = framework.spec
     if fw_spec.suppressed or spec.role in fw_spec.suppressed_roles:
         return "Suppressed", f"framework {spec.framework} suppressed role {spec.role}"

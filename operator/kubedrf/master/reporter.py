@@ -27,6 +27,9 @@ from kubedrf.master.writer import ApiWriter
 #: Conditions whose False is news, not a problem: no Warning Event when they turn False.
 INFORMATIONAL = frozenset({"Offered", "Revoking"})
 
+#: Conditions whose return to True gets an Event as well: a framework reconnecting.
+RECOVERIES_ANNOUNCED = frozenset({"Connected"})
+
 
 class Reporter:
     def __init__(self, writer: ApiWriter, metrics: Metrics) -> None:
@@ -77,13 +80,27 @@ class Reporter:
             c.get("type"): c.get("status")
             for c in (body.get("status") or {}).get("conditions") or []
         }
-        return [
-            self.writer.event(body, c["reason"], c["message"], "Warning", "Validate")
-            for c in status.get("conditions") or []
+        conditions = status.get("conditions") or []
+        # One Event per (reason, message): Ready and Connected both turn False on a disconnect.
+        warnings = {
+            (c["reason"], c["message"]): None
+            for c in conditions
             if c["type"] not in INFORMATIONAL
             and c["status"] == "False"
             and before.get(c["type"]) != "False"
+        }
+        events: list[Awaitable[None]] = [
+            self.writer.event(body, reason, message, "Warning", "Validate")
+            for reason, message in warnings
         ]
+        events += [
+            self.writer.event(body, c["reason"], c["message"], "Normal", "Validate")
+            for c in conditions
+            if c["type"] in RECOVERIES_ANNOUNCED
+            and c["status"] == "True"
+            and before.get(c["type"]) == "False"
+        ]
+        return events
 
     def _explain_idle(
         self, view: MasterView, framework: str, result: AllocationResult

@@ -74,6 +74,8 @@ def framework_status(
     conditions = ConditionSet(body, generation, view.now)
     if record.spec is None:
         conditions.set("Ready", False, "InvalidSpec", record.error or "invalid spec")
+    elif (silence := view.disconnected.get(record.key)) is not None:
+        conditions.set("Ready", False, "Disconnected", silence.message())
     elif len(refused) == len(record.spec.roles):
         conditions.set("Ready", False, "RoleRefused", "; ".join(refused.values()))
     elif not record.spec.active_roles():
@@ -85,6 +87,11 @@ def framework_status(
         conditions.set("RolesAllowed", False, "RoleRefused", "; ".join(refused.values()))
     else:
         conditions.set("RolesAllowed", True, "Allowed", "every role allows this namespace")
+    if record.key in view.disconnected:
+        message = view.disconnected[record.key].message()
+        conditions.set("Connected", False, "Disconnected", message)
+    else:
+        conditions.set("Connected", True, "Heard", "heard from within spec.failoverTimeout")
     idle = idle_reasons(record, result)
     offered_now = result is not None and any(o.framework == record.key for o in result.offers)
     if status["outstandingOffers"] or offered_now:

@@ -24,7 +24,7 @@ def _lister(api_client: client.ApiClient, watched: Watched) -> Callable[[], Any]
     if watched.group:
         custom = client.CustomObjectsApi(api_client)
         return lambda: custom.list_cluster_custom_object(
-            watched.group, watched.version, watched.plural
+            watched.group, watched.version, watched.plural, label_selector=watched.label or ""
         )
     core = client.CoreV1Api(api_client)
     singular = watched.kind.lower()

@@ -30,6 +30,7 @@ from kubedrf.api import OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
 from kubedrf.api.conventions import parse_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.api.tenancy import refusal
+from kubedrf.master.liveness import Silence, silences
 from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
@@ -76,6 +77,8 @@ class MasterView:
     #: When the master first saw each offer's response (a timer, see the cache).
     answered_at: Mapping[str, float]
     confirmed_absent: frozenset[str]
+    #: When this master last heard from each framework, by its own clock (see ``liveness``).
+    heard_at: Mapping[str, float]
     # -- derived once, in freeze() --
     managed: frozenset[str]
     usable: Mapping[str, NodeRecord]
@@ -87,6 +90,8 @@ class MasterView:
     #: Per role, the Quota in force (the first by name); others are reported as conflicts.
     quota_owners: Mapping[str, str]
     active_quotas: Mapping[str, QuotaSpec]
+    #: Frameworks not heard from within their failoverTimeout: Disconnected, offered nothing.
+    disconnected: Mapping[str, Silence]
 
     @classmethod
     def freeze(cls, settings: MasterSettings, now: float, **tables: Any) -> MasterView:
@@ -95,7 +100,7 @@ class MasterView:
             name: dict(table) if isinstance(table, Mapping) else frozenset(table)
             for name, table in tables.items()
         }
-        return cls(settings=settings, now=now, **copied, **_derive(settings, copied))
+        return cls(settings=settings, now=now, **copied, **_derive(settings, now, copied))
 
     def after(
         self,
@@ -123,6 +128,7 @@ class MasterView:
             "bodies": self.bodies,
             "answered_at": self.answered_at,
             "confirmed_absent": self.confirmed_absent,
+            "heard_at": self.heard_at,
         }
         return MasterView.freeze(self.settings, self.now, **tables)
 
@@ -228,7 +234,7 @@ class MasterView:
         pods_per_slot: bool,
     ) -> Framework | None:
         spec = record.spec
-        if spec is None:
+        if spec is None or record.key in self.disconnected:
             return None
         refused = self.refused.get(record.key, {})
         roles = tuple(role for role in spec.roles if role not in refused)
@@ -261,7 +267,7 @@ class MasterView:
         )
 
 
-def _derive(settings: MasterSettings, t: Mapping[str, Any]) -> dict[str, Any]:
+def _derive(settings: MasterSettings, now: float, t: Mapping[str, Any]) -> dict[str, Any]:
     """Every fact more than one reader needs, computed once."""
     key, value = settings.managed_selector()
     nodes: Mapping[str, NodeRecord] = t["nodes"]
@@ -336,4 +342,5 @@ def _derive(settings: MasterSettings, t: Mapping[str, Any]) -> dict[str, Any]:
         "refused": refused,
         "quota_owners": owners,
         "active_quotas": active,
+        "disconnected": silences(frameworks, t["heard_at"], now),
     }

@@ -17,6 +17,7 @@ from kubedrf.api import (
     VERSION,
     Kind,
 )
+from kubedrf.api.conventions import LABEL_FRAMEWORK
 from kubedrf.master.records import (
     Body,
     FrameworkRecord,
@@ -41,6 +42,8 @@ class Watched:
     kind: str
     namespaced: bool
     parse: Callable[[Body], Any]
+    #: Only objects carrying this label (frameworks' heartbeat Leases, not every Lease).
+    label: str | None = None
 
     @property
     def api_version(self) -> str:
@@ -61,5 +64,15 @@ WATCHED: tuple[Watched, ...] = (
     _ours(RESERVATION, parse_reservation),
     _ours(OFFER, OfferRecord.parse),
     _ours(INVERSE_OFFER, InverseOfferRecord.parse),
+    Watched(
+        "lease",
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        True,
+        lambda body: (body.get("metadata", {}).get("labels") or {}).get(LABEL_FRAMEWORK),
+        label=LABEL_FRAMEWORK,
+    ),
 )
 BY_NAME: dict[str, Watched] = {w.name: w for w in WATCHED}
