@@ -58,6 +58,8 @@ class Recipe:
     main_go: str | None = None
     #: Replace the ``./staging`` modules of ``k8s.io/kubernetes`` by their published versions.
     replace_staging: bool = False
+    #: The version the binaries print, when the module's tag differs from the release's.
+    release: str | None = None
 
     @property
     def dirname(self) -> str:
@@ -157,6 +159,22 @@ RECIPES: tuple[Recipe, ...] = (
     ),
 )
 
+#: Binaries the control plane does not need, built by ``kubedrf dev provision`` and on demand.
+PROMETHEUS = Recipe(
+    name="prometheus",
+    version=versions.PROMETHEUS,
+    module="github.com/prometheus/prometheus",
+    packages=("github.com/prometheus/prometheus/cmd/prometheus",),
+    binaries=("prometheus",),
+    ldflags=(
+        f"github.com/prometheus/common/version.Version={versions.prometheus_release()}",
+        "github.com/prometheus/common/version.Branch=HEAD",
+        f"github.com/prometheus/common/version.BuildDate={BUILD_DATE}",
+    ),
+    release=versions.prometheus_release(),
+)
+ADDONS: tuple[Recipe, ...] = (PROMETHEUS,)
+
 #: Arguments that make each binary print its version.
 VERSION_ARGS: Mapping[str, tuple[str, ...]] = {
     "kubectl": ("version", "--client"),
@@ -217,7 +235,7 @@ def locate(recipe: Recipe) -> dict[str, Path] | None:
             for candidate in _candidates(binary)
             if candidate.is_file()
             and candidate.resolve().parent != cached.resolve()
-            and reports_version(candidate, binary, recipe.version)
+            and reports_version(candidate, binary, recipe.release or recipe.version)
         )
         path = next(provided, cached / binary)
         if not path.is_file():

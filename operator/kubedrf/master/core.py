@@ -131,6 +131,7 @@ class Master:
         cycle_shares = shares(snapshot, result, config)
         await self._bounded(self.reporter.writes(view, result, cycle_shares))
         self.reporter.gauges(view, cycle_shares)
+        self.metrics.record_decisions(view, snapshot, result, config)
         self.cycles += 1
         self.metrics.allocation_runs.inc()
         self.metrics.allocation_run_seconds.observe(time.perf_counter() - started)
