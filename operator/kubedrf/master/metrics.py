@@ -127,6 +127,7 @@ class Metrics:
                 self.frameworks_waiting.labels(reason.value).set(0)
         #: Since when each framework has wanted tasks while holding nothing (a timer only).
         self._waiting_since: dict[str, float] = {}
+        self._fair_at: float | None = None
 
     def _set(self, gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:
         """Set a labelled gauge to exactly ``values``: new series set, vanished ones removed."""
@@ -176,12 +177,15 @@ class Metrics:
         config: AllocatorConfig,
     ) -> None:
         """Fair shares for the current demand, who waits and why, and first-offer latency."""
-        fair = fair_shares(snapshot, config)
-        self._set(self.role_fair_share, {(role,): share for role, share in fair.roles.items()})
-        self._set(
-            self.framework_fair_share,
-            {tuple(fw.split("/", 1)): share for fw, share in fair.frameworks.items()},
-        )
+        if self._fair_at is None or not 0 <= view.now - self._fair_at < FAIR_SHARE_EVERY:
+            # A second allocation on the unheld snapshot: not worth doing every cycle.
+            self._fair_at = view.now
+            fair = fair_shares(snapshot, config)
+            self._set(self.role_fair_share, {(r,): share for r, share in fair.roles.items()})
+            self._set(
+                self.framework_fair_share,
+                {tuple(fw.split("/", 1)): share for fw, share in fair.frameworks.items()},
+            )
         offered = {o.framework for o in result.offers}
         waiting: dict[str, set[str]] = {reason.value: set() for reason in Reason}
         for framework, _, reason in result.idle:
@@ -212,6 +216,9 @@ class Metrics:
             elif name not in wanting or name in holding:
                 del self._waiting_since[name]
 
+
+#: Seconds between two computations of the fair-share gauges: each is a second allocation.
+FAIR_SHARE_EVERY = 5.0
 
 #: How a revocation can end; the master's revocation steps count each.
 REVOCATION_OUTCOMES = ("Requested", "Released", "Evicted", "Cancelled")
