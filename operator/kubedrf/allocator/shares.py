@@ -11,7 +11,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kubedrf.allocator.model import AllocationResult, AllocatorConfig, Snapshot
+from kubedrf.allocator.model import AllocationResult, AllocatorConfig, FairShare, Snapshot
+from kubedrf.allocator.revocation import revocation_target
 from kubedrf.allocator.roles import lineage, role_weights
 from kubedrf.resources import Resources, total
 
@@ -59,4 +60,42 @@ def shares(
         },
         role_allocations=role_allocations,
         cluster=cluster,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FairShares:
+    """The DRF fair shares for the current demand, summed the way ``Shares`` sums holdings."""
+
+    #: Per (framework, role), holding beside target.
+    clients: Mapping[tuple[str, str], FairShare]
+    #: Per framework, unweighted, over all its roles.
+    frameworks: Mapping[str, float]
+    #: Per role (subtree included), divided by the role's weight.
+    roles: Mapping[str, float]
+
+
+def fair_shares(snapshot: Snapshot, config: AllocatorConfig | None = None) -> FairShares:
+    """Where DRF would take each client, framework and role if nothing were held: what a
+    share is compared with in status, in metrics and by ``kubectl drf``."""
+    config = config or AllocatorConfig()
+    targets = revocation_target(snapshot, config)
+    cluster = total(node.allocatable for node in snapshot.nodes)
+    by_framework: dict[str, list[Resources]] = defaultdict(list)
+    by_role: dict[str, list[Resources]] = defaultdict(list)
+    for f in targets:
+        by_framework[f.framework].append(f.target)
+        for name in lineage(f.role):
+            by_role[name].append(f.target)
+    weights = role_weights({r.name: r.weight for r in snapshot.roles}, list(by_role))
+    excluded = config.fairness_excluded
+    return FairShares(
+        clients={(f.framework, f.role): f for f in targets},
+        frameworks={
+            fw: total(items).dominant_share(cluster, excluded) for fw, items in by_framework.items()
+        },
+        roles={
+            name: total(items).dominant_share(cluster, excluded) / weights[name]
+            for name, items in by_role.items()
+        },
     )

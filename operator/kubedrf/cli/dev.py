@@ -11,7 +11,10 @@ from kubedrf.devcluster import cluster, processes, provision
 
 
 def _provision(args: argparse.Namespace) -> int:
-    for name, path in provision.ensure_all().items():
+    paths = provision.ensure_all()
+    for recipe in provision.ADDONS:
+        paths.update(provision.ensure(recipe))
+    for name, path in paths.items():
         print(f"{name}\t{path}")
     return 0
 

@@ -58,10 +58,15 @@ class Recipe:
     main_go: str | None = None
     #: Replace the ``./staging`` modules of ``k8s.io/kubernetes`` by their published versions.
     replace_staging: bool = False
+    #: The version the binaries print, when the module's tag differs from the release's.
+    release: str | None = None
+    #: Go build tags (they change the binary, so they are part of its cache key).
+    tags: tuple[str, ...] = ()
 
     @property
     def dirname(self) -> str:
-        return f"{self.name}-{self.version}"
+        suffix = "".join(f"+{tag}" for tag in self.tags)
+        return f"{self.name}-{self.version}{suffix}"
 
 
 def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
@@ -157,6 +162,25 @@ RECIPES: tuple[Recipe, ...] = (
     ),
 )
 
+#: Binaries the control plane does not need, built by ``kubedrf dev provision`` and on demand.
+PROMETHEUS = Recipe(
+    name="prometheus",
+    version=versions.PROMETHEUS,
+    module="github.com/prometheus/prometheus",
+    packages=("github.com/prometheus/prometheus/cmd/prometheus",),
+    binaries=("prometheus",),
+    ldflags=(
+        f"github.com/prometheus/common/version.Version={versions.prometheus_release()}",
+        "github.com/prometheus/common/version.Branch=HEAD",
+        f"github.com/prometheus/common/version.BuildDate={BUILD_DATE}",
+    ),
+    release=versions.prometheus_release(),
+    # The tests scrape static targets only: without the bundled service discoveries (cloud
+    # SDKs, Kubernetes client...) the cold build is several times shorter.
+    tags=("remove_all_sd",),
+)
+ADDONS: tuple[Recipe, ...] = (PROMETHEUS,)
+
 #: Arguments that make each binary print its version.
 VERSION_ARGS: Mapping[str, tuple[str, ...]] = {
     "kubectl": ("version", "--client"),
@@ -217,7 +241,7 @@ def locate(recipe: Recipe) -> dict[str, Path] | None:
             for candidate in _candidates(binary)
             if candidate.is_file()
             and candidate.resolve().parent != cached.resolve()
-            and reports_version(candidate, binary, recipe.version)
+            and reports_version(candidate, binary, recipe.release or recipe.version)
         )
         path = next(provided, cached / binary)
         if not path.is_file():
@@ -350,7 +374,8 @@ def _go_build(recipe: Recipe, workdir: Path, out: Path, log_path: Path, beat: _H
     total = _count_packages(recipe, workdir, env)
     of_total = f"/~{total}" if total else ""
     ldflags = "-s -w " + " ".join(f"-X '{flag}'" for flag in recipe.ldflags)
-    cmd = [_go(), "build", "-v", "-ldflags", ldflags, "-o", f"{out}/", *recipe.packages]
+    tags = ["-tags", ",".join(recipe.tags)] if recipe.tags else []
+    cmd = [_go(), "build", "-v", *tags, "-ldflags", ldflags, "-o", f"{out}/", *recipe.packages]
     compiled = 0
     beat.status = f"compiling, {compiled}{of_total} packages"
     tail: deque[str] = deque(maxlen=40)

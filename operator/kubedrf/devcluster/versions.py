@@ -26,6 +26,10 @@ KUBECONFORM: Final = "v0.8.0"
 #: ``go.etcd.io/etcd/server/v3``, the release line Kubernetes 1.36 is tested against.
 ETCD: Final = "v3.6.16"
 
+#: ``github.com/prometheus/prometheus``: scrapes the master in the dashboard's tests. Its Go
+#: module is tagged ``v0.X.Y`` for release ``3.X.Y`` (see ``prometheus_release``).
+PROMETHEUS: Final = "v0.316.0"
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """The ``v0.X.Y`` tag of the staging modules (``k8s.io/api`` …) of a ``v1.X.Y`` release."""
@@ -33,3 +37,11 @@ def staging_version(kubernetes: str = KUBERNETES) -> str:
     if major != "1":
         raise ValueError(f"unexpected Kubernetes version {kubernetes!r}")
     return f"v0.{minor}.{patch}"
+
+
+def prometheus_release(module_version: str = PROMETHEUS) -> str:
+    """The ``3.X.Y`` release a ``v0.3XX.Y`` Prometheus module tag stands for."""
+    _, minor, patch = module_version.removeprefix("v").split(".")
+    if not (minor.startswith("3") and len(minor) == 3):
+        raise ValueError(f"unexpected Prometheus module version {module_version!r}")
+    return f"3.{int(minor[1:])}.{patch}"

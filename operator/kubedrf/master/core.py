@@ -151,7 +151,7 @@ class Master:
         # 8. Report: statuses and Events that changed, and gauges, from the same shares.
         cycle_shares = shares(snapshot, result, config)
         await self._bounded(self.reporter.writes(view, result, cycle_shares))
-        self.reporter.gauges(view, cycle_shares)
+        self.reporter.gauges(view, snapshot, result, cycle_shares, config)
         self.cycles += 1
         self.metrics.allocation_runs.inc()
         self.metrics.allocation_run_seconds.observe(time.perf_counter() - started)

@@ -6,7 +6,9 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from kubedrf.allocator.shares import Shares
+from kubedrf.allocator import AllocationResult, AllocatorConfig, Reason, Snapshot
+from kubedrf.allocator.shares import Shares, fair_shares
+from kubedrf.api.conventions import parse_time
 from kubedrf.master.view import MasterView
 from kubedrf.resources import Resources, canonical_number
 
@@ -95,6 +97,38 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.role_fair_share = Gauge(
+            f"{_PREFIX}_role_fair_share",
+            "Weighted DRF fair share of a role for the current demand, beside its dominant share.",
+            ["role"],
+            registry=r,
+        )
+        self.framework_fair_share = Gauge(
+            f"{_PREFIX}_framework_fair_share",
+            "DRF fair share of a framework for the current demand (before weights).",
+            ["namespace", "framework"],
+            registry=r,
+        )
+        self.frameworks_waiting = Gauge(
+            f"{_PREFIX}_frameworks_waiting",
+            "Frameworks with demand that the last cycle offered nothing, by the reason why.",
+            ["reason"],
+            registry=r,
+        )
+        self.first_offer_wait_seconds = Histogram(
+            f"{_PREFIX}_first_offer_wait_seconds",
+            "Time from a framework declaring demand while holding nothing to its first offer.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )
+        for outcome in REVOCATION_OUTCOMES:  # every outcome exported from the start, at 0
+            self.revocations.labels(outcome)
+        for reason in Reason:
+            if reason is not Reason.NO_DEMAND:
+                self.frameworks_waiting.labels(reason.value).set(0)
+        #: Since when each framework has wanted tasks while holding nothing (a timer only).
+        self._waiting_since: dict[str, float] = {}
+        self._fair_at: float | None = None
 
     def _set(self, gauge: Gauge, values: Mapping[tuple[str, ...], float]) -> None:
         """Set a labelled gauge to exactly ``values``: new series set, vanished ones removed."""
@@ -135,6 +169,60 @@ class Metrics:
                     quota[(role, name, kind)] = value
         self._set(self.quota, quota)
         self.offers_outstanding.set(len(view.outstanding))
+
+    def record_decisions(
+        self,
+        view: MasterView,
+        snapshot: Snapshot,
+        result: AllocationResult,
+        config: AllocatorConfig,
+    ) -> None:
+        """Fair shares for the current demand, who waits and why, and first-offer latency."""
+        if self._fair_at is None or not 0 <= view.now - self._fair_at < FAIR_SHARE_EVERY:
+            # A second allocation on the unheld snapshot: not worth doing every cycle.
+            self._fair_at = view.now
+            fair = fair_shares(snapshot, config)
+            self._set(self.role_fair_share, {(r,): share for r, share in fair.roles.items()})
+            self._set(
+                self.framework_fair_share,
+                {tuple(fw.split("/", 1)): share for fw, share in fair.frameworks.items()},
+            )
+        offered = {o.framework for o in result.offers}
+        waiting: dict[str, set[str]] = {reason.value: set() for reason in Reason}
+        for framework, _, reason in result.idle:
+            if reason is not Reason.NO_DEMAND and framework not in offered:
+                waiting[reason.value].add(framework)
+        del waiting[Reason.NO_DEMAND.value]
+        for reason_name, frameworks in waiting.items():
+            self.frameworks_waiting.labels(reason_name).set(len(frameworks))
+        self._first_offers(view, snapshot, offered)
+
+    def _first_offers(self, view: MasterView, snapshot: Snapshot, offered: set[str]) -> None:
+        holding = {h.framework for h in view.holdings}
+        wanting = {
+            fw.name
+            for fw in snapshot.frameworks
+            if fw.demand and any(shape.count for shape in fw.demand)
+        }
+        for name in wanting - holding:
+            if name not in self._waiting_since:
+                # Created while this master ran: it has waited since its creation.
+                body = view.bodies.get(("framework", name), {})
+                created = parse_time(body.get("metadata", {}).get("creationTimestamp"))
+                since = view.now if created is None else min(created, view.now)
+                self._waiting_since[name] = since
+        for name in list(self._waiting_since):
+            if name in offered:
+                self.first_offer_wait_seconds.observe(view.now - self._waiting_since.pop(name))
+            elif name not in wanting or name in holding:
+                del self._waiting_since[name]
+
+
+#: Seconds between two computations of the fair-share gauges: each is a second allocation.
+FAIR_SHARE_EVERY = 5.0
+
+#: How a revocation can end; the master's revocation steps count each.
+REVOCATION_OUTCOMES = ("started", "answered", "evicted", "blocked", "cancelled")
 
 
 def _per_resource(resources: Resources) -> dict[tuple[str, ...], float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from kubedrf.allocator import AllocationResult
+from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
 from kubedrf.master.metrics import Metrics
@@ -66,8 +66,16 @@ class Reporter:
             del self._last_idle[gone]
         return jobs
 
-    def gauges(self, view: MasterView, shares: Shares) -> None:
+    def gauges(
+        self,
+        view: MasterView,
+        snapshot: Snapshot,
+        result: AllocationResult,
+        shares: Shares,
+        config: AllocatorConfig,
+    ) -> None:
         self.metrics.record_cycle(view, shares)
+        self.metrics.record_decisions(view, snapshot, result, config)
 
     def _condition_events(
         self, body: Mapping[str, Any] | None, status: Mapping[str, Any]

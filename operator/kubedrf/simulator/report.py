@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kubedrf.allocator import Revocation
-from kubedrf.simulator.engine import CycleRecord, SimulationResult, Usage
+from kubedrf.allocator import Revocation, Snapshot
+from kubedrf.allocator.shares import fair_shares
+from kubedrf.simulator.engine import CycleRecord, Simulation, SimulationResult, Usage
+from kubedrf.simulator.scenario import Scenario
 
 
 def _usage_json(usage: Usage) -> dict[str, Any]:
@@ -114,25 +116,99 @@ def _usage_line(name: str, usage: Usage, width: int) -> str:
     return f"  {name:<{width}} {usage.tasks:>6} {usage.dominant_share:>9.3f}  {allocated}"
 
 
+class _Replay(Simulation):
+    """The same run again, noting each cycle's DRF fair shares before it allocates."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        super().__init__(scenario)
+        self.fair: dict[float, dict[str, float]] = {}
+
+    def _snapshot(self, now: float) -> Snapshot:
+        snapshot = super()._snapshot(now)
+        if now not in self.fair:  # the first snapshot of a cycle is the one it allocates on
+            self.fair[now] = dict(fair_shares(snapshot, self.config).frameworks)
+        return snapshot
+
+
+def fair_shares_over_time(result: SimulationResult) -> list[dict[str, float]]:
+    """Per cycle, each framework's DRF fair share for the demand of that moment.
+
+    The records say what frameworks got, not what DRF owed them; the run is deterministic,
+    so replaying it and reading each cycle's snapshot gives the latter without the engine
+    carrying it.
+    """
+    replay = _Replay(result.scenario)
+    for record in result.cycles:
+        replay.step(record.cycle)
+    return [replay.fair.get(record.time, {}) for record in result.cycles]
+
+
 def plot(result: SimulationResult, path: str) -> None:
-    """Dominant share of every framework over the cycles, as a PNG."""
+    """Dominant share of every framework over the cycles (solid) beside its fair share
+    (dashed), with arrivals and departures as vertical lines and revocations as crosses on
+    the victim's line, as a PNG."""
     # matplotlib is optional and slow to import: load it only when a plot is asked for.
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, axes = plt.subplots(figsize=(9, 5))
     times = [record.time for record in result.cycles]
+    fair = fair_shares_over_time(result)
+    colors: dict[str, Any] = {}
     for name in result.final.frameworks:
         shares = [record.frameworks[name].dominant_share for record in result.cycles]
-        axes.step(times, shares, where="post", label=name, marker="o", markersize=3)
+        (line,) = axes.step(times, shares, where="post", label=name, marker="o", markersize=3)
+        colors[name] = line.get_color()
+        due = [cycle.get(name, 0.0) for cycle in fair]
+        axes.step(
+            times,
+            due,
+            where="post",
+            linestyle="--",
+            color=colors[name],
+            alpha=0.7,
+            label=f"{name} fair share",
+        )
+    for fw in result.scenario.frameworks:
+        moments = [(fw.arrives_at, "arrives")] if fw.arrives_at > 0 else []
+        moments += [(fw.leaves_at, "leaves")] if fw.leaves_at is not None else []
+        for at, what in moments:
+            axes.axvline(at, color=colors.get(fw.name, "grey"), linestyle=":", alpha=0.8)
+            axes.annotate(
+                f"{fw.name} {what}",
+                (at, 1.0),
+                rotation=90,
+                fontsize=7,
+                va="top",
+                ha="right",
+                color=colors.get(fw.name, "grey"),
+            )
+    revoked = False
+    for record in result.cycles:
+        # Revocations are recorded per cycle once the engine runs them (a scenario's
+        # ``revocation:``); older results have none to mark.
+        for revocation in getattr(record, "revocations", ()):
+            victim = record.frameworks.get(revocation.framework)
+            if victim is None:
+                continue
+            axes.plot(
+                record.time,
+                victim.dominant_share,
+                marker="x",
+                markersize=9,
+                color=colors.get(revocation.framework, "black"),
+                linestyle="none",
+                label=None if revoked else "revocation",
+            )
+            revoked = True
     axes.set_xlabel("virtual time (s)")
     axes.set_ylabel("dominant share")
     axes.set_ylim(0, 1.05)
-    axes.set_title(f"kubedrf simulate ({result.scenario.mode} mode)")
+    axes.set_title(f"kubedrf simulate ({result.scenario.mode} mode): share and fair share")
     axes.grid(alpha=0.3)
-    axes.legend(loc="best")
+    axes.legend(loc="best", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

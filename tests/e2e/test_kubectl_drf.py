@@ -1,0 +1,95 @@
+"""``kubectl drf`` against the local control plane, beside a running master (the seed example)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubedrf.devcluster import cluster as devcluster
+from kubedrf.devcluster.cluster import NodeShape
+from tests.e2e.support import POOL_LABEL, Frameworks, MasterProcess, NodePool, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
+
+
+@pytest.fixture
+def seed_example(
+    cluster: devcluster.Cluster, pool: NodePool, frameworks: Frameworks, tmp_path: Path
+) -> Iterator[NodePool]:
+    """The seed example settled by a master: A runs 3 tasks, B 2, on one 9 CPU / 18 GiB node."""
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    frameworks.create("a", {"cpu": "1", "memory": "4Gi"})
+    frameworks.create("b", {"cpu": "3", "memory": "1Gi"})
+    master = MasterProcess(cluster, pool, tmp_path / "master.log")
+    master.start()
+    try:
+        frameworks.wait_offers("a"), frameworks.wait_offers("b")
+        frameworks.accept_all("a"), frameworks.accept_all("b")
+        wait_for(lambda: len(frameworks.running("a")) == 3, "3 tasks of A running")
+        wait_for(lambda: len(frameworks.running("b")) == 2, "2 tasks of B running")
+        wait_for(lambda: not frameworks.offers(), "the accepted offers to be settled")
+        yield pool
+    finally:
+        master.stop()
+
+
+def kubectl_drf(cluster: devcluster.Cluster, pool: NodePool, *args: str) -> str:
+    """The plugin as kubectl runs it: its own process, kubectl's flags."""
+    command = [
+        sys.executable,
+        "-m",
+        "kubedrf.kubectl.main",
+        f"--kubeconfig={cluster.kubeconfig}",
+        f"--managed-label={POOL_LABEL}={pool.id}",
+        *args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_status_why_top_and_simulate_read_the_live_cluster(
+    cluster: devcluster.Cluster, seed_example: NodePool, frameworks: Frameworks, tmp_path: Path
+) -> None:
+    ns = frameworks.namespace
+    status = json.loads(kubectl_drf(cluster, seed_example, "status", "-n", ns, "-o", "json"))
+    (default,) = [r for r in status["roles"] if r["name"] == "default"]
+    rows = {f["name"]: f for f in default["frameworks"]}
+    assert set(rows) == {f"{ns}/a", f"{ns}/b"}
+    for name, tasks in (("a", 3), ("b", 2)):
+        row = rows[f"{ns}/{name}"]
+        assert row["tasks"] == tasks
+        assert row["share"] == pytest.approx(2 / 3, abs=1e-3)
+        assert row["fairShare"] == pytest.approx(2 / 3, abs=1e-3)
+        assert row["reason"] == "InsufficientCapacity"  # both still want more; the node is full
+
+    why: dict[str, Any] = yaml.safe_load(
+        kubectl_drf(cluster, seed_example, "why", "a", "-n", ns, "-o", "yaml")
+    )
+    (chain,) = why["roles"]
+    assert chain["outcome"] == "InsufficientCapacity"
+    assert [s["kind"] for s in chain["steps"]][:2] == ["InsufficientCapacity", "Share"]
+    table = kubectl_drf(cluster, seed_example, "why", f"{ns}/a")
+    assert f"Framework: {ns}/a" in table and "dominant share 0.667, fair share 0.667" in table
+
+    top = json.loads(kubectl_drf(cluster, seed_example, "top", "-n", ns, "-o", "json"))
+    (node,) = top["nodes"]
+    assert node["roles"]["default"]["cpu"] == "9" and node["offered"] == {}
+
+    scenario = tmp_path / "live.yaml"
+    scenario.write_text(kubectl_drf(cluster, seed_example, "simulate", "--cycles=10"))
+    simulated = subprocess.run(
+        [sys.executable, "-m", "kubedrf.cli.main", "simulate", str(scenario), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    final = json.loads(simulated.stdout)["frameworks"]
+    assert final[f"{ns}/a"]["tasks"] == 3 and final[f"{ns}/b"]["tasks"] == 2
