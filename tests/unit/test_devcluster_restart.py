@@ -22,7 +22,9 @@ def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> devcluster.
     sleep = shutil.which("sleep")
     assert sleep is not None
     components = [{"name": "etcd", "binary": sleep, "args": ["300"], "workDir": str(directory)}]
-    (directory / "kwok.yaml").write_text(yaml.safe_dump({"components": components}))
+    # As kwokctl writes it: its configuration, then the Stages, in one multi-document file.
+    documents = [{"components": components}, {"kind": "Stage", "metadata": {"name": "x"}}]
+    (directory / "kwok.yaml").write_text(yaml.safe_dump_all(documents))
     return devcluster.Cluster(name="fake", binaries={})
 
 

@@ -237,10 +237,11 @@ class Cluster:
 
 def component_spec(name: str, component: str) -> dict[str, Any]:
     """kwokctl's record of how it started ``component`` (binary, args, workDir)."""
-    config = yaml.safe_load((cluster_dir(name) / "kwok.yaml").read_text())
-    for spec in config.get("components") or []:
-        if spec.get("name") == component:
-            return dict(spec)
+    # kwok.yaml holds kwokctl's configuration followed by the Stages: several documents.
+    for document in yaml.safe_load_all((cluster_dir(name) / "kwok.yaml").read_text()):
+        for spec in (document or {}).get("components") or []:
+            if spec.get("name") == component:
+                return dict(spec)
     raise ClusterError(f"cluster {name!r} has no component {component!r}")
 
 
