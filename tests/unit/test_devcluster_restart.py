@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,19 @@ def test_restart_kills_the_component_and_starts_it_again_with_its_recorded_comma
 def test_an_unknown_component_is_named_in_the_error(fake_cluster: devcluster.Cluster) -> None:
     with pytest.raises(devcluster.ClusterError, match="no component 'etcd2'"):
         fake_cluster.start_component("etcd2")
+
+
+def test_a_component_whose_command_cannot_be_read_is_not_stopped(
+    fake_cluster: devcluster.Cluster,
+) -> None:
+    """Stopping first and failing to start would leave the cluster without its apiserver."""
+    running = subprocess.Popen(["sleep", "300"])
+    pid_file = devcluster.cluster_dir("fake") / "pids" / "kube-apiserver.pid"
+    pid_file.write_text(str(running.pid))
+    try:
+        with pytest.raises(devcluster.ClusterError):
+            fake_cluster.restart("kube-apiserver")
+        assert running.poll() is None
+    finally:
+        running.kill()
+        running.wait()

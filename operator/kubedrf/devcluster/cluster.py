@@ -218,6 +218,7 @@ class Cluster:
 
     def restart(self, component: str, down_for: float = 0.0) -> int:
         """SIGKILL a control-plane process, wait ``down_for`` seconds, start it again."""
+        component_spec(self.name, component)  # an unknown component stops nothing
         self.stop_component(component)
         time.sleep(down_for)
         return self.start_component(component)
