@@ -430,7 +430,8 @@ class Run:
 
     def _fault_node_notready(self) -> tuple[str, str]:
         node = self._random_node()
-        # kwok keeps a node Ready while it is annotated as its fake; without, it lets go.
+        # kwok keeps a node Ready while it manages it; kwokctl's controller runs with
+        # --manage-all-nodes, so without the annotation the NotReady may be brief.
         annotation = devcluster.KWOK_NODE_ANNOTATION
         self.cluster.kubectl("annotate", "node", node, f"{annotation}-")
         condition = {"type": "Ready", "status": "False", "reason": "ChaosNotReady"}
