@@ -196,13 +196,13 @@ class Run:
 
     def execute(self) -> dict[str, Any]:
         started = time.time()
-        cluster = devcluster.up(self.name, nodes=self.nodes, shape=SHAPE, progress=self.log)
         try:
+            cluster = devcluster.up(self.name, nodes=self.nodes, shape=SHAPE, progress=self.log)
             return self._run(cluster, started)
         finally:
             for proc in [*self.masters, *self.frameworks.values()]:
                 proc.kill(signal.SIGTERM)
-            devcluster.down(self.name, cluster.binaries)
+            devcluster.down(self.name)  # also when it never came up
 
     def _env(self, cluster: devcluster.Cluster, source: Path | None) -> dict[str, str]:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
