@@ -10,15 +10,19 @@ Cluster state lives under ``${XDG_CACHE_HOME:-~/.cache}/kubedrf/kwok/clusters/<n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+import yaml
 
 from kubedrf.devcluster import provision, stages, versions
 
@@ -184,6 +188,41 @@ class Cluster:
                 raise ClusterError(f"nodes not Ready after {timeout:.0f}s: {sorted(pending)}")
             time.sleep(0.5)
 
+    def stop_component(self, component: str, kill: bool = True) -> None:
+        """Stop one control-plane process (``etcd``, ``kube-apiserver``, ...), as a crash would
+        with ``kill``; chaos runs use it, and ``start_component`` brings it back."""
+        pid_file = cluster_dir(self.name) / "pids" / f"{component}.pid"
+        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int(pid_file.read_text())
+            os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def start_component(self, component: str) -> int:
+        """Start a stopped control-plane process again with kwokctl's own command line (read
+        from the cluster's ``kwok.yaml``) and log; returns its pid. kwokctl itself can only
+        stop and start the whole cluster."""
+        spec = component_spec(self.name, component)
+        log = cluster_dir(self.name) / "logs" / f"{component}.log"
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                [spec["binary"], *spec.get("args", [])],
+                cwd=spec.get("workDir") or cluster_dir(self.name),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (cluster_dir(self.name) / "pids" / f"{component}.pid").write_text(str(process.pid))
+        return process.pid
+
+    def restart(self, component: str, down_for: float = 0.0) -> int:
+        """SIGKILL a control-plane process, wait ``down_for`` seconds, start it again."""
+        component_spec(self.name, component)  # an unknown component stops nothing
+        self.stop_component(component)
+        time.sleep(down_for)
+        return self.start_component(component)
+
     def wait_default_service_account(self, timeout: float = 120) -> None:
         """Admission refuses Pods until the controller manager has made ``default``'s account."""
         deadline = time.monotonic() + timeout
@@ -195,6 +234,25 @@ class Cluster:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+
+def component_spec(name: str, component: str) -> dict[str, Any]:
+    """kwokctl's record of how it started ``component`` (binary, args, workDir)."""
+    # kwok.yaml holds kwokctl's configuration followed by the Stages: several documents.
+    for document in yaml.safe_load_all((cluster_dir(name) / "kwok.yaml").read_text()):
+        for spec in (document or {}).get("components") or []:
+            if spec.get("name") == component:
+                return dict(spec)
+    raise ClusterError(f"cluster {name!r} has no component {component!r}")
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a killed child of ours stays a zombie until reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def node_names(count: int, prefix: str = "kwok-node") -> list[str]:

@@ -1,0 +1,554 @@
+"""The chaos run: a local control plane, two master replicas under leader election, ten
+frameworks in three namespaces, and faults injected at random, one at a time, while
+``checker.Checker`` watches the invariants.
+
+Faults, bounded in count (each kind at most ``ceil(minutes)`` times, one at a time, a pause
+between them) and in time (each heals within ``MAX_FAULT_S``): SIGKILL of the leader and of the
+standby (restarted two seconds later, as a Deployment would), a kube-apiserver restart, an
+etcd restart, a node removed and returned, a node NotReady for a while, SIGKILL and restart
+of a framework, an Offer deleted by hand, a response accepting tasks that do not fit, and a
+Pod claiming another framework's offer from another namespace (the last two from a hostile
+framework, ``mallory``, that the harness answers for by hand).
+
+Recovery after a fault is the time from its healing (the replica killed, the apiserver
+ready again, the node Ready again) to the first offer written after it: on the returned
+node for a node fault, anywhere otherwise. The workload keeps demand above capacity, so a
+working master always has something to offer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+from kubedrf.devcluster import cluster as devcluster
+from tests.chaos.checker import GROUP, VERSION, Checker, outstanding
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACES = ("chaos-a", "chaos-b", "chaos-c")
+ELECTION_NAMESPACE = "kube-system"
+LEASE_S = 15.0
+MAX_FAULT_S = 12.0
+RECOVERY_WAIT_S = 60.0
+SHAPE = devcluster.NodeShape(cpu="8", memory="32Gi")
+FAULTS = (
+    "leader_kill",
+    "standby_kill",
+    "apiserver_restart",
+    "etcd_restart",
+    "node_removal",
+    "node_notready",
+    "framework_kill",
+    "offer_delete",
+    "bad_accept",
+    "cross_claim",
+)
+
+#: (name, namespace, role, tasks, cpu, memory, complete-after or None for long tasks)
+WORKLOAD = (
+    ("web-1", "chaos-a", "eng.web", 40, "1", "2Gi", None),
+    ("web-2", "chaos-a", "eng.web", 100000, "500m", "1Gi", "6s"),
+    ("etl-1", "chaos-b", "eng.batch", 100000, "2", "2Gi", "8s"),
+    ("etl-2", "chaos-b", "eng.batch", 30, "1", "4Gi", None),
+    ("ops-1", "chaos-c", "ops", 100000, "1", "1Gi", "5s"),
+    ("ops-2", "chaos-c", "ops", 20, "2", "2Gi", None),
+    ("res-1", "chaos-b", "research", 100000, "1", "2Gi", "4s"),
+    ("res-2", "chaos-c", "research", 25, "1", "1Gi", None),
+    ("late-1", "chaos-a", "eng.web", 100000, "1", "1Gi", "5s"),
+    ("late-2", "chaos-b", "research", 60, "500m", "512Mi", None),
+)
+#: Frameworks that arrive during the run (so revocation fires) and may depart again.
+LATE = ("late-1", "late-2")
+
+
+def objects(reserved_node: str) -> list[tuple[str, dict[str, Any]]]:
+    """Roles, a quota with a guarantee, one with a limit, and a reservation."""
+    roles = {
+        "eng": {"weight": 2, "namespaces": ["chaos-a", "chaos-b"]},
+        "eng.web": {"weight": 1, "namespaces": ["chaos-a"]},
+        "eng.batch": {"weight": 1, "namespaces": ["chaos-b"]},
+        "ops": {"weight": 1, "namespaces": ["chaos-c"]},
+        "research": {"weight": 1, "namespaces": ["chaos-b", "chaos-c"]},
+    }
+    out: list[tuple[str, dict[str, Any]]] = [
+        ("roles", {"metadata": {"name": name}, "spec": spec}) for name, spec in roles.items()
+    ]
+    out += [
+        (
+            "quotas",
+            {
+                "metadata": {"name": "ops"},
+                "spec": {"role": "ops", "guarantee": {"cpu": "24", "memory": "24Gi"}},
+            },
+        ),
+        (
+            "quotas",
+            {
+                "metadata": {"name": "research"},
+                "spec": {"role": "research", "limit": {"cpu": "60"}},
+            },
+        ),
+        (
+            "reservations",
+            {
+                "metadata": {"name": "ops-reserved"},
+                "spec": {
+                    "role": "ops",
+                    "nodeName": reserved_node,
+                    "resources": {"cpu": "4", "memory": "8Gi"},
+                },
+            },
+        ),
+    ]
+    kinds = {"roles": "Role", "quotas": "Quota", "reservations": "Reservation"}
+    return [
+        (plural, {"apiVersion": f"{GROUP}/{VERSION}", "kind": kinds[plural], **body})
+        for plural, body in out
+    ]
+
+
+@dataclass
+class Proc:
+    """A process of the run, restarted with the same command after a kill."""
+
+    args: list[str]
+    log: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                self.args, stdout=sink, stderr=subprocess.STDOUT, env=self.env
+            )
+        self.started = time.time()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def rss_mb(self) -> float | None:
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except (OSError, TypeError):
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+
+@dataclass
+class Outcome:
+    kind: str
+    started: float
+    healed: float
+    recovered: float | None = None
+    note: str = ""
+
+
+@dataclass
+class Run:
+    minutes: float
+    seed: int
+    nodes: int = 50
+    #: Another checkout's ``operator`` directory: run the master from it (the baseline run).
+    master_source: Path | None = None
+    workdir: Path = field(default_factory=lambda: Path(f"/tmp/kubedrf-chaos-{os.getpid()}"))
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
+    outcomes: list[Outcome] = field(default_factory=list)
+    rss: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+    masters: list[Proc] = field(default_factory=list)
+    frameworks: dict[str, Proc] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.name = f"kubedrf-chaos-{os.getpid()}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        started = time.time()
+        try:
+            cluster = devcluster.up(self.name, nodes=self.nodes, shape=SHAPE, progress=self.log)
+            return self._run(cluster, started)
+        finally:
+            for proc in [*self.masters, *self.frameworks.values()]:
+                proc.kill(signal.SIGTERM)
+            devcluster.down(self.name)  # also when it never came up
+
+    def _env(self, cluster: devcluster.Cluster, source: Path | None) -> dict[str, str]:
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
+        return env
+
+    def _run(self, cluster: devcluster.Cluster, started: float) -> dict[str, Any]:
+        from tests.e2e.support import install_crds  # noqa: PLC0415
+
+        install_crds(cluster)
+        self.cluster = cluster
+        self.api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        nodes = devcluster.node_names(self.nodes)
+        for namespace in NAMESPACES:
+            self.cluster.kubectl("create", "namespace", namespace)
+        for plural, body in objects(nodes[0]):
+            self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+        self.checker = Checker(self.api, ("kubedrf.io/managed", "true")).start()
+        self._start_masters()
+        for name, *_ in WORKLOAD:
+            if name not in LATE:
+                self._start_framework(name)
+        self._hostile_framework()
+        deadline = time.time() + self.minutes * 60
+        arrivals = {
+            name: time.time() + self.rng.uniform(20, max(30, self.minutes * 60 / 2))
+            for name in LATE
+        }
+        counts = dict.fromkeys(FAULTS, 0)
+        bound = max(1, math.ceil(self.minutes))
+        self._wait_started()
+        # Every kind fires at least once, even in a short run; then at random until the end.
+        while time.time() < deadline - 20 or any(counts[kind] == 0 for kind in FAULTS):
+            self._sample_rss()
+            for name, at in list(arrivals.items()):
+                if time.time() >= at:
+                    self._arrive_or_depart(name)
+                    arrivals[name] = time.time() + self.rng.uniform(40, 90)
+            choices = [kind for kind in FAULTS if counts[kind] < bound]
+            if not choices:
+                time.sleep(1)
+                continue
+            # Each kind once first (fixed order from the seed), then at random.
+            untried = [kind for kind in choices if counts[kind] == 0]
+            kind = untried[0] if untried else self.rng.choice(choices)
+            counts[kind] += 1
+            self._inject(kind)
+            time.sleep(self.rng.uniform(1, 4))
+        time.sleep(max(0.0, min(20.0, deadline - time.time())))
+        findings = self.checker.stop()
+        return self._report(counts, findings, time.time() - started)
+
+    def _wait_started(self, timeout: float = 180) -> None:
+        """Until a replica leads and offers flow: faults start on a working system."""
+        deadline = time.time() + timeout
+        while self._leader() is None or self.checker.first_offer_after(0) is None:
+            if time.time() > deadline:
+                raise RuntimeError(
+                    f"no leader or no offer after {timeout:.0f}s; see {self.workdir}"
+                )
+            time.sleep(1)
+
+    def _start_masters(self) -> None:
+        for index in range(2):
+            port = 19090 + (os.getpid() % 500) * 2 + index
+            args = [
+                sys.executable,
+                "-m",
+                "kubedrf.cli.main",
+                "master",
+                f"--leader-election-namespace={ELECTION_NAMESPACE}",
+                f"--metrics-port={port}",
+                "--offer-timeout=10s",
+            ]
+            if self.master_source is None:
+                args += ["--grace-period=5s"]
+            proc = Proc(
+                args,
+                self.workdir / f"master-{index}.log",
+                self._env(self.cluster, self.master_source),
+            )
+            proc.start()
+            self.masters.append(proc)
+
+    def _start_framework(self, name: str) -> None:
+        spec = next(w for w in WORKLOAD if w[0] == name)
+        _, namespace, role, tasks, cpu, memory, after = spec
+        args = [
+            sys.executable,
+            str(ROOT / "examples" / "frameworks" / "batch.py"),
+            f"--namespace={namespace}",
+            f"--name={name}",
+            f"--role={role}",
+            f"--tasks={tasks}",
+            f"--cpu={cpu}",
+            f"--memory={memory}",
+            "--refuse-seconds=2",
+        ]
+        if after:
+            args.append(f"--complete-after={after}")
+        proc = Proc(args, self.workdir / f"fw-{name}.log", self._env(self.cluster, None))
+        proc.start()
+        self.frameworks[name] = proc
+
+    def _arrive_or_depart(self, name: str) -> None:
+        namespace = next(w[1] for w in WORKLOAD if w[0] == name)
+        if name in self.frameworks:
+            self.log(f"departs: {name}")
+            self.checker.excuse_framework(namespace, name)
+            self.frameworks.pop(name).kill(signal.SIGTERM)
+            self._delete_framework(namespace, name)
+        else:
+            self.log(f"arrives: {name}")
+            self._start_framework(name)
+
+    def _delete_framework(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(client.exceptions.ApiException):
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "frameworks", name
+            )
+
+    def _hostile_framework(self) -> None:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Framework",
+            "metadata": {"name": "mallory"},
+            "spec": {
+                "roles": ["research"],
+                "demand": [{"name": "t", "resources": {"cpu": "1", "memory": "1Gi"}, "count": 5}],
+            },
+        }
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, "chaos-c", "frameworks", body)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def _leader(self) -> Proc | None:
+        try:
+            lease = client.CoordinationV1Api(self.api).read_namespaced_lease(
+                "kubedrf-master", ELECTION_NAMESPACE
+            )
+        except client.exceptions.ApiException:
+            return None
+        holder = lease.spec.holder_identity or ""
+        for proc in self.masters:
+            if proc.pid is not None and holder.endswith(f"-{proc.pid}"):
+                return proc
+        return None
+
+    def _inject(self, kind: str) -> None:
+        start = time.time()
+        self.checker.blind(float("inf"))
+        note = ""
+        node: str | None = None
+        try:
+            note, node = getattr(self, f"_fault_{kind}")()
+        except Exception as error:  # a fault that could not be set up is reported, not fatal
+            note = f"not injected: {error}"
+        healed = time.time()
+        recovered = self._await_recovery(healed, node)
+        self.checker.blind((recovered or time.time()) + 1.0)
+        outcome = Outcome(kind, start, healed, recovered, note)
+        self.outcomes.append(outcome)
+        took = "none" if recovered is None else f"{recovered - healed:.1f}s"
+        self.log(f"fault {kind}: {note}; recovery {took}")
+
+    def _await_recovery(self, healed: float, node: str | None) -> float | None:
+        deadline = healed + RECOVERY_WAIT_S
+        while time.time() < deadline:
+            seen = self.checker.first_offer_after(healed, node)
+            if seen is not None:
+                return seen
+            time.sleep(0.2)
+        return None
+
+    def _kill_master(self, proc: Proc) -> None:
+        proc.kill()
+        time.sleep(2)
+        proc.start()
+
+    def _fault_leader_kill(self) -> tuple[str, None]:
+        leader = self._leader()
+        if leader is None:
+            raise RuntimeError("no leader holds the lease")
+        self._kill_master(leader)
+        return f"killed leader pid {leader.pid}", None
+
+    def _fault_standby_kill(self) -> tuple[str, None]:
+        leader = self._leader()
+        standby = next(p for p in self.masters if p is not leader)
+        self._kill_master(standby)
+        return "killed the standby", None
+
+    def _wait_api(self) -> None:
+        deadline = time.time() + 120
+        while not self.cluster.is_healthy():
+            if time.time() > deadline:
+                raise RuntimeError("the apiserver did not come back")
+            time.sleep(0.2)
+
+    def _fault_apiserver_restart(self) -> tuple[str, None]:
+        self.cluster.restart("kube-apiserver", down_for=self.rng.uniform(1, 3))
+        self._wait_api()
+        return "kube-apiserver restarted", None
+
+    def _fault_etcd_restart(self) -> tuple[str, None]:
+        self.cluster.restart("etcd", down_for=self.rng.uniform(1, 3))
+        self._wait_api()
+        return "etcd restarted", None
+
+    def _random_node(self) -> str:
+        # Never the reserved node: invariant 3 is judged there throughout.
+        return self.rng.choice(devcluster.node_names(self.nodes)[1:])
+
+    def _fault_node_removal(self) -> tuple[str, str]:
+        node = self._random_node()
+        self.checker.excuse_node(node)
+        self.cluster.remove_nodes([node])
+        time.sleep(self.rng.uniform(3, MAX_FAULT_S / 2))
+        self.cluster.add_nodes([node], SHAPE)
+        self.cluster.wait_ready([node])
+        return f"{node} removed and returned", node
+
+    def _fault_node_notready(self) -> tuple[str, str]:
+        node = self._random_node()
+        # kwok keeps a node Ready while it manages it; kwokctl's controller runs with
+        # --manage-all-nodes, so without the annotation the NotReady may be brief.
+        annotation = devcluster.KWOK_NODE_ANNOTATION
+        self.cluster.kubectl("annotate", "node", node, f"{annotation}-")
+        condition = {"type": "Ready", "status": "False", "reason": "ChaosNotReady"}
+        patch = json.dumps({"status": {"conditions": [condition]}})
+        self.cluster.kubectl("patch", "node", node, "--subresource=status", "-p", patch)
+        time.sleep(self.rng.uniform(3, MAX_FAULT_S / 2))
+        self.cluster.kubectl("annotate", "node", node, "--overwrite", f"{annotation}=fake")
+        self.cluster.wait_ready([node])
+        return f"{node} NotReady for a while", node
+
+    def _fault_framework_kill(self) -> tuple[str, None]:
+        name = self.rng.choice(sorted(self.frameworks))
+        proc = self.frameworks[name]
+        proc.kill()
+        time.sleep(3)
+        proc.start()
+        return f"framework {name} killed and restarted", None
+
+    def _offers(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        if namespace is None:
+            items = self.custom.list_cluster_custom_object(GROUP, VERSION, "offers")["items"]
+        else:
+            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "offers")[
+                "items"
+            ]
+        return [o for o in items if outstanding(o) and not o["spec"].get("response")]
+
+    def _fault_offer_delete(self) -> tuple[str, None]:
+        offers = self._offers()
+        if not offers:
+            raise RuntimeError("no outstanding offer")
+        offer = self.rng.choice(offers)
+        namespace, name = offer["metadata"]["namespace"], offer["metadata"]["name"]
+        self.checker.excuse_offer(namespace, name)
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "offers", name)
+        return f"deleted offer {namespace}/{name}", None
+
+    def _task_pod(self, offer: dict[str, Any], name: str, requests: dict[str, str]) -> Any:
+        from tests.e2e.support import Frameworks  # noqa: PLC0415
+
+        hand = Frameworks(self.api, "chaos-c")
+        spec = {**offer["spec"], "framework": "mallory"}
+        hand.launch({**offer, "spec": spec}, name, requests)
+        self.checker.plant("chaos-c", name)
+        return hand
+
+    def _fault_bad_accept(self) -> tuple[str, None]:
+        deadline = time.time() + 15
+        while not (offers := self._offers("chaos-c")) or not any(
+            o["spec"]["framework"] == "mallory" for o in offers
+        ):
+            if time.time() > deadline:
+                raise RuntimeError("no offer to mallory")
+            time.sleep(0.5)
+        offer = next(o for o in offers if o["spec"]["framework"] == "mallory")
+        name = f"mallory-{uuid.uuid4().hex[:6]}"
+        hand = self._task_pod(offer, name, {"cpu": "64", "memory": "1Gi"})
+        hand.respond(offer, {"action": "Accept", "tasks": [name]})
+        return f"mallory accepted {offer['metadata']['name']} with a task that does not fit", None
+
+    def _fault_cross_claim(self) -> tuple[str, None]:
+        offers = [o for o in self._offers() if o["metadata"]["namespace"] != "chaos-c"]
+        if not offers:
+            raise RuntimeError("no outstanding offer outside chaos-c")
+        offer = self.rng.choice(offers)
+        name = f"mallory-{uuid.uuid4().hex[:6]}"
+        self._task_pod(offer, name, {"cpu": "100m", "memory": "64Mi"})
+        return f"mallory claimed {offer['metadata']['namespace']}/{offer['metadata']['name']}", None
+
+    # -- report --------------------------------------------------------------------------------
+
+    def _sample_rss(self) -> None:
+        for proc in self.masters:
+            rss = proc.rss_mb()
+            if rss is not None and proc.pid is not None:
+                self.rss.setdefault(proc.pid, []).append((time.time() - proc.started, rss))
+
+    def _report(self, counts: dict[str, int], findings: Any, elapsed: float) -> dict[str, Any]:
+        recovery: dict[str, dict[str, float | int | None]] = {}
+        for kind in FAULTS:
+            times = [
+                o.recovered - o.healed
+                for o in self.outcomes
+                if o.kind == kind and o.recovered is not None
+            ]
+            missing = sum(1 for o in self.outcomes if o.kind == kind and o.recovered is None)
+            recovery[kind] = {
+                "median": round(statistics.median(times), 2) if times else None,
+                "max": round(max(times), 2) if times else None,
+                "unrecovered": missing,
+            }
+        longest = max(self.rss.values(), key=len, default=[])
+        after_warmup = [mb for age, mb in longest if age >= 60] or [mb for _, mb in longest]
+        return {
+            "minutes": self.minutes,
+            "seed": self.seed,
+            "nodes": self.nodes,
+            "elapsed_s": round(elapsed, 1),
+            "baseline": str(self.master_source) if self.master_source else None,
+            "faults": counts,
+            "breaches": {"count": len(findings.breaches), "first": findings.breaches[:5]},
+            "lost": {"count": len(findings.lost), "first": findings.lost[:5]},
+            "stuck_offers": {"count": len(findings.stuck), "first": findings.stuck[:5]},
+            "recovery_s": recovery,
+            "master_rss_mb": {
+                "first": round(after_warmup[0], 1) if after_warmup else None,
+                "last": round(after_warmup[-1], 1) if after_warmup else None,
+                "max": round(max(after_warmup), 1) if after_warmup else None,
+            },
+            "fault_log": [
+                {
+                    "kind": o.kind,
+                    "at_s": round(o.started - self.outcomes[0].started, 1),
+                    "note": o.note,
+                    "recovery_s": None if o.recovered is None else round(o.recovered - o.healed, 2),
+                }
+                for o in self.outcomes
+            ],
+            "logs": str(self.workdir),
+        }
