@@ -142,9 +142,6 @@ class Filter:
     expires_at: float
     refused: Resources
 
-    def applies(self, offerable: Resources, now: float) -> bool:
-        return now < self.expires_at and offerable <= self.refused
-
 
 def _default_min_allocatable() -> tuple[Resources, ...]:
     # Mesos' default: an offer must hold at least 0.01 CPU or 32 MB of memory.

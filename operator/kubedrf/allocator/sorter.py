@@ -27,10 +27,6 @@ class Sorter(Protocol):
     def first(self) -> Client | None:
         """The active client to serve next, or ``None`` when none is active."""
 
-    def share(self, client: Client) -> float: ...
-
-    def role_share(self, role: str) -> float: ...
-
 
 class SorterFactory(Protocol):
     """Builds a cycle's sorter: totals per resource (dense), role weights, and the positions
@@ -172,12 +168,3 @@ class DRFSorter:
                 return None
             node = heap[0][4]
         return node.client
-
-    def share(self, client: Client) -> float:
-        return self._leaves[client].share
-
-    def role_share(self, role: str) -> float:
-        return self._roles[role].share if role in self._roles else 0.0
-
-    def role_allocation(self, role: str) -> list[int]:
-        return list(self._roles[role].allocation)

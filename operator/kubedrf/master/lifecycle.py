@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from enum import Enum
 
 from kubedrf.allocator.filters import refusal_expiry
 from kubedrf.api.conventions import moment, parse_time
@@ -23,6 +24,16 @@ from kubedrf.resources import Resources, total
 CLAIM_GRACE_SECONDS = 10.0
 #: An Accept whose listed tasks the master has not seen for this long has them read afresh.
 LISTED_TASK_WAIT = 5.0
+
+
+class _Later(Enum):
+    """A claim neither valid nor refused yet: its offer is not in the view (too young to
+    judge, or so old that its offer may have been cleaned up since it was accepted)."""
+
+    LATER = "later"
+
+
+LATER = _Later.LATER
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,15 +277,15 @@ def _claims(view: MasterView) -> tuple[dict[str, list[PodRecord]], list[PodRefus
             assert pod.offer_key is not None
             claims[pod.offer_key].append(pod)
             claimed[pod.offer_key] += pod.requests
-        elif verdict[0]:
-            refusals.append(PodRefusal(pod, verdict[0], verdict[1]))
+        elif verdict is not LATER:
+            refusals.append(PodRefusal(pod, *verdict))
     return claims, refusals
 
 
 def _judge_claim(
     view: MasterView, pod: PodRecord, claimed: dict[str, Resources]
-) -> tuple[str, str] | None:
-    """``None`` for a valid claim; ("", "") for one to judge later; else (reason, message)."""
+) -> tuple[str, str] | _Later | None:
+    """``None`` for a valid claim, ``LATER`` for one not to judge yet, else (reason, message)."""
     if pod.offer_key is None:
         return "NoOffer", f"task {pod.name} names no offer (label kubedrf.io/offer)"
     offer = view.offers.get(pod.offer_key)
@@ -283,7 +294,7 @@ def _judge_claim(
         if age < CLAIM_GRACE_SECONDS or age >= view.settings.offer_retention:
             # Too young to judge, or old enough that its offer may have been accepted and
             # cleaned up since: an offer is kept for offer_retention after it finishes.
-            return "", ""
+            return LATER
         return "OfferNotFound", f"offer {pod.offer} does not exist in namespace {pod.namespace}"
     spec = offer.spec
     if spec.framework != pod.framework:
