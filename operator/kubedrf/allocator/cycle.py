@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
@@ -59,20 +60,28 @@ class _ClientState:
     gpu_allowed: bool
     reserved_nodes: list[int]
     min_allocatable: list[list[tuple[int, int]]]
+    #: ``min_allocatable`` as one fit test, built on first use.
+    min_fit: Fit | None = None
     cursors: dict[int, int] = field(default_factory=dict)
     saw_filter: bool = False
     offered: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Placement:
-    """Where one unit goes: a node, its unreserved part, and draws on reserved pools."""
+class _Placement(NamedTuple):
+    """Where one unit goes: a node, its unreserved part, and draws on reserved pools.
+
+    A named tuple rather than a frozen dataclass: one is made per offer or task, and a
+    frozen dataclass costs several times as much to build.
+    """
 
     node: int
     unreserved: Vector
     draws: list[tuple[str, Vector]]
 
     def total(self) -> Vector:
+        """All of it; shares ``unreserved`` when nothing is drawn, so read, never change it."""
+        if not self.draws:
+            return self.unreserved
         total = list(self.unreserved)
         for _, draw in self.draws:
             total = [t + d for t, d in zip(total, draw, strict=True)]
@@ -124,8 +133,13 @@ class _Cycle:
         self.idle: dict[Client, Reason] = {}
         self.remaining: dict[str, list[int]] = {}
         self.shapes: dict[str, list[Vector | None]] = {}
+        #: Per framework and shape, the fit test of one task (``None`` where no node has
+        #: what the shape asks for).
+        self.shape_fits: dict[str, list[Fit | None]] = {}
         self.offers: dict[tuple[str, str, int], _PendingOffer] = {}
         self._unlimited = Caps.unlimited(len(self.index))
+        # Quotas never appear or vanish within a cycle.
+        self._quota_active = self.quota.active
         self._filters = self._active_filters()
         self._register_clients()
 
@@ -194,8 +208,10 @@ class _Cycle:
         for framework in sorted(self.snapshot.frameworks, key=lambda fw: fw.name):
             if framework.demand is not None:
                 self.remaining[framework.name] = [shape.count for shape in framework.demand]
-                self.shapes[framework.name] = [
-                    self.index.dense_strict(shape.resources) for shape in framework.demand
+                shapes = [self.index.dense_strict(shape.resources) for shape in framework.demand]
+                self.shapes[framework.name] = shapes
+                self.shape_fits[framework.name] = [
+                    None if shape is None else Fit([needs(shape)]) for shape in shapes
                 ]
             own_min = (
                 default_min
@@ -272,7 +288,7 @@ class _Cycle:
 
     def _serve(self, client: Client, state: _ClientState, stage: Stage) -> Reason | None:
         """Give ``client`` one unit, or say why it can take nothing more this stage."""
-        if self.quota.active:
+        if self._quota_active:
             caps = self.quota.caps(state.role, stage is Stage.GUARANTEE)
         else:
             caps = self._unlimited
@@ -304,15 +320,17 @@ class _Cycle:
             return Reason.NO_DEMAND
         blocked = Reason.NO_CAPACITY
         lacking = self._lacking(state, stage)
+        unlimited = caps is self._unlimited
+        fits = self.shape_fits[name]
         for s, shape in enumerate(self.shapes[name]):
             if not remaining[s] or shape is None:
                 continue
             if lacking is not None and not any(shape[i] > 0 for i in lacking):
                 continue  # stage 1 serves only what the guarantee still lacks
-            if _exceeds(shape, any_cap):
+            if not unlimited and _exceeds(shape, any_cap):
                 blocked = _worse(blocked, Reason.QUOTA_LIMIT)
                 continue
-            placed = self._place(state, s, shape, unreserved_cap)
+            placed = self._place(state, s, shape, unreserved_cap, fit=fits[s], unlimited=unlimited)
             if placed is None:
                 if _exceeds(shape, limit_cap):
                     blocked = _worse(blocked, Reason.QUOTA_LIMIT)
@@ -327,16 +345,26 @@ class _Cycle:
         return blocked
 
     def _place(
-        self, state: _ClientState, s: int, shape: Vector, unreserved_cap: Vector
+        self,
+        state: _ClientState,
+        s: int,
+        shape: Vector,
+        unreserved_cap: Vector,
+        *,
+        fit: Fit | None,
+        unlimited: bool,
     ) -> _Placement | None:
-        """A node for one task of ``shape``: reserved pools first, then unreserved capacity."""
+        """A node for one task of ``shape``: reserved pools first, then unreserved capacity.
+
+        ``fit`` is the shape's fit test; ``unlimited`` says the caps are all unlimited, so
+        no request can exceed them."""
         for n in state.reserved_nodes:
             split = self._split(n, state.role, shape, unreserved_cap)
             if split is not None:
                 return _Placement(n, split[0], split[1])
-        if _exceeds(shape, unreserved_cap):
+        if not unlimited and _exceeds(shape, unreserved_cap):
             return None
-        fit = Fit([needs(shape)])
+        assert fit is not None, "a shape some node has has a fit test"
         found, resume, filtered = self.pool.search(
             state.cursors.get(s, 0), fit, state.filtered, state.gpu_allowed
         )
@@ -354,8 +382,10 @@ class _Cycle:
         for n in state.reserved_nodes:
             if self._split(n, state.role, shape, caps.unheld) is not None:
                 return True
+        fit = self.shape_fits[state.framework.name][s]
+        assert fit is not None, "a shape some node has has a fit test"
         found, _, _ = self.pool.search(
-            state.cursors.get(s, 0), Fit([needs(shape)]), state.filtered, state.gpu_allowed
+            state.cursors.get(s, 0), fit, state.filtered, state.gpu_allowed
         )
         return found is not None
 
@@ -399,13 +429,23 @@ class _Cycle:
             if offer is not None and _qualifies(offer.total(), alternatives):
                 self._commit(client, state, stage, offer)
                 return None
-        usable = [alt for alt in alternatives if _within(alt, unreserved_cap)]
+        if caps is self._unlimited:
+            usable = alternatives
+        else:
+            usable = [alt for alt in alternatives if _within(alt, unreserved_cap)]
         if not usable and not any(_within(alt, limit_cap) for alt in alternatives):
             return Reason.QUOTA_LIMIT
         found = None
         if usable:
+            if lacking is None and len(usable) == len(state.min_allocatable):
+                # All of the client's own alternatives: the fit test it always uses.
+                if state.min_fit is None:
+                    state.min_fit = Fit(usable)
+                fit = state.min_fit
+            else:
+                fit = Fit(usable)
             found, resume, filtered = self.pool.search(
-                state.cursors.get(-1, 0), Fit(usable), state.filtered, state.gpu_allowed
+                state.cursors.get(-1, 0), fit, state.filtered, state.gpu_allowed
             )
             state.cursors[-1] = resume
             state.saw_filter |= filtered
@@ -426,10 +466,19 @@ class _Cycle:
         self, n: int, role: str, unreserved_cap: Vector, any_cap: Vector
     ) -> _Placement | None:
         """Everything ``role`` may take on node ``n`` (Mesos' offer of a whole agent)."""
+        free = self.pool.free[n]
+        unlimited = self._unlimited
+        if (
+            n not in self.pool.reserved
+            and unreserved_cap is unlimited.unreserved
+            and any_cap is unlimited.anything
+        ):
+            # The common case, no reservation on the node and no quota: all that is free.
+            unreserved = [f if f > 0 else 0 for f in free]
+            return _Placement(n, unreserved, []) if any(unreserved) else None
         draws, room = self._draw_reserved(n, role, any_cap)
         unreserved = [
-            max(0, min(f, u, r))
-            for f, u, r in zip(self.pool.free[n], unreserved_cap, room, strict=True)
+            max(0, min(f, u, r)) for f, u, r in zip(free, unreserved_cap, room, strict=True)
         ]
         placement = _Placement(n, unreserved, draws)
         return placement if any(placement.total()) else None
@@ -443,14 +492,17 @@ class _Cycle:
         task: int | None = None,
     ) -> None:
         self.pool.take(placement.node, placement.unreserved, placement.draws)
-        if self.quota.active:
+        if self._quota_active:
             self.quota.record(state.role, placement.unreserved, placement.draws)
         total = placement.total()
         key = (client[0], client[1], placement.node)
         pending = self.offers.get(key)
         if pending is None:
-            pending = self.offers[key] = _PendingOffer([0] * len(total), stage)
-        pending.resources = [p + t for p, t in zip(pending.resources, total, strict=True)]
+            self.offers[key] = pending = _PendingOffer(list(total), stage, {})
+        else:
+            resources = pending.resources
+            for i, amount in enumerate(total):
+                resources[i] += amount
         if task is not None:
             pending.tasks[task] = pending.tasks.get(task, 0) + 1
         state.offered = True
@@ -499,11 +551,22 @@ def _exceeds(request: Sequence[int], cap: Sequence[int]) -> bool:
     A cap may be negative (a limit already passed, headroom already short); that must not
     block a request for none of that resource.
     """
-    return any(r > c for r, c in zip(request, cap, strict=True) if r)
+    # Plain loops here and below: these run several times per step of a cycle.
+    for r, c in zip(request, cap, strict=True):
+        if r and r > c:
+            break
+    else:
+        return False
+    return True
 
 
 def _within(alternative: Sequence[tuple[int, int]], cap: Sequence[int]) -> bool:
-    return all(cap[i] >= amount for i, amount in alternative)
+    for i, amount in alternative:
+        if cap[i] < amount:
+            break
+    else:
+        return True
+    return False
 
 
 def _qualifies(offer: Sequence[int], alternatives: Sequence[Sequence[tuple[int, int]]]) -> bool:
