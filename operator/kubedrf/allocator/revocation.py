@@ -29,11 +29,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from kubedrf.allocator.cycle import allocate, capacity
+from kubedrf.allocator.cycle import capacity, offered_totals
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
     Allocation,
-    AllocationResult,
     AllocatorConfig,
     FairShare,
     Filter,
@@ -60,13 +59,7 @@ def revocation_target(
 ) -> tuple[FairShare, ...]:
     """Each client's holding beside its DRF target for the current demand, by client."""
     config = config or AllocatorConfig()
-    result = _target_offers(_unheld(snapshot), replace(config, mode="demand"))
-    target: dict[Client, Resources] = {}
-    tasks: dict[Client, int] = {}
-    for offer in result.offers:
-        client = (offer.framework, offer.role)
-        target[client] = target.get(client, EMPTY) + offer.resources
-        tasks[client] = tasks.get(client, 0) + sum(count for _, count in offer.tasks)
+    target, tasks = _target(_unheld(snapshot), replace(config, mode="demand"))
     held = _held(snapshot.allocations)
     known = {fw.name for fw in snapshot.frameworks}
     clients = {(fw.name, role) for fw in snapshot.frameworks for role in fw.roles}
@@ -88,10 +81,13 @@ def revocation_target(
 
 
 @lru_cache(maxsize=2)
-def _target_offers(unheld: Snapshot, config: AllocatorConfig) -> AllocationResult:
-    """The target allocation, kept while demand stays the same: every task is demand, so
-    launching and ending tasks leave this snapshot as it was, and steady cycles reuse it."""
-    return allocate(unheld, config)
+def _target(
+    unheld: Snapshot, config: AllocatorConfig
+) -> tuple[Mapping[Client, Resources], Mapping[Client, int]]:
+    """The target allocation per client (resources, tasks), kept while demand stays the
+    same: every task is demand, so launching and ending tasks leave this snapshot as it was,
+    and steady cycles reuse it."""
+    return offered_totals(unheld, config)
 
 
 def revocations(
@@ -166,11 +162,11 @@ def without_revoked(snapshot: Snapshot, revocations: Iterable[Revocation]) -> Sn
 
 
 def _held(allocations: Iterable[Allocation]) -> dict[Client, Resources]:
-    held: dict[Client, Resources] = {}
+    # Summed in one go per client: adding ``Resources`` one by one builds a map per step.
+    by_client: dict[Client, list[Resources]] = {}
     for a in allocations:
-        client = (a.framework, a.role)
-        held[client] = held.get(client, EMPTY) + a.resources
-    return held
+        by_client.setdefault((a.framework, a.role), []).append(a.resources)
+    return {client: total(items) for client, items in by_client.items()}
 
 
 def _refuse_tasks(snapshot: Snapshot) -> NoReturn:
