@@ -407,8 +407,9 @@ class _Cycle:
                     resources[i] += amount
             if task >= 0:
                 pending.tasks[task] = pending.tasks.get(task, 0) + 1
-            state.offered = True
-            idle.pop(client, None)
+            if not state.offered:  # a reason is only ever kept for a client never offered
+                state.offered = True
+                idle.pop(client, None)
             sorter.allocated(client, unit, 1)
 
     def _search(self, state: _ClientState, cursor: int, fit: Fit) -> int | None:

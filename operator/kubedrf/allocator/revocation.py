@@ -22,6 +22,7 @@ shortfall, and prefer the node that needs the fewest victims.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -204,10 +205,12 @@ def _held_shapes(snapshot: Snapshot) -> dict[str, dict[Resources, int]]:
         key = (a.framework, a.role, a.node)
         resources, count = allocated.get(key, (EMPTY, 0))
         allocated[key] = (resources + a.resources, count + a.count)
-    # Tasks come by the hundred thousand in a few shapes: count shapes, then multiply.
+    # Tasks come by the hundred thousand in a few shapes: count shapes (``Counter`` counts
+    # in C), then multiply.
     listed: dict[_Key, dict[Resources, int]] = {}
-    for task in snapshot.tasks:
-        _count(listed.setdefault((task.framework, task.role, task.node), {}), task.resources, 1)
+    counted = Counter((t.framework, t.role, t.node, t.resources) for t in snapshot.tasks)
+    for (framework, role, node, resources), n in counted.items():
+        listed.setdefault((framework, role, node), {})[resources] = n
     if len({task.name for task in snapshot.tasks}) < len(snapshot.tasks):
         _refuse_tasks(snapshot)
     if any(key not in allocated for key in listed):
