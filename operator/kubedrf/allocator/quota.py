@@ -107,11 +107,15 @@ class QuotaBook:
                 limited=limited,
             )
         self._chains: dict[str, list[QuotaState]] = {}
-        for allocation in allocations:
-            vector = index.dense(allocation.resources)
-            for state in self.chain(allocation.role):
-                _add(state.allocated, vector)
-                _add(state.consumption, vector)
+        # Without quotas there is nothing to account (and allocations come by the thousand).
+        for allocation in allocations if self.states else ():
+            chain = self.chain(allocation.role)
+            if not chain:
+                continue
+            amounts = index.dense_view(allocation.resources)
+            for state in chain:
+                _add(state.allocated, amounts)
+                _add(state.consumption, amounts)
         for reservation in reservations:
             vector = index.dense(reservation.resources)
             for state in self.chain(reservation.role):
