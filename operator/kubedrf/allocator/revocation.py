@@ -203,8 +203,11 @@ def _held_shapes(snapshot: Snapshot) -> dict[str, dict[Resources, int]]:
     allocated: dict[_Key, tuple[Resources, int]] = {}
     for a in snapshot.allocations:
         key = (a.framework, a.role, a.node)
-        resources, count = allocated.get(key, (EMPTY, 0))
-        allocated[key] = (resources + a.resources, count + a.count)
+        known = allocated.get(key)
+        if known is None:
+            allocated[key] = (a.resources, a.count)
+        else:
+            allocated[key] = (known[0] + a.resources, known[1] + a.count)
     # Tasks come by the hundred thousand in a few shapes: count shapes (``Counter`` counts
     # in C), then multiply.
     listed: dict[_Key, dict[Resources, int]] = {}
@@ -218,8 +221,15 @@ def _held_shapes(snapshot: Snapshot) -> dict[str, dict[Resources, int]]:
     shapes: dict[str, dict[Resources, int]] = {}
     for key, (resources, units) in allocated.items():
         held = shapes.setdefault(key[0], {})
+        tasks = listed.get(key, {})
+        if len(tasks) == 1:
+            # The common case, tasks of one shape that make up the whole allocation.
+            ((shape, n),) = tasks.items()
+            if shape * n == resources:
+                _count(held, shape, n)
+                continue
         rest, count = resources, units
-        for shape, n in listed.get(key, {}).items():
+        for shape, n in tasks.items():
             _count(held, shape, n)
             rest = rest - shape * n
             count -= n
@@ -317,10 +327,16 @@ class _Planner:
         self.candidates = self._candidates()
         self.by_client: dict[Client, list[tuple[int, _Candidate]]] = {}
         self.revocable = np.zeros((len(self.pool.names), width), dtype=np.int64)
+        rows: list[int] = []
         for n, cands in self.candidates.items():
             for c in cands:
-                self.revocable[n] += c.vector
+                rows.append(n)
                 self.by_client.setdefault(c.client, []).append((n, c))
+        if rows:
+            # Summed in one vectorised call: a row update per task costs more than the rest
+            # of the planner's setup when every running task is a candidate.
+            vectors = [c.vector for cands in self.candidates.values() for c in cands]
+            np.add.at(self.revocable, rows, np.array(vectors, dtype=np.int64))
 
     def _candidates(self) -> dict[int, list[_Candidate]]:
         excess = {
@@ -491,7 +507,9 @@ class _Planner:
         counting as revocable, so later searches skip its nodes."""
         left = [(n, c) for n, c in self.by_client[victim] if c.task.name not in self.revoked]
         floor = self.shares[victim].target_share - EPSILON
-        if any(self._share(victim, EMPTY - c.task.resources) >= floor for _, c in left):
+        # A client's tasks come in a few sizes: ask once per size.
+        sizes = {c.task.resources for _, c in left}
+        if any(self._share(victim, EMPTY - size) >= floor for size in sizes):
             return
         self.exhausted.add(victim)
         for n, c in left:
