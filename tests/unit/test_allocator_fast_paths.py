@@ -27,6 +27,7 @@ from kubedrf.allocator import (
     TaskShape,
     allocate,
     cycle,
+    revocations,
 )
 from kubedrf.allocator.cycle import offered_totals
 from kubedrf.allocator.nodes import _PROBES
@@ -134,12 +135,17 @@ def test_offered_totals_are_the_sums_of_the_offers_allocate_makes(
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_a_cycle_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> None:
+def test_a_cycle_and_revocation_leave_the_garbage_collector_as_they_found_it(
+    enabled: bool,
+) -> None:
+    snapshot = Snapshot(nodes=(Node("n0", Resources({"cpu": 1000})),), frameworks=())
     was = gc.isenabled()
     try:
         if not enabled:
             gc.disable()
-        allocate(Snapshot(nodes=(Node("n0", Resources({"cpu": 1000})),), frameworks=()))
+        allocate(snapshot)
+        assert gc.isenabled() is enabled
+        revocations(snapshot)
         assert gc.isenabled() is enabled
     finally:
         if was:

@@ -30,7 +30,7 @@ from typing import NoReturn
 
 import numpy as np
 
-from kubedrf.allocator.cycle import capacity, offered_totals
+from kubedrf.allocator.cycle import capacity, collector_paused, offered_totals
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
     Allocation,
@@ -98,8 +98,9 @@ def revocations(
 ) -> tuple[Revocation, ...]:
     """The tasks to end this cycle, each for one task of a client below its DRF target."""
     config = config or AllocatorConfig()
-    shares = revocation_target(snapshot, config)
-    return _Planner(snapshot, config, policy or RevocationPolicy(), shares).run()
+    with collector_paused():  # a candidate per running task: as in a cycle, see there
+        shares = revocation_target(snapshot, config)
+        return _Planner(snapshot, config, policy or RevocationPolicy(), shares).run()
 
 
 def hold_freed(
