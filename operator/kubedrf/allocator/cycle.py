@@ -10,9 +10,12 @@ switched off for the rest of the stage.
 
 from __future__ import annotations
 
+import gc
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
@@ -36,7 +39,52 @@ def allocate(
 ) -> AllocationResult:
     """Run one cycle on ``snapshot`` and return the offers to make; ``sorter`` is the
     ordering policy (Mesos' allocator takes its role and framework sorters the same way)."""
-    return _Cycle(snapshot, config or AllocatorConfig(), sorter).run()
+    with collector_paused():
+        return _Cycle(snapshot, config or AllocatorConfig(), sorter).run()
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one cycle.
+
+    A cycle builds hundreds of thousands of small containers (heap entries, pending offers)
+    that live until it ends and form no reference cycles; each burst of them set off full
+    collections that rescanned every object of the process (the snapshot included), which
+    cost a quarter of a large cycle. Reference counting still frees everything; the
+    collector runs again afterwards, as it was before.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def offered_totals(
+    snapshot: Snapshot, config: AllocatorConfig | None = None
+) -> tuple[dict[Client, Resources], dict[Client, int]]:
+    """Per client, all that ``allocate`` would offer it on ``snapshot`` and how many tasks
+    those offers are sized for: the sums revocation's target needs, without building (and
+    then summing) an offer per client and node, which costs more than the cycle itself when
+    every task of the cluster is placed at once."""
+    with collector_paused():
+        cycle = _Cycle(snapshot, config or AllocatorConfig(), DRFSorter)
+        cycle.stages()
+    sums: dict[Client, Vector] = {}
+    tasks: dict[Client, int] = {}
+    for (framework, role, _), pending in cycle.offers.items():
+        client = (framework, role)
+        held = sums.get(client)
+        if held is None:
+            sums[client] = list(pending.resources)
+            tasks[client] = sum(pending.tasks.values())
+        else:
+            for i, amount in enumerate(pending.resources):
+                held[i] += amount
+            tasks[client] += sum(pending.tasks.values())
+    return {client: cycle.index.sparse(vector) for client, vector in sums.items()}, tasks
 
 
 def capacity(
@@ -59,20 +107,28 @@ class _ClientState:
     gpu_allowed: bool
     reserved_nodes: list[int]
     min_allocatable: list[list[tuple[int, int]]]
+    #: ``min_allocatable`` as one fit test, built on first use.
+    min_fit: Fit | None = None
     cursors: dict[int, int] = field(default_factory=dict)
     saw_filter: bool = False
     offered: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Placement:
-    """Where one unit goes: a node, its unreserved part, and draws on reserved pools."""
+class _Placement(NamedTuple):
+    """Where one unit goes: a node, its unreserved part, and draws on reserved pools.
+
+    A named tuple rather than a frozen dataclass: one is made per offer or task, and a
+    frozen dataclass costs several times as much to build.
+    """
 
     node: int
     unreserved: Vector
     draws: list[tuple[str, Vector]]
 
     def total(self) -> Vector:
+        """All of it; shares ``unreserved`` when nothing is drawn, so read, never change it."""
+        if not self.draws:
+            return self.unreserved
         total = list(self.unreserved)
         for _, draw in self.draws:
             total = [t + d for t, d in zip(total, draw, strict=True)]
@@ -87,6 +143,10 @@ class _PendingOffer:
 
 
 class _Cycle:
+    #: Whether stage 2 may take ``_plain_fair_share`` when nothing needs the general loop;
+    #: tests switch it off to compare the two.
+    fast_paths = True
+
     def __init__(self, snapshot: Snapshot, config: AllocatorConfig, sorter: SorterFactory) -> None:
         self.snapshot = snapshot
         self.config = config
@@ -124,8 +184,13 @@ class _Cycle:
         self.idle: dict[Client, Reason] = {}
         self.remaining: dict[str, list[int]] = {}
         self.shapes: dict[str, list[Vector | None]] = {}
+        #: Per framework and shape, the fit test of one task (``None`` where no node has
+        #: what the shape asks for).
+        self.shape_fits: dict[str, list[Fit | None]] = {}
         self.offers: dict[tuple[str, str, int], _PendingOffer] = {}
         self._unlimited = Caps.unlimited(len(self.index))
+        # Quotas never appear or vanish within a cycle.
+        self._quota_active = self.quota.active
         self._filters = self._active_filters()
         self._register_clients()
 
@@ -194,8 +259,10 @@ class _Cycle:
         for framework in sorted(self.snapshot.frameworks, key=lambda fw: fw.name):
             if framework.demand is not None:
                 self.remaining[framework.name] = [shape.count for shape in framework.demand]
-                self.shapes[framework.name] = [
-                    self.index.dense_strict(shape.resources) for shape in framework.demand
+                shapes = [self.index.dense_strict(shape.resources) for shape in framework.demand]
+                self.shapes[framework.name] = shapes
+                self.shape_fits[framework.name] = [
+                    None if shape is None else Fit([needs(shape)]) for shape in shapes
                 ]
             own_min = (
                 default_min
@@ -243,10 +310,13 @@ class _Cycle:
     # -- the cycle -------------------------------------------------------------------------
 
     def run(self) -> AllocationResult:
+        self.stages()
+        return self._result()
+
+    def stages(self) -> None:
         if self.quota.active:
             self._stage(Stage.GUARANTEE)
         self._stage(Stage.FAIR_SHARE)
-        return self._result()
 
     def _stage(self, stage: Stage) -> None:
         guarantee = stage is Stage.GUARANTEE
@@ -257,6 +327,9 @@ class _Cycle:
                 if nearest is None or not nearest.below_guarantee():
                     continue
             self.sorter.activate(client)
+        if not guarantee and self.fast_paths and not self._quota_active and not self.pool.reserved:
+            self._plain_fair_share()
+            return
         while (chosen := self.sorter.first()) is not None:
             client = chosen
             state = self.clients[client]
@@ -270,9 +343,98 @@ class _Cycle:
                 if nearest is None or not nearest.below_guarantee():
                     self.sorter.deactivate(client)
 
+    def _plain_fair_share(self) -> None:
+        """Stage 2 when no quota and no reservation is in play: ``_serve`` and ``_commit``
+        reduced to what is left of them then, inlined into one loop.
+
+        Caps are all unlimited and no client has a reserved node, so a unit is a task on the
+        first node from the cursor that fits it (demand mode) or all that is free on the
+        first node that meets a minimum (classic mode). This is the bulk of large clusters'
+        cycles and of revocation's target; its results equal the general loop's, which the
+        tests check on random snapshots.
+        """
+        sorter, clients, idle, offers = self.sorter, self.clients, self.idle, self.offers
+        pool = self.pool
+        free = pool.free
+        demand_mode = self.demand_mode
+        while (client := sorter.first()) is not None:
+            state = clients[client]
+            found: int | None = None
+            unit: Vector = []
+            task = -1
+            if demand_mode:
+                name = state.framework.name
+                remaining = self.remaining.get(name)
+                if remaining is None or not any(remaining):
+                    reason = Reason.NO_DEMAND
+                else:
+                    fits = self.shape_fits[name]
+                    for s, shape in enumerate(self.shapes[name]):
+                        if not remaining[s] or shape is None:
+                            continue
+                        fit = fits[s]
+                        assert fit is not None, "a shape some node has has a fit test"
+                        found = self._search(state, s, fit)
+                        if found is not None:
+                            remaining[s] -= 1
+                            unit, task = shape, s
+                            break
+                    reason = Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
+            elif not state.min_allocatable:
+                reason = Reason.NO_CAPACITY
+            else:
+                if state.min_fit is None:
+                    state.min_fit = Fit(state.min_allocatable)
+                fit = state.min_fit
+                found = self._search(state, -1, fit)
+                if found is not None:
+                    unit = [f if f > 0 else 0 for f in free[found]]
+                reason = Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
+            if found is None:
+                sorter.deactivate(client)
+                if not state.offered:
+                    idle[client] = reason
+                continue
+            # ``_commit`` without reserved draws or quota.
+            pool.take(found, unit, ())
+            key = (client[0], client[1], found)
+            pending = offers.get(key)
+            if pending is None:
+                offers[key] = pending = _PendingOffer(list(unit), Stage.FAIR_SHARE, {})
+            else:
+                resources = pending.resources
+                for i, amount in enumerate(unit):
+                    resources[i] += amount
+            if task >= 0:
+                pending.tasks[task] = pending.tasks.get(task, 0) + 1
+            if not state.offered:  # a reason is only ever kept for a client never offered
+                state.offered = True
+                idle.pop(client, None)
+            sorter.allocated(client, unit, 1)
+
+    def _search(self, state: _ClientState, cursor: int, fit: Fit) -> int | None:
+        """``NodePool.search`` from the client's cursor ``cursor``, trying the first live
+        node inline: there most searches end."""
+        cursors, skip, gpu_allowed = state.cursors, state.filtered, state.gpu_allowed
+        start = cursors.get(cursor, 0)
+        pool = self.pool
+        n = pool.live_from(start)
+        if (
+            n < len(pool.free)
+            and n not in skip
+            and (gpu_allowed or not pool.gpu[n])
+            and fit.python(pool.free[n])
+        ):
+            cursors[cursor] = n
+            return n
+        found, resume, filtered = pool.search(start, fit, skip, gpu_allowed)
+        cursors[cursor] = resume
+        state.saw_filter |= filtered
+        return found
+
     def _serve(self, client: Client, state: _ClientState, stage: Stage) -> Reason | None:
         """Give ``client`` one unit, or say why it can take nothing more this stage."""
-        if self.quota.active:
+        if self._quota_active:
             caps = self.quota.caps(state.role, stage is Stage.GUARANTEE)
         else:
             caps = self._unlimited
@@ -303,16 +465,18 @@ class _Cycle:
         if remaining is None or not any(remaining):
             return Reason.NO_DEMAND
         blocked = Reason.NO_CAPACITY
-        lacking = self._lacking(state, stage)
+        lacking = self._lacking(state, stage) if stage is Stage.GUARANTEE else None
+        unlimited = caps is self._unlimited
+        fits = self.shape_fits[name]
         for s, shape in enumerate(self.shapes[name]):
             if not remaining[s] or shape is None:
                 continue
             if lacking is not None and not any(shape[i] > 0 for i in lacking):
                 continue  # stage 1 serves only what the guarantee still lacks
-            if _exceeds(shape, any_cap):
+            if not unlimited and _exceeds(shape, any_cap):
                 blocked = _worse(blocked, Reason.QUOTA_LIMIT)
                 continue
-            placed = self._place(state, s, shape, unreserved_cap)
+            placed = self._place(state, s, shape, unreserved_cap, fit=fits[s], unlimited=unlimited)
             if placed is None:
                 if _exceeds(shape, limit_cap):
                     blocked = _worse(blocked, Reason.QUOTA_LIMIT)
@@ -327,16 +491,26 @@ class _Cycle:
         return blocked
 
     def _place(
-        self, state: _ClientState, s: int, shape: Vector, unreserved_cap: Vector
+        self,
+        state: _ClientState,
+        s: int,
+        shape: Vector,
+        unreserved_cap: Vector,
+        *,
+        fit: Fit | None,
+        unlimited: bool,
     ) -> _Placement | None:
-        """A node for one task of ``shape``: reserved pools first, then unreserved capacity."""
+        """A node for one task of ``shape``: reserved pools first, then unreserved capacity.
+
+        ``fit`` is the shape's fit test; ``unlimited`` says the caps are all unlimited, so
+        no request can exceed them."""
         for n in state.reserved_nodes:
             split = self._split(n, state.role, shape, unreserved_cap)
             if split is not None:
                 return _Placement(n, split[0], split[1])
-        if _exceeds(shape, unreserved_cap):
+        if not unlimited and _exceeds(shape, unreserved_cap):
             return None
-        fit = Fit([needs(shape)])
+        assert fit is not None, "a shape some node has has a fit test"
         found, resume, filtered = self.pool.search(
             state.cursors.get(s, 0), fit, state.filtered, state.gpu_allowed
         )
@@ -354,8 +528,10 @@ class _Cycle:
         for n in state.reserved_nodes:
             if self._split(n, state.role, shape, caps.unheld) is not None:
                 return True
+        fit = self.shape_fits[state.framework.name][s]
+        assert fit is not None, "a shape some node has has a fit test"
         found, _, _ = self.pool.search(
-            state.cursors.get(s, 0), Fit([needs(shape)]), state.filtered, state.gpu_allowed
+            state.cursors.get(s, 0), fit, state.filtered, state.gpu_allowed
         )
         return found is not None
 
@@ -399,13 +575,23 @@ class _Cycle:
             if offer is not None and _qualifies(offer.total(), alternatives):
                 self._commit(client, state, stage, offer)
                 return None
-        usable = [alt for alt in alternatives if _within(alt, unreserved_cap)]
+        if caps is self._unlimited:
+            usable = alternatives
+        else:
+            usable = [alt for alt in alternatives if _within(alt, unreserved_cap)]
         if not usable and not any(_within(alt, limit_cap) for alt in alternatives):
             return Reason.QUOTA_LIMIT
         found = None
         if usable:
+            if lacking is None and len(usable) == len(state.min_allocatable):
+                # All of the client's own alternatives: the fit test it always uses.
+                if state.min_fit is None:
+                    state.min_fit = Fit(usable)
+                fit = state.min_fit
+            else:
+                fit = Fit(usable)
             found, resume, filtered = self.pool.search(
-                state.cursors.get(-1, 0), Fit(usable), state.filtered, state.gpu_allowed
+                state.cursors.get(-1, 0), fit, state.filtered, state.gpu_allowed
             )
             state.cursors[-1] = resume
             state.saw_filter |= filtered
@@ -426,10 +612,19 @@ class _Cycle:
         self, n: int, role: str, unreserved_cap: Vector, any_cap: Vector
     ) -> _Placement | None:
         """Everything ``role`` may take on node ``n`` (Mesos' offer of a whole agent)."""
+        free = self.pool.free[n]
+        unlimited = self._unlimited
+        if (
+            n not in self.pool.reserved
+            and unreserved_cap is unlimited.unreserved
+            and any_cap is unlimited.anything
+        ):
+            # The common case, no reservation on the node and no quota: all that is free.
+            unreserved = [f if f > 0 else 0 for f in free]
+            return _Placement(n, unreserved, []) if any(unreserved) else None
         draws, room = self._draw_reserved(n, role, any_cap)
         unreserved = [
-            max(0, min(f, u, r))
-            for f, u, r in zip(self.pool.free[n], unreserved_cap, room, strict=True)
+            max(0, min(f, u, r)) for f, u, r in zip(free, unreserved_cap, room, strict=True)
         ]
         placement = _Placement(n, unreserved, draws)
         return placement if any(placement.total()) else None
@@ -443,14 +638,17 @@ class _Cycle:
         task: int | None = None,
     ) -> None:
         self.pool.take(placement.node, placement.unreserved, placement.draws)
-        if self.quota.active:
+        if self._quota_active:
             self.quota.record(state.role, placement.unreserved, placement.draws)
         total = placement.total()
         key = (client[0], client[1], placement.node)
         pending = self.offers.get(key)
         if pending is None:
-            pending = self.offers[key] = _PendingOffer([0] * len(total), stage)
-        pending.resources = [p + t for p, t in zip(pending.resources, total, strict=True)]
+            self.offers[key] = pending = _PendingOffer(list(total), stage, {})
+        else:
+            resources = pending.resources
+            for i, amount in enumerate(total):
+                resources[i] += amount
         if task is not None:
             pending.tasks[task] = pending.tasks.get(task, 0) + 1
         state.offered = True
@@ -499,11 +697,22 @@ def _exceeds(request: Sequence[int], cap: Sequence[int]) -> bool:
     A cap may be negative (a limit already passed, headroom already short); that must not
     block a request for none of that resource.
     """
-    return any(r > c for r, c in zip(request, cap, strict=True) if r)
+    # Plain loops here and below: these run several times per step of a cycle.
+    for r, c in zip(request, cap, strict=True):
+        if r and r > c:
+            break
+    else:
+        return False
+    return True
 
 
 def _within(alternative: Sequence[tuple[int, int]], cap: Sequence[int]) -> bool:
-    return all(cap[i] >= amount for i, amount in alternative)
+    for i, amount in alternative:
+        if cap[i] < amount:
+            break
+    else:
+        return True
+    return False
 
 
 def _qualifies(offer: Sequence[int], alternatives: Sequence[Sequence[tuple[int, int]]]) -> bool:

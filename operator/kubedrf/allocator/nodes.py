@@ -142,9 +142,12 @@ class NodePool:
         self._split_reservations(reservations, by_node_role, free, width)
 
         self.free = free
-        self.matrix: npt.NDArray[np.int64] = np.array(free, dtype=np.int64).reshape(
+        self._matrix: npt.NDArray[np.int64] = np.array(free, dtype=np.int64).reshape(
             len(nodes), width
         )
+        #: Nodes whose row in ``_matrix`` lags behind ``free``: rows are copied only when a
+        #: vectorised scan needs them, as a node takes many tasks between two scans.
+        self._stale: set[int] = set()
         # Union-find over nodes with unreserved capacity left: _next[i] leads to the first
         # live node at or after i (len(nodes) when none).
         self._next = list(range(len(nodes) + 1))
@@ -197,6 +200,16 @@ class NodePool:
 
     # -- queries ---------------------------------------------------------------------------
 
+    @property
+    def matrix(self) -> npt.NDArray[np.int64]:
+        """Unreserved free capacity of every node (rows in cycle order), as a matrix."""
+        if self._stale:
+            matrix, free = self._matrix, self.free
+            for n in self._stale:
+                matrix[n] = free[n]
+            self._stale.clear()
+        return self._matrix
+
     def reserved_for(self, n: int, role: str) -> list[tuple[str, Vector]]:
         """Reserved pools on node ``n`` that ``role`` may draw from (its own and ancestors')."""
         pools = self.reserved.get(n)
@@ -220,6 +233,8 @@ class NodePool:
     def live_from(self, n: int) -> int:
         """The first node at or after ``n`` with unreserved capacity left."""
         nxt = self._next
+        if nxt[n] == n:
+            return n
         root = n
         while nxt[root] != root:
             root = nxt[root]
@@ -272,7 +287,7 @@ class NodePool:
         for i, amount in enumerate(unreserved):
             if amount:
                 free[i] -= amount
-                self.matrix[n, i] = free[i]
+        self._stale.add(n)
         for owner, amounts in draws:
             pool = self.reserved[n][owner]
             for i, amount in enumerate(amounts):

@@ -58,10 +58,18 @@ class QuotaState:
     limited: list[int] = field(default_factory=list)
 
     def unmet(self) -> Vector:
-        return [max(0, g - c) for g, c in zip(self.guarantee, self.consumption, strict=True)]
+        return [
+            g - c if g > c else 0 for g, c in zip(self.guarantee, self.consumption, strict=True)
+        ]
 
     def below_guarantee(self) -> bool:
-        return any(self.consumption[i] < self.guarantee[i] for i in self.guaranteed)
+        consumption, guarantee = self.consumption, self.guarantee
+        for i in self.guaranteed:
+            if consumption[i] < guarantee[i]:
+                break
+        else:
+            return False
+        return True
 
 
 class QuotaBook:
@@ -99,11 +107,15 @@ class QuotaBook:
                 limited=limited,
             )
         self._chains: dict[str, list[QuotaState]] = {}
-        for allocation in allocations:
-            vector = index.dense(allocation.resources)
-            for state in self.chain(allocation.role):
-                _add(state.allocated, vector)
-                _add(state.consumption, vector)
+        # Without quotas there is nothing to account (and allocations come by the thousand).
+        for allocation in allocations if self.states else ():
+            chain = self.chain(allocation.role)
+            if not chain:
+                continue
+            amounts = index.dense_view(allocation.resources)
+            for state in chain:
+                _add(state.allocated, amounts)
+                _add(state.consumption, amounts)
         for reservation in reservations:
             vector = index.dense(reservation.resources)
             for state in self.chain(reservation.role):
@@ -177,22 +189,37 @@ class QuotaBook:
         guarantee may also use the resources it is not guaranteed (memory beside guaranteed
         CPU) that other guarantees hold, and the guarantee bounds how much that takes.
         """
-        unreserved = [UNLIMITED] * self.width
-        anything = [UNLIMITED] * self.width
+        # Once per step of a cycle with quotas: ``held`` and ``nearest_guarantee`` are
+        # inlined, and the unmet guarantee of the role's root computed once.
+        width = self.width
+        unreserved = [UNLIMITED] * width
+        anything = [UNLIMITED] * width
+        root: QuotaState | None = None
+        nearest: QuotaState | None = None
+        limited = False
         for state in self.chain(role):
+            if state.guaranteed:
+                root = root or state
+                nearest = state
             for i in state.limited:
+                limited = True
                 unreserved[i] = min(unreserved[i], state.limit[i] - state.consumption[i])
                 anything[i] = min(anything[i], state.limit[i] - state.allocated[i])
-        limit_only = [min(u, a) for u, a in zip(unreserved, anything, strict=True)]
+        if limited:
+            limit_only = [min(u, a) for u, a in zip(unreserved, anything, strict=True)]
+        else:
+            limit_only = [UNLIMITED] * width
         unheld = list(unreserved)
-        for i, held in enumerate(self.held(role)):
-            unreserved[i] = min(unreserved[i], self.available[i] - held)
-        if guarantee_stage:
-            nearest = self.nearest_guarantee(role)
-            if nearest is not None:
-                unmet = nearest.unmet()
-                for i in nearest.guaranteed:
-                    unreserved[i] = unheld[i] = min(unheld[i], unmet[i])
+        own = root.unmet() if root is not None else [0] * width
+        for i, (free, required, mine) in enumerate(
+            zip(self.available, self.required, own, strict=True)
+        ):
+            held = max(0, min(free, required - mine))
+            unreserved[i] = min(unreserved[i], free - held)
+        if guarantee_stage and nearest is not None:
+            unmet = own if nearest is root else nearest.unmet()
+            for i in nearest.guaranteed:
+                unreserved[i] = unheld[i] = min(unheld[i], unmet[i])
         return Caps(unreserved, anything, limit_only, unheld)
 
     def record(

@@ -23,6 +23,7 @@ shortfall, and prefer the node that needs the fewest victims.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -30,11 +31,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from kubedrf.allocator.cycle import allocate, capacity
+from kubedrf.allocator.cycle import capacity, collector_paused, offered_totals
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
     Allocation,
-    AllocationResult,
     AllocatorConfig,
     FairShare,
     Filter,
@@ -62,13 +62,7 @@ def revocation_target(
 ) -> tuple[FairShare, ...]:
     """Each client's holding beside its DRF target for the current demand, by client."""
     config = config or AllocatorConfig()
-    result = _target_offers(_unheld(snapshot), replace(config, mode="demand"))
-    target: dict[Client, Resources] = {}
-    tasks: dict[Client, int] = {}
-    for offer in result.offers:
-        client = (offer.framework, offer.role)
-        target[client] = target.get(client, EMPTY) + offer.resources
-        tasks[client] = tasks.get(client, 0) + sum(count for _, count in offer.tasks)
+    target, tasks = _target(_unheld(snapshot), replace(config, mode="demand"))
     held = _held(snapshot.allocations)
     known = {fw.name for fw in snapshot.frameworks}
     clients = {(fw.name, role) for fw in snapshot.frameworks for role in fw.roles}
@@ -90,10 +84,13 @@ def revocation_target(
 
 
 @lru_cache(maxsize=2)
-def _target_offers(unheld: Snapshot, config: AllocatorConfig) -> AllocationResult:
-    """The target allocation, kept while demand stays the same: every task is demand, so
-    launching and ending tasks leave this snapshot as it was, and steady cycles reuse it."""
-    return allocate(unheld, config)
+def _target(
+    unheld: Snapshot, config: AllocatorConfig
+) -> tuple[Mapping[Client, Resources], Mapping[Client, int]]:
+    """The target allocation per client (resources, tasks), kept while demand stays the
+    same: every task is demand, so launching and ending tasks leave this snapshot as it was,
+    and steady cycles reuse it."""
+    return offered_totals(unheld, config)
 
 
 def revocations(
@@ -103,8 +100,9 @@ def revocations(
 ) -> tuple[Revocation, ...]:
     """The tasks to end this cycle, each for one task of a client below its DRF target."""
     config = config or AllocatorConfig()
-    shares = revocation_target(snapshot, config)
-    return _Planner(snapshot, config, policy or RevocationPolicy(), shares).run()
+    with collector_paused():  # a candidate per running task: as in a cycle, see there
+        shares = revocation_target(snapshot, config)
+        return _Planner(snapshot, config, policy or RevocationPolicy(), shares).run()
 
 
 def hold_freed(
@@ -168,11 +166,11 @@ def without_revoked(snapshot: Snapshot, revocations: Iterable[Revocation]) -> Sn
 
 
 def _held(allocations: Iterable[Allocation]) -> dict[Client, Resources]:
-    held: dict[Client, Resources] = {}
+    # Summed in one go per client: adding ``Resources`` one by one builds a map per step.
+    by_client: dict[Client, list[Resources]] = {}
     for a in allocations:
-        client = (a.framework, a.role)
-        held[client] = held.get(client, EMPTY) + a.resources
-    return held
+        by_client.setdefault((a.framework, a.role), []).append(a.resources)
+    return {client: total(items) for client, items in by_client.items()}
 
 
 def _refuse_tasks(snapshot: Snapshot) -> NoReturn:
@@ -208,12 +206,17 @@ def _held_shapes(snapshot: Snapshot) -> dict[str, dict[Resources, int]]:
     allocated: dict[_Key, tuple[Resources, int]] = {}
     for a in snapshot.allocations:
         key = (a.framework, a.role, a.node)
-        resources, count = allocated.get(key, (EMPTY, 0))
-        allocated[key] = (resources + a.resources, count + a.count)
-    # Tasks come by the hundred thousand in a few shapes: count shapes, then multiply.
+        known = allocated.get(key)
+        if known is None:
+            allocated[key] = (a.resources, a.count)
+        else:
+            allocated[key] = (known[0] + a.resources, known[1] + a.count)
+    # Tasks come by the hundred thousand in a few shapes: count shapes (``Counter`` counts
+    # in C), then multiply.
     listed: dict[_Key, dict[Resources, int]] = {}
-    for task in snapshot.tasks:
-        _count(listed.setdefault((task.framework, task.role, task.node), {}), task.resources, 1)
+    counted = Counter((t.framework, t.role, t.node, t.resources) for t in snapshot.tasks)
+    for (framework, role, node, resources), n in counted.items():
+        listed.setdefault((framework, role, node), {})[resources] = n
     if len({task.name for task in snapshot.tasks}) < len(snapshot.tasks):
         _refuse_tasks(snapshot)
     if any(key not in allocated for key in listed):
@@ -221,8 +224,15 @@ def _held_shapes(snapshot: Snapshot) -> dict[str, dict[Resources, int]]:
     shapes: dict[str, dict[Resources, int]] = {}
     for key, (resources, units) in allocated.items():
         held = shapes.setdefault(key[0], {})
+        tasks = listed.get(key, {})
+        if len(tasks) == 1:
+            # The common case, tasks of one shape that make up the whole allocation.
+            ((shape, n),) = tasks.items()
+            if shape * n == resources:
+                _count(held, shape, n)
+                continue
         rest, count = resources, units
-        for shape, n in listed.get(key, {}).items():
+        for shape, n in tasks.items():
             _count(held, shape, n)
             rest = rest - shape * n
             count -= n
@@ -320,10 +330,16 @@ class _Planner:
         self.candidates = self._candidates()
         self.by_client: dict[Client, list[tuple[int, _Candidate]]] = {}
         self.revocable = np.zeros((len(self.pool.names), width), dtype=np.int64)
+        rows: list[int] = []
         for n, cands in self.candidates.items():
             for c in cands:
-                self.revocable[n] += c.vector
+                rows.append(n)
                 self.by_client.setdefault(c.client, []).append((n, c))
+        if rows:
+            # Summed in one vectorised call: a row update per task costs more than the rest
+            # of the planner's setup when every running task is a candidate.
+            vectors = [c.vector for cands in self.candidates.values() for c in cands]
+            np.add.at(self.revocable, rows, np.array(vectors, dtype=np.int64))
 
     def _candidates(self) -> dict[int, list[_Candidate]]:
         excess = {
@@ -517,7 +533,9 @@ class _Planner:
         counting as revocable, so later searches skip its nodes."""
         left = [(n, c) for n, c in self.by_client[victim] if c.task.name not in self.revoked]
         floor = self.shares[victim].target_share - EPSILON
-        if any(self._share(victim, EMPTY - c.task.resources) >= floor for _, c in left):
+        # A client's tasks come in a few sizes: ask once per size.
+        sizes = {c.task.resources for _, c in left}
+        if any(self._share(victim, EMPTY - size) >= floor for size in sizes):
             return
         self.exhausted.add(victim)
         for n, c in left:

@@ -115,26 +115,28 @@ class DRFSorter:
         leaf.client = client
         self._leaves[client] = leaf
 
-    def _dominant(self, node: _Node) -> float:
-        allocation = node.allocation
-        best = 0.0
-        for i, total in self._shared:
-            share = allocation[i] / total
-            best = max(best, share)
-        return best / node.weight
-
     def allocated(self, client: Client, amounts: Sequence[int], count: int) -> None:
-        node: _Node | None = self._leaves[client]
-        while node is not None and node.parent is not None:
+        # The hottest call of a cycle (once per offer or task, per level of the role tree):
+        # the dominant share and the heap key (``_Node.key``) are computed inline.
+        shared = self._shared
+        changed = [(i, amount) for i, amount in enumerate(amounts) if amount]
+        node = self._leaves[client]
+        parent = node.parent
+        while parent is not None:
             allocation = node.allocation
-            for i, amount in enumerate(amounts):
+            for i, amount in changed:
                 allocation[i] += amount
             node.count += count
-            node.share = self._dominant(node)
+            best = 0.0
+            for i, total in shared:
+                share = allocation[i] / total
+                best = max(best, share)
+            node.share = best / node.weight
             node.version += 1
             if node.active:
-                heapq.heappush(node.parent.heap, node.key())
-            node = node.parent
+                heapq.heappush(parent.heap, (node.share, node.count, node.name, node.version, node))
+            node = parent
+            parent = node.parent
 
     def activate(self, client: Client) -> None:
         node: _Node | None = self._leaves[client]

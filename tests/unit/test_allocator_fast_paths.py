@@ -1,0 +1,152 @@
+"""The allocator's shortcuts give exactly what the straightforward code gives.
+
+A cycle without quotas or reservations runs stage 2 in one inlined loop
+(``_Cycle._plain_fair_share``); revocation's target sums a cycle's offers without building
+them (``offered_totals``). Each is compared here with the general code on random snapshots:
+small ones from ``tests/strategies.py`` with their quotas and reservations sometimes
+dropped, and wide ones where searches run past the nodes they probe one by one.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kubedrf.allocator import (
+    AllocatorConfig,
+    Filter,
+    Framework,
+    Node,
+    Snapshot,
+    TaskShape,
+    allocate,
+    cycle,
+    revocations,
+)
+from kubedrf.allocator.cycle import offered_totals
+from kubedrf.allocator.nodes import _PROBES
+from kubedrf.resources import EMPTY, Resources
+from tests.strategies import NOW, chance, configs, resource_maps, snapshots, task_shapes
+
+MODES = st.sampled_from(["demand", "classic"]).flatmap(lambda mode: configs(mode=mode))
+
+
+@contextmanager
+def general_loop_only() -> Iterator[None]:
+    """Run cycles through the general loop alone, the reference the shortcut must match."""
+    cycle._Cycle.fast_paths = False
+    try:
+        yield
+    finally:
+        cycle._Cycle.fast_paths = True
+
+
+def reference(snapshot: Snapshot, config: AllocatorConfig) -> object:
+    with general_loop_only():
+        return allocate(snapshot, config)
+
+
+@st.composite
+def plain_snapshots(draw: st.DrawFn) -> Snapshot:
+    """Random snapshots, most of them without quotas and reservations (the shortcut's
+    case); the rest keep theirs, where the general loop must still be taken."""
+    snapshot = draw(snapshots())
+    if chance(draw, 80):
+        snapshot = replace(snapshot, quotas=(), reservations=())
+    return snapshot
+
+
+@st.composite
+def wide_snapshots(draw: st.DrawFn) -> Snapshot:
+    """Many small nodes, frameworks with large demand, and filters on many nodes: searches
+    pass more than ``_PROBES`` nodes and switch to the vectorised scan."""
+    count = draw(st.integers(_PROBES + 1, 3 * _PROBES))
+    nodes = tuple(
+        Node(f"n{i:03d}", draw(resource_maps(cpu=8, memory=8, min_cpu=1, min_memory=1)))
+        for i in range(count)
+    )
+    frameworks = tuple(
+        Framework(f"f{i}", demand=(TaskShape(draw(task_shapes(gpu=False)), 200),))
+        for i in range(draw(st.integers(1, 4)))
+    )
+    filters = tuple(
+        Filter(fw.name, "default", node.name, NOW + 5, node.allocatable)
+        for fw in frameworks
+        for node in nodes
+        if chance(draw, 60)
+    )
+    return Snapshot(nodes=nodes, frameworks=frameworks, filters=filters, now=NOW)
+
+
+@settings(max_examples=400, deadline=None)
+@given(snapshot=plain_snapshots(), config=MODES)
+def test_the_plain_fair_share_loop_offers_exactly_what_the_general_loop_offers(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    assert allocate(snapshot, config) == reference(snapshot, config)
+
+
+@settings(max_examples=100, deadline=None)
+@given(snapshot=wide_snapshots(), config=MODES)
+def test_the_plain_loop_matches_the_general_loop_when_searches_scan_many_filtered_nodes(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    assert allocate(snapshot, config) == reference(snapshot, config)
+
+
+def test_a_cycle_without_quotas_or_reservations_takes_the_plain_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken: list[bool] = []
+    plain = cycle._Cycle._plain_fair_share
+
+    def spy(self: cycle._Cycle) -> None:
+        taken.append(True)
+        plain(self)
+
+    monkeypatch.setattr(cycle._Cycle, "_plain_fair_share", spy)
+    node = Node("n0", Resources({"cpu": 4000}))
+    framework = Framework("f", demand=(TaskShape(Resources({"cpu": 1000}), 2),))
+    result = allocate(Snapshot(nodes=(node,), frameworks=(framework,)))
+
+    assert taken == [True]
+    assert [o.tasks for o in result.offers] == [((0, 2),)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshot=snapshots(), config=configs(mode="demand"))
+def test_offered_totals_are_the_sums_of_the_offers_allocate_makes(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    offered: dict[tuple[str, str], Resources] = {}
+    tasks: dict[tuple[str, str], int] = {}
+    for offer in allocate(snapshot, config).offers:
+        client = (offer.framework, offer.role)
+        offered[client] = offered.get(client, EMPTY) + offer.resources
+        tasks[client] = tasks.get(client, 0) + sum(count for _, count in offer.tasks)
+
+    assert offered_totals(snapshot, config) == (offered, tasks)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_cycle_and_revocation_leave_the_garbage_collector_as_they_found_it(
+    enabled: bool,
+) -> None:
+    snapshot = Snapshot(nodes=(Node("n0", Resources({"cpu": 1000})),), frameworks=())
+    was = gc.isenabled()
+    try:
+        if not enabled:
+            gc.disable()
+        allocate(snapshot)
+        assert gc.isenabled() is enabled
+        revocations(snapshot)
+        assert gc.isenabled() is enabled
+    finally:
+        if was:
+            gc.enable()
