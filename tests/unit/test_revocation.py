@@ -337,3 +337,12 @@ def test_two_equal_claimants_to_one_task_do_not_take_it_in_turns() -> None:
     )
     held = with_tasks(snapshot, [Task("t0", "f1", "default", "n1", shape)])
     assert revocations(held) == ()
+
+
+def test_the_target_is_computed_once_while_demand_and_nodes_stay_the_same() -> None:
+    from kubedrf.allocator.revocation import _target_offers  # noqa: PLC0415
+
+    _target_offers.cache_clear()
+    revocations(seed())
+    revocations(replace(seed(), now=seed().now + 1))  # a later cycle, nothing else changed
+    assert _target_offers.cache_info().hits >= 1

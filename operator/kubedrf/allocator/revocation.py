@@ -272,7 +272,11 @@ def _unheld(snapshot: Snapshot) -> Snapshot:
         _wanting(replace(fw, suppressed_roles=frozenset()), held.get(fw.name, {}))
         for fw in snapshot.frameworks
     ]
-    return replace(snapshot, frameworks=tuple(frameworks), allocations=(), filters=(), tasks=())
+    # Time matters only to filters, and there are none: without it, steady cycles (the same
+    # demand, the same nodes) share one cached target.
+    return replace(
+        snapshot, frameworks=tuple(frameworks), allocations=(), filters=(), tasks=(), now=0.0
+    )
 
 
 # -- choosing tasks -----------------------------------------------------------------------
