@@ -340,9 +340,9 @@ def test_two_equal_claimants_to_one_task_do_not_take_it_in_turns() -> None:
 
 
 def test_the_target_is_computed_once_while_demand_and_nodes_stay_the_same() -> None:
-    from kubedrf.allocator.revocation import _target_offers  # noqa: PLC0415
+    from kubedrf.allocator.revocation import _target  # noqa: PLC0415
 
-    _target_offers.cache_clear()
+    _target.cache_clear()
     revocations(seed())
     revocations(replace(seed(), now=seed().now + 1))  # a later cycle, nothing else changed
-    assert _target_offers.cache_info().hits >= 1
+    assert _target.cache_info().hits >= 1
