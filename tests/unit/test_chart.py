@@ -85,6 +85,7 @@ def test_values_become_the_masters_flags(helm: str) -> None:
         "grace-period": "30s",
         "min-runtime": "0s",
         "max-revocations-per-cycle": "100",
+        "binder": "kubedrf",
     }
     assert container["image"] == "ghcr.io/kubedrf/kubedrf:0.1.0"  # the appVersion
     assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
@@ -100,6 +101,7 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
     assert values["managedTaint"] == defaults.managed_taint
     assert values["metrics"]["port"] == defaults.metrics_port
     assert values["leaderElection"]["name"] == defaults.leader_election_name
+    assert values["binder"] == defaults.binder
     revocation = values["revocation"]
     assert (
         MasterSettings(
@@ -146,6 +148,7 @@ def test_the_cluster_role_is_least_privilege(helm: str) -> None:
         *(("", "nodes", verb) for verb in read),
         *(("", "pods", verb) for verb in (*read, "delete")),
         ("", "pods/eviction", "create"),  # revocation past a deadline, PDBs honoured
+        ("", "pods/binding", "create"),  # the master binds the task Pods it judged valid
         *(
             ("kubedrf.io", offers, verb)
             for offers in ("offers", "inverseoffers")

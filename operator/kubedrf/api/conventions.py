@@ -15,6 +15,10 @@ LABEL_OFFER = "kubedrf.io/offer"
 MAX_LABEL_VALUE = MAX_ROLE_NAME
 #: On a Framework: filters declined before this time no longer apply (Mesos' revive).
 ANNOTATION_REVIVE = "kubedrf.io/revived-at"
+#: The ``schedulerName`` of task Pods the master binds itself (it already chose the node).
+SCHEDULER_NAME = "kubedrf"
+#: On an Offer: the ``schedulerName`` its task Pods take; absent, the default scheduler's.
+ANNOTATION_SCHEDULER = "kubedrf.io/scheduler-name"
 
 
 def parse_time(value: object) -> float | None:

@@ -61,6 +61,13 @@ def add_parser(subparsers: Any) -> None:
         default=defaults.max_revocations_per_cycle,
         help="at most this many inverse offers started per allocation cycle",
     )
+    parser.add_argument(
+        "--binder",
+        choices=("kubedrf", "kube-scheduler"),
+        default=defaults.binder,
+        help="who binds task Pods: the master, after checking each claim against its offer"
+        " (default), or kube-scheduler with its own filters",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=run)
 
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             grace_period=args.grace_period,
             min_runtime=args.min_runtime,
             max_revocations_per_cycle=args.max_revocations_per_cycle,
+            binder=args.binder,
         )
     except ValidationError as error:
         print(f"error: {validation_message(error, 'flags')}", file=sys.stderr)

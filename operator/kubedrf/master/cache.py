@@ -7,6 +7,7 @@ in the API, so a restarted master rebuilds exactly this state by listing.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -94,7 +95,8 @@ class ClusterCache:
             return False  # an older event than what our own write already recorded
         if version is not None:
             self._versions[(kind, key)] = version
-        self.bodies[(kind, key)] = body
+        # A Pod's body is most of the cache at scale, and only Events need it (to name it).
+        self.bodies[(kind, key)] = PodRecord.reference(body) if kind == "pod" else body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):
             self.answered_at.setdefault(key, self.clock())
@@ -115,6 +117,16 @@ class ClusterCache:
             version = self._versions.get((kind, key))
             if list_version is None or version is None or version <= list_version:
                 self.forget(kind, key)
+
+    def record(self, kind: str, key: str) -> Any:
+        """The parsed record of one object, or ``None``."""
+        return self._table(kind).get(key)
+
+    def bound(self, key: str) -> None:
+        """Our own Binding succeeded: until the watch says so, the Pod counts as bound."""
+        pod = self.pods.get(key)
+        if pod is not None and not pod.bound:
+            self.pods[key] = dataclasses.replace(pod, bound=True)
 
     def forget(self, kind: str, key: str) -> None:
         self._owned()

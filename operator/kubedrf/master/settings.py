@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from kubedrf.allocator import AllocatorConfig, Mode, RevocationPolicy
+from kubedrf.api.conventions import SCHEDULER_NAME
 from kubedrf.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -39,6 +40,9 @@ class MasterSettings(BaseModel):
     #: A task younger than this is never revoked.
     min_runtime: Seconds = Field(default=0.0, ge=0)
     max_revocations_per_cycle: int = Field(default=100, ge=1)
+    #: Who binds task Pods: ``kubedrf`` (the master, after judging each claim against its
+    #: offer) or ``kube-scheduler`` (task Pods keep the default scheduler and its filters).
+    binder: Literal["kubedrf", "kube-scheduler"] = "kubedrf"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
@@ -63,6 +67,10 @@ class MasterSettings(BaseModel):
         return RevocationPolicy(
             min_runtime=self.min_runtime, max_per_cycle=self.max_revocations_per_cycle
         )
+
+    def scheduler_name(self) -> str | None:
+        """The ``schedulerName`` offers ask task Pods to carry; ``None``: the default."""
+        return SCHEDULER_NAME if self.binder == "kubedrf" else None
 
     def managed_selector(self) -> tuple[str, str | None]:
         key, eq, value = self.managed_label.partition("=")
