@@ -19,6 +19,7 @@ from kubedrf.master.metrics import Metrics
 from kubedrf.master.records import NodeRecord, PodRecord
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.view import MasterView
+from kubedrf.master.watched import BY_NAME, Selectors
 from tests.builders import res
 from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, offer, pod
 
@@ -213,3 +214,12 @@ def test_a_node_heartbeat_or_a_pod_starting_runs_no_cycle_but_freed_capacity_doe
     assert not _worth_a_cycle("pod", "MODIFIED", was, now)  # bound and Running: nothing freed
     assert _worth_a_cycle("pod", "MODIFIED", now, PodRecord.parse(finished))
     assert _worth_a_cycle("pod", "ADDED", None, was)  # a new claim to judge and bind
+
+
+def test_finished_pods_and_unmanaged_nodes_are_not_watched() -> None:
+    settings = MasterSettings(managed_label="pool=drf")
+    assert BY_NAME["pod"].selectors(settings) == Selectors(
+        fields="status.phase!=Failed,status.phase!=Succeeded"
+    )
+    assert BY_NAME["node"].selectors(settings) == Selectors(labels="pool=drf")
+    assert BY_NAME["framework"].selectors(settings) == Selectors()
