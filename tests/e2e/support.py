@@ -259,7 +259,12 @@ class Frameworks:
         return wait_for(lambda: self.offers(framework) or None, f"an offer to {framework}", timeout)
 
     def launch(
-        self, offer: dict[str, Any], name: str, requests: dict[str, str], node: str | None = None
+        self,
+        offer: dict[str, Any],
+        name: str,
+        requests: dict[str, str],
+        node: str | None = None,
+        scheduler: str | None = None,
     ) -> str:
         spec = offer["spec"]
         labels = {
@@ -281,6 +286,7 @@ class Frameworks:
                         {"name": "task", "image": "task", "resources": {"requests": requests}}
                     ],
                     "tolerations": [TOLERATION],
+                    **({"schedulerName": scheduler} if scheduler else {}),
                     "affinity": {
                         "nodeAffinity": {
                             "requiredDuringSchedulingIgnoredDuringExecution": {

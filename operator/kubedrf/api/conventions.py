@@ -24,6 +24,12 @@ def heartbeat_lease(framework: str) -> str:
     return f"{HEARTBEAT_LEASE_PREFIX}{framework}"
 
 
+#: The ``schedulerName`` of task Pods the master binds itself (it already chose the node).
+SCHEDULER_NAME = "kubedrf"
+#: On an Offer: the ``schedulerName`` its task Pods take; absent, the default scheduler's.
+ANNOTATION_SCHEDULER = "kubedrf.io/scheduler-name"
+
+
 def parse_time(value: object) -> float | None:
     """Seconds since the epoch from an RFC 3339 timestamp (or a datetime)."""
     if value is None:

@@ -143,6 +143,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="at most this many inverse offers started per cycle (default: %(default)s)",
     )
+    parser.add_argument(
+        "--binder",
+        choices=("kubedrf", "kube-scheduler"),
+        default=defaults.binder,
+        help="who binds task Pods: the master, after checking each claim against its offer"
+        " (default: %(default)s), or kube-scheduler with its own filters",
+    )
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
     parser.set_defaults(func=run)
 
@@ -193,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
             grace_period=args.grace_period,
             min_runtime=args.min_runtime,
             max_revocations_per_cycle=args.max_revocations_per_cycle,
+            binder=args.binder,
         )
     except ValidationError as error:
         message = validation_message(error, "flags")

@@ -12,6 +12,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from kubedrf.api import InverseOfferSpec, OfferSpec
+from kubedrf.api.conventions import ANNOTATION_SCHEDULER
 from kubedrf.api.types import to_resources
 from kubedrf.resources import PODS, Resources
 
@@ -38,6 +39,8 @@ class Offer:
     resources: Resources
     expires_at: float
     sized_for: tuple[tuple[Resources, int], ...] = ()
+    #: The ``schedulerName`` the master asks task Pods to carry (None: the default one).
+    scheduler_name: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Offer:
@@ -61,6 +64,7 @@ class Offer:
                 (to_resources(task.resources, "spec.sizedFor.resources"), task.count)
                 for task in spec.sized_for
             ),
+            scheduler_name=(body["metadata"].get("annotations") or {}).get(ANNOTATION_SCHEDULER),
         )
 
     def ask(self, shape: Resources) -> Resources:

@@ -23,8 +23,9 @@ REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 
 def task_pod(task: TaskInfo, offer: Offer) -> PodBody:
     """The Pod for ``task``: its pod template, with the kubedrf parts on top: the labels,
-    the managed-node toleration, required node affinity on the offer's node, and requests
-    (and equal limits on the task's container) adding up to the task's resources."""
+    the managed-node toleration, required node affinity on the offer's node, requests (and
+    equal limits on the task's container) adding up to the task's resources, and the
+    ``schedulerName`` the offer names (the master's binder), if it names one."""
     spec = task.pod_spec
     for init in spec.get("initContainers") or []:
         if not _requests(task, init) <= task.resources:
@@ -39,6 +40,10 @@ def task_pod(task: TaskInfo, offer: Offer) -> PodBody:
     if MANAGED_TOLERATION not in tolerations:
         spec["tolerations"] = [*tolerations, MANAGED_TOLERATION]
     spec["affinity"] = _pinned(task, spec.get("affinity") or {}, offer.node)
+    if offer.scheduler_name:
+        # The master binds the Pod itself; the node affinity stays, so the kubelet and any
+        # reader still see where it must run.
+        spec["schedulerName"] = offer.scheduler_name
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -7,6 +7,7 @@ in the API, so a restarted master rebuilds exactly this state by listing.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -111,7 +112,8 @@ class ClusterCache:
             self._versions[(kind, key)] = version
         if (alive := heard_from(kind, self.bodies.get((kind, key)), body)) is not None:
             self.heard_at[alive] = self.clock()
-        self.bodies[(kind, key)] = body
+        # A Pod's body is most of the cache at scale, and only Events need it (to name it).
+        self.bodies[(kind, key)] = PodRecord.reference(body) if kind == "pod" else body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):
             self.answered_at.setdefault(key, self.clock())
@@ -138,6 +140,16 @@ class ClusterCache:
             for (k, key), v in self._tombstones.items()
             if k != kind or list_version is None or v > list_version
         }
+
+    def record(self, kind: str, key: str) -> Any:
+        """The parsed record of one object, or ``None``."""
+        return self._table(kind).get(key)
+
+    def bound(self, key: str) -> None:
+        """Our own Binding succeeded: until the watch says so, the Pod counts as bound."""
+        pod = self.pods.get(key)
+        if pod is not None and not pod.bound:
+            self.pods[key] = dataclasses.replace(pod, bound=True)
 
     def forget(self, kind: str, key: str) -> None:
         self._owned()

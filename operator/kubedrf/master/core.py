@@ -27,9 +27,10 @@ from kubedrf.api import (
     OfferSpec,
     TaskDemand,
 )
-from kubedrf.api.conventions import ANNOTATION_REVIVE, moment
+from kubedrf.api.conventions import moment
 from kubedrf.api.inverse_offer import Beneficiary
 from kubedrf.api.offer import OfferPhase
+from kubedrf.master.binder import Binder, bindings
 from kubedrf.master.cache import ClusterCache, object_key
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
@@ -68,6 +69,7 @@ class Master:
         self.writer = writer
         self.metrics = metrics
         self.reporter = Reporter(writer, metrics)
+        self.binder = Binder(writer, metrics)
         self.clock = clock
         self.leader = leader
         self.reader = reader
@@ -83,10 +85,11 @@ class Master:
 
     def observe(self, kind: str, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A watch event: update the cache, and poke the loop if capacity or intent changed."""
-        before = self.cache.bodies.get((kind, object_key(body) or ""))
+        key = object_key(body) or ""
+        before = self.cache.record(kind, key)
         if not self.cache.apply(kind, event_type, body):
             return
-        if _worth_a_cycle(kind, event_type, before, body):
+        if _worth_a_cycle(kind, event_type, before, self.cache.record(kind, key)):
             self.poke()
 
     def poke(self) -> None:
@@ -134,21 +137,23 @@ class Master:
         # 3. Confirm what would destroy a task with fresh reads, and decide again on them.
         if plan.refusals or plan.unconfirmed:
             view, plan = await self._confirm(plan, view.now)
-        # 4. Write the settlements.
+        # 4. Write the settlements; the rest of the cycle decides on the view they leave.
         await self._carry_out(plan, view)
-        # 5. Revoke: settle inverse offers, evict past deadlines, ask for new revocations.
         view = plan.applied_to(view)
+        # 5. Bind the valid claims that wait for the master (not for kube-scheduler).
+        await self._bounded(self.binder.bind(b, view) for b in bindings(view))
+        # 6. Revoke: settle inverse offers, evict past deadlines, ask for new revocations.
         snapshot = view.snapshot()
         policy = self.settings.revocation_policy()
         revoking = await asyncio.to_thread(plan_revocations, view, snapshot, config, policy)
         await self._revoke(revoking, view)
-        # 6. Allocate on the view as the settlements leave it, freed nodes held for whom
+        # 7. Allocate on the view as the settlements leave it, freed nodes held for whom
         #    they were freed for.
         snapshot = dataclasses.replace(snapshot, filters=snapshot.filters + revoking.holds)
         result = await asyncio.to_thread(allocate, snapshot, config, self.sorter)
-        # 7. Write the offers.
+        # 8. Write the offers.
         await self._bounded(self._make_offer(view, decision) for decision in result.offers)
-        # 8. Report: statuses and Events that changed, and gauges, from the same shares.
+        # 9. Report: statuses and Events that changed, and gauges, from the same shares.
         cycle_shares = shares(snapshot, result, config)
         await self._bounded(self.reporter.writes(view, result, cycle_shares))
         self.reporter.gauges(view, snapshot, result, cycle_shares, config)
@@ -383,25 +388,22 @@ class Master:
             self.metrics.offers.labels(decision.framework, "Sent").inc()
 
 
-def _generation(body: Mapping[str, Any] | None) -> Any:
-    return (body or {}).get("metadata", {}).get("generation")
+def _worth_a_cycle(kind: str, event_type: str | None, before: Any, after: Any) -> bool:
+    """Whether an event (as parsed records, before and after) can change a decision.
 
-
-def _worth_a_cycle(
-    kind: str, event_type: str | None, before: Mapping[str, Any] | None, after: Mapping[str, Any]
-) -> bool:
-    """Whether an event may free or add capacity, or carries new intent."""
-    if event_type == "DELETED" or before is None:
+    Capacity freed or added, new intent, a new claim to judge and bind: yes. A node's
+    heartbeat, a Pod starting to run or being bound, the master's own status writes: no,
+    since no record field a decision reads changed.
+    """
+    if event_type == "DELETED" or before is None or after is None:
         return True
     if kind == "node":
-        return True
+        return bool(before != after)
     if kind == "pod":
-        old = (before.get("status") or {}).get("phase")
-        new = (after.get("status") or {}).get("phase")
-        return old != new and new in ("Succeeded", "Failed")
+        return bool(
+            (before.terminal, before.node, before.requests)
+            != (after.terminal, after.node, after.requests)
+        )
     if kind == "framework":
-        old_annotations = before.get("metadata", {}).get("annotations") or {}
-        new_annotations = after.get("metadata", {}).get("annotations") or {}
-        if old_annotations.get(ANNOTATION_REVIVE) != new_annotations.get(ANNOTATION_REVIVE):
-            return True
-    return bool(_generation(before) != _generation(after))
+        return bool((before.generation, before.revived_at) != (after.generation, after.revived_at))
+    return bool(before.generation != after.generation)

@@ -45,6 +45,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # After an apiserver restart the default backoffs (up to 21 s, 54 s in all) delayed the
     # first offer by up to a minute; retry sooner, still honouring Retry-After on a 429.
     settings.networking.error_backoffs = RECONNECT_BACKOFFS
+    for watched in WATCHED:  # what can never matter is filtered by the API server
+        selectors = watched.selectors(master_settings)
+        if selectors.labels:
+            settings.watching.label_selectors[watched.group, watched.plural] = selectors.labels
+        if selectors.fields:
+            settings.watching.field_selectors[watched.group, watched.plural] = selectors.fields
     api = api_client()
     cache = ClusterCache(master_settings)
     metrics = Metrics()
@@ -167,5 +173,4 @@ for _watched in WATCHED:
         _watched.version,
         _watched.plural,
         id=f"observe-{_watched.name}",
-        labels={_watched.label: kopf.PRESENT} if _watched.label else None,
     )(_observe(_watched.name))

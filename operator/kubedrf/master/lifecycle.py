@@ -262,6 +262,11 @@ def _rescind_shrunk(view: MasterView, settled: set[str]) -> list[OfferTransition
     return transitions
 
 
+def valid_claims(view: MasterView) -> dict[str, list[PodRecord]]:
+    """Per offer key, the Pods that validly claim it: the only Pods the master binds."""
+    return _claims(view)[0]
+
+
 def _claims(view: MasterView) -> tuple[dict[str, list[PodRecord]], list[PodRefusal]]:
     """Valid claims per offer, and the Pods refused for claiming what they may not."""
     claims: dict[str, list[PodRecord]] = defaultdict(list)

@@ -91,6 +91,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.tasks_bound = Counter(
+            f"{_PREFIX}_tasks_bound",
+            "Task Pods the master bound to their offer's node (result: bound or failed).",
+            ["result"],
+            registry=r,
+        )
         self.tasks_refused = Counter(
             f"{_PREFIX}_tasks_refused",
             "Task Pods evicted for claiming what was not offered to them.",

@@ -200,8 +200,15 @@ def pinned_node(spec: Body) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class PodRecord:
+    """All the master keeps of a Pod: what allocation, binding and reporting read.
+
+    The cache holds tens of thousands of these; the whole body (containers, env, volumes,
+    managed fields) would cost kilobytes each, so it is parsed here and dropped.
+    """
+
     namespace: str
     name: str
+    uid: str
     node: str | None
     bound: bool
     requests: Resources
@@ -210,6 +217,8 @@ class PodRecord:
     role: str | None
     offer: str | None
     created_at: float
+    #: ``spec.schedulerName``: whose Pod it is to bind.
+    scheduler: str = "default-scheduler"
 
     @property
     def key(self) -> str:
@@ -231,15 +240,38 @@ class PodRecord:
         return cls(
             namespace=meta.get("namespace", ""),
             name=meta["name"],
+            uid=meta.get("uid", ""),
             node=pinned_node(spec),
             bound=bool(spec.get("nodeName")),
-            requests=pod_requests(spec),
+            requests=_interned(pod_requests(spec)),
             terminal=phase in TERMINAL_POD_PHASES,
             framework=labels.get(LABEL_FRAMEWORK),
             role=labels.get(LABEL_ROLE),
             offer=labels.get(LABEL_OFFER),
             created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+            scheduler=spec.get("schedulerName") or "default-scheduler",
         )
+
+    @staticmethod
+    def reference(body: Body) -> Body:
+        """What the cache keeps of a Pod's body: enough for an Event to name it."""
+        meta = body.get("metadata", {})
+        kept = ("name", "namespace", "uid", "resourceVersion")
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {key: meta[key] for key in kept if key in meta},
+        }
+
+
+#: Tasks come in a few shapes: thousands of Pods share one ``Resources`` each.
+_SHAPES: dict[Resources, Resources] = {}
+
+
+def _interned(requests: Resources) -> Resources:
+    if len(_SHAPES) > 4096:
+        _SHAPES.clear()
+    return _SHAPES.setdefault(requests, requests)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from kubedrf.allocator import AllocatorConfig, Mode, RevocationPolicy
+from kubedrf.api.conventions import SCHEDULER_NAME
 from kubedrf.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -42,6 +43,9 @@ class MasterSettings(BaseModel):
     #: Port of /healthz, which probes ask whether the allocation loop is alive; 0: none (the chart
     #: sets one; local runs, several per machine, would fight over a fixed default).
     health_port: int = Field(default=0, ge=0, le=65535)
+    #: Who binds task Pods: ``kubedrf`` (the master, after judging each claim against its
+    #: offer) or ``kube-scheduler`` (task Pods keep the default scheduler and its filters).
+    binder: Literal["kubedrf", "kube-scheduler"] = "kubedrf"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
@@ -66,6 +70,10 @@ class MasterSettings(BaseModel):
         return RevocationPolicy(
             min_runtime=self.min_runtime, max_per_cycle=self.max_revocations_per_cycle
         )
+
+    def scheduler_name(self) -> str | None:
+        """The ``schedulerName`` offers ask task Pods to carry; ``None``: the default."""
+        return SCHEDULER_NAME if self.binder == "kubedrf" else None
 
     def managed_selector(self) -> tuple[str, str | None]:
         key, eq, value = self.managed_label.partition("=")

@@ -1,4 +1,16 @@
-"""The kinds the master watches, in one table: what handlers, relists and the cache share."""
+"""The kinds the master watches, in one table: what handlers, relists and the cache share.
+
+Two kinds are filtered by the API server, so what can never matter is never sent:
+
+* Pods in phase Succeeded or Failed hold nothing (the master skips terminal Pods anyway);
+  when a Pod ends, the watch reports it as deleted. Lost: finished Pods, which no decision
+  reads. A label selector on tasks would lose the other Pods on managed nodes, whose
+  requests count against free capacity, so Pods are not filtered by label.
+* Nodes without the managed label are never offered. Lost: telling a node that lost the label
+  from one that is gone (both rescind its offers, with one message for both).
+
+Metadata-only watches would lose requests and allocatable, which allocation needs.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +31,7 @@ from kubedrf.api import (
 )
 from kubedrf.api.conventions import LABEL_FRAMEWORK
 from kubedrf.master.records import (
+    TERMINAL_POD_PHASES,
     Body,
     FrameworkRecord,
     InverseOfferRecord,
@@ -29,6 +42,21 @@ from kubedrf.master.records import (
     parse_reservation,
     parse_role,
 )
+from kubedrf.master.settings import MasterSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Selectors:
+    labels: str | None = None
+    fields: str | None = None
+
+
+def _managed_nodes(settings: MasterSettings) -> Selectors:
+    return Selectors(labels=settings.managed_label)
+
+
+def _live_pods(_: MasterSettings) -> Selectors:
+    return Selectors(fields=",".join(f"status.phase!={p}" for p in sorted(TERMINAL_POD_PHASES)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +70,8 @@ class Watched:
     kind: str
     namespaced: bool
     parse: Callable[[Body], Any]
-    #: Only objects carrying this label (frameworks' heartbeat Leases, not every Lease).
-    label: str | None = None
+    #: Server-side filters: what the settings make irrelevant is not watched or listed.
+    selectors: Callable[[MasterSettings], Selectors] = lambda _: Selectors()
 
     @property
     def api_version(self) -> str:
@@ -56,8 +84,8 @@ def _ours(kind: Kind, parse: Callable[[Body], Any]) -> Watched:
 
 
 WATCHED: tuple[Watched, ...] = (
-    Watched("node", "", "v1", "nodes", "Node", False, NodeRecord.parse),
-    Watched("pod", "", "v1", "pods", "Pod", True, PodRecord.parse),
+    Watched("node", "", "v1", "nodes", "Node", False, NodeRecord.parse, _managed_nodes),
+    Watched("pod", "", "v1", "pods", "Pod", True, PodRecord.parse, _live_pods),
     _ours(FRAMEWORK, FrameworkRecord.parse),
     _ours(ROLE, parse_role),
     _ours(QUOTA, parse_quota),
@@ -72,7 +100,8 @@ WATCHED: tuple[Watched, ...] = (
         "Lease",
         True,
         lambda body: (body.get("metadata", {}).get("labels") or {}).get(LABEL_FRAMEWORK),
-        label=LABEL_FRAMEWORK,
+        # Frameworks' heartbeat Leases only, not every Lease (node heartbeats among them).
+        selectors=lambda _: Selectors(labels=LABEL_FRAMEWORK),
     ),
 )
 BY_NAME: dict[str, Watched] = {w.name: w for w in WATCHED}

@@ -1,4 +1,4 @@
-"""The one place the master writes to the API: offers, statuses, refusals and Events.
+"""The one place the master writes to the API: offers, statuses, bindings, refusals, Events.
 
 The Kubernetes client is synchronous, so every call runs in a worker thread and the kopf
 event loop never blocks. Each write's answer goes back into the cache at once, so the next
@@ -31,7 +31,7 @@ from kubedrf.api import (
     OfferSpec,
     OfferStatus,
 )
-from kubedrf.api.conventions import LABEL_FRAMEWORK, format_micro_time
+from kubedrf.api.conventions import ANNOTATION_SCHEDULER, LABEL_FRAMEWORK, format_micro_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.records import Body, FrameworkRecord
@@ -72,7 +72,7 @@ class ApiWriter:
         """Create an Offer in the framework's namespace, owned by the Framework (so it goes
         when the Framework does), then set its phase: the status subresource ignores status
         on create."""
-        body = {
+        body: dict[str, Any] = {
             "apiVersion": API_VERSION,
             "kind": OFFER.kind,
             "metadata": {
@@ -83,6 +83,9 @@ class ApiWriter:
             },
             "spec": to_api(spec),
         }
+        scheduler = self.cache.settings.scheduler_name()
+        if scheduler is not None:  # how the framework's task Pods name who binds them
+            body["metadata"]["annotations"] = {ANNOTATION_SCHEDULER: scheduler}
         created = _as_body(
             await self._call(
                 self.custom.create_namespaced_custom_object,
@@ -181,6 +184,24 @@ class ApiWriter:
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         await self._call(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=0)
+
+    async def bind_pod(self, namespace: str, name: str, node: str) -> None:
+        """Bind a Pod to ``node`` through its Binding subresource. Already bound (409) or
+        gone (404) is done; other refusals raise ``ApiException``."""
+        binding = client.V1Binding(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+            target=client.V1ObjectReference(api_version="v1", kind="Node", name=node),
+        )
+        # The API answers with a Status, which the generated client cannot read as a
+        # V1Binding: take the raw answer.
+        await self._call(
+            self.core.create_namespaced_pod_binding,
+            name,
+            namespace,
+            binding,
+            _preload_content=False,
+        )
+        self.cache.bound(f"{namespace}/{name}")
 
     async def evict_pod(self, namespace: str, name: str) -> bool:
         """Evict through the Eviction API, so PodDisruptionBudgets are honoured: ``False``
