@@ -39,6 +39,12 @@ def add_parser(subparsers: Any) -> None:
         help="elect one allocating replica through a Lease in NS (default: no election)",
     )
     parser.add_argument("--leader-election-name", default=defaults.leader_election_name)
+    parser.add_argument(
+        "--workloads",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.workloads,
+        help="run the built-in framework for Pods gated with kubedrf.io/offer (default: on)",
+    )
     parser.add_argument("--verbose", action="store_true")
     parser.set_defaults(func=run)
 
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             metrics_port=args.metrics_port,
             leader_election_namespace=args.leader_election_namespace,
             leader_election_name=args.leader_election_name,
+            workloads=args.workloads,
         )
     except ValidationError as error:
         print(f"error: {validation_message(error, 'flags')}", file=sys.stderr)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -20,7 +20,7 @@ from kubedrf.api import API_VERSION, FRAMEWORK, GROUP, OFFER, VERSION
 from kubedrf.api.conventions import ANNOTATION_REVIVE, LABEL_FRAMEWORK, format_time
 from kubedrf.framework.hooks import PodMutationHook
 from kubedrf.framework.ledger import TaskLedger
-from kubedrf.framework.model import Offer, TaskInfo, TaskState, TaskStatus
+from kubedrf.framework.model import Offer, TaskInfo, TaskState, TaskStatus, TaskTemplateError
 from kubedrf.framework.pods import task_pod, task_status
 from kubedrf.framework.protocol import Demand
 from kubedrf.framework.scheduler import Scheduler
@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 OFFER_BATCH_SECONDS = 0.2
 #: Task Pods created at once when an offer is accepted.
 LAUNCH_CONCURRENCY = 8
+
+#: How launched tasks become Pods on the offer's node, answering the names of those that did;
+#: the default creates them. A framework whose Pods already exist (the built-in one releases
+#: gated Pods) passes its own.
+Launcher = Callable[[Offer, Sequence[TaskInfo]], Awaitable[Sequence[str]]]
 
 
 class KubedrfSchedulerDriver(TaskLedger):
@@ -51,6 +56,8 @@ class KubedrfSchedulerDriver(TaskLedger):
         capabilities: Sequence[str] = (),
         hooks: Sequence[PodMutationHook] = (),
         demand: Demand = (),
+        labels: Mapping[str, str] | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         super().__init__(name)
         self.scheduler = scheduler
@@ -61,6 +68,8 @@ class KubedrfSchedulerDriver(TaskLedger):
         self.capabilities = list(capabilities)
         self.hooks = list(hooks)
         self.initial_demand = list(demand)
+        self.labels = dict(labels or {})
+        self.launcher: Launcher = launcher or self._create_pods
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self._answered: set[str] = set()
@@ -133,7 +142,7 @@ class KubedrfSchedulerDriver(TaskLedger):
         body = {
             "apiVersion": API_VERSION,
             "kind": FRAMEWORK.kind,
-            "metadata": {"name": self.name},
+            "metadata": {"name": self.name, "labels": self.labels},
             "spec": {**spec, "demand": _demand(self.initial_demand)},
         }
         try:
@@ -242,14 +251,31 @@ class KubedrfSchedulerDriver(TaskLedger):
     # -- what a scheduler may do ----------------------------------------------------------------
 
     async def launch(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
-        """Create the task Pods on ``offer`` and accept it; the unused rest returns."""
-        pods = []
-        for task in tasks:  # every Pod is built before any is created: all or none is bad
-            pod = task_pod(task, offer)
-            for hook in self.hooks:
-                pod = hook(pod, task, offer)
-            pods.append(pod)
+        """Put the tasks on ``offer`` (by default: create their Pods) and accept it; the
+        unused rest returns."""
         self.stage(offer, tasks)
+        launched = list(await self.launcher(offer, tasks))
+        for task in tasks:
+            if task.name not in launched:  # never launched: not STAGING either
+                self.tasks.pop(task.name, None)
+        if launched:
+            await self._respond(offer, {"action": "Accept", "tasks": launched})
+        else:
+            await self.decline(offer)
+        return launched
+
+    async def _create_pods(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
+        pods = []
+        try:
+            for task in tasks:  # every Pod is built before any is created: all or none is bad
+                pod = task_pod(task, offer)
+                for hook in self.hooks:
+                    pod = hook(pod, task, offer)
+                pods.append(pod)
+        except TaskTemplateError:
+            for task in tasks:  # never launched: not STAGING either
+                self.tasks.pop(task.name, None)
+            raise
         gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
 
         async def create(pod: dict[str, Any]) -> None:
@@ -266,9 +292,7 @@ class KubedrfSchedulerDriver(TaskLedger):
                     raise
 
         await asyncio.gather(*(create(pod) for pod in pods))
-        launched = [task.name for task in tasks]
-        await self._respond(offer, {"action": "Accept", "tasks": launched})
-        return launched
+        return [task.name for task in tasks]
 
     async def decline(self, offer: Offer, refuse_seconds: float | None = None) -> None:
         response: dict[str, Any] = {"action": "Decline"}
@@ -300,6 +324,13 @@ class KubedrfSchedulerDriver(TaskLedger):
             return
         await self._patch_framework({"spec": {"demand": _demand(demand)}})
         self.demand_written(demand)
+
+    async def set_roles(self, roles: Sequence[str]) -> None:
+        """Change the roles the framework is offered resources under."""
+        if list(roles) == self.roles:
+            return
+        self.roles = list(roles)
+        await self._patch_framework({"spec": {"roles": self.roles}})
 
     async def suppress(self, role: str | None = None) -> None:
         """Stop offers (under ``role``, or every role) until ``revive``."""

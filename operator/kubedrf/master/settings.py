@@ -32,6 +32,8 @@ class MasterSettings(BaseModel):
     leader_election_namespace: str | None = None
     leader_election_name: str = "kubedrf-master"
     seed: int | None = None
+    #: Run the built-in framework (gated Pods of any workload as tasks) inside the master.
+    workloads: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
