@@ -90,6 +90,7 @@ def test_values_become_the_masters_flags(helm: str) -> None:
         "grace-period": "30s",
         "min-runtime": "0s",
         "max-revocations-per-cycle": "100",
+        "workloads": "on",
     }
     assert container["image"] == "ghcr.io/kubedrf/kubedrf:0.1.0"  # the appVersion
     assert container["ports"] == [
@@ -186,6 +187,7 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
     assert MasterSettings(offer_retention=values["offerRetention"]) == defaults
     assert MasterSettings(batch_window=values["batchWindow"]) == defaults
     assert tuple(values["fairnessExcluded"]) == defaults.fairness_excluded
+    assert MasterSettings(workloads=values["workloads"]["enabled"]) == defaults
     revocation = values["revocation"]
     assert (
         MasterSettings(

@@ -143,6 +143,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="at most this many inverse offers started per cycle (default: %(default)s)",
     )
+    parser.add_argument(
+        "--workloads",
+        choices=("on", "off"),
+        default="on" if defaults.workloads else "off",
+        help="on: run the built-in framework, whose tasks are Pods of any workload gated with"
+        " kubedrf.io/offer (default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
     parser.set_defaults(func=run)
 
@@ -193,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
             grace_period=args.grace_period,
             min_runtime=args.min_runtime,
             max_revocations_per_cycle=args.max_revocations_per_cycle,
+            workloads=args.workloads == "on",
         )
     except ValidationError as error:
         message = validation_message(error, "flags")

@@ -42,6 +42,8 @@ class MasterSettings(BaseModel):
     #: Port of /healthz, which probes ask whether the allocation loop is alive; 0: none (the chart
     #: sets one; local runs, several per machine, would fight over a fixed default).
     health_port: int = Field(default=0, ge=0, le=65535)
+    #: Run the built-in framework (gated Pods of any workload as tasks) inside the master.
+    workloads: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
