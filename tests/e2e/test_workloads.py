@@ -3,6 +3,7 @@ the kubedrf.io/offer gate, released by the master's built-in framework."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +162,82 @@ def test_a_pod_in_a_namespace_its_role_does_not_allow_is_told_why(
 
     wait_for(refused, "an Event saying the role refuses the namespace", timeout=30)
     assert phases(core, namespace) == {"SchedulingGated": 1}
+
+
+def running(core: client.CoreV1Api, namespace: str) -> int:
+    return phases(core, namespace).get("Running", 0)
+
+
+def test_a_gang_job_runs_all_or_nothing(
+    pool: NodePool, master: MasterProcess, team: Any, api: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api)
+    pool.add(1, NodeShape(cpu="3", memory="8Gi"))  # room for 3 of the 4: none may start
+    namespace, _ = team()
+    body = job("gang", "1", "1Gi", parallelism=4, completions=4)
+    template = body["spec"]["template"]
+    del template["metadata"]["annotations"]  # they keep running, so all four are seen together
+    template["metadata"]["labels"] = {"kubedrf.io/gang": "g", "kubedrf.io/gang-size": "4"}
+    client.BatchV1Api(api).create_namespaced_job(namespace, body)
+    master.start()
+    wait_for(lambda: phases(core, namespace) == {"SchedulingGated": 4}, "4 Pods gated")
+    deadline = time.monotonic() + 8  # several allocation cycles offer the 3 CPUs
+    while time.monotonic() < deadline:
+        assert phases(core, namespace) == {"SchedulingGated": 4}
+        time.sleep(0.5)
+    pool.add(1, NodeShape(cpu="3", memory="8Gi"))
+    wait_for(lambda: phases(core, namespace) == {"Running": 4}, "all 4 running", timeout=60)
+
+
+def test_a_deployment_scaled_up_and_down_follows_its_replicas(
+    pool: NodePool, master: MasterProcess, team: Any, api: client.ApiClient
+) -> None:
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    namespace, _ = team()
+    template = job("web", "1", "1Gi", 1, 1)["spec"]["template"]
+    del template["metadata"]["annotations"]
+    template["metadata"]["labels"] = {"app": "web"}
+    template["spec"]["restartPolicy"] = "Always"
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template},
+    }
+    apps.create_namespaced_deployment(namespace, body)
+    master.start()
+    wait_for(lambda: phases(core, namespace) == {"Running": 2}, "2 replicas running")
+    apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 5}})
+    wait_for(lambda: phases(core, namespace) == {"Running": 5}, "5 replicas running")
+    apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 1}})
+    wait_for(lambda: phases(core, namespace) == {"Running": 1}, "1 replica left", timeout=90)
+
+
+def test_an_evicted_pod_of_a_job_is_recreated_gated_and_released_again(
+    pool: NodePool, master: MasterProcess, team: Any, api: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(api)
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    namespace, _ = team()
+    body = job("long", "1", "1Gi", parallelism=2, completions=2)
+    del body["spec"]["template"]["metadata"]["annotations"]
+    body["spec"]["backoffLimit"] = 2  # an eviction counts as a failure of the Job
+    client.BatchV1Api(api).create_namespaced_job(namespace, body)
+    master.start()
+    wait_for(lambda: running(core, namespace) == 2, "2 Pods running")
+    (victim, *_) = core.list_namespaced_pod(namespace).items
+    eviction = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=victim.metadata.name, namespace=namespace)
+    )
+    core.create_namespaced_pod_eviction(victim.metadata.name, namespace, eviction)
+
+    def replaced() -> bool:
+        pods = core.list_namespaced_pod(namespace).items
+        fresh = [p for p in pods if p.metadata.name != victim.metadata.name]
+        return len(fresh) == 2 and all(p.status.phase == "Running" for p in fresh)
+
+    wait_for(replaced, "the evicted Pod replaced by a Pod released again", timeout=90)
+    # The Job's template has no framework label: only a release by kubedrf puts it there.
+    for pod in core.list_namespaced_pod(namespace).items:
+        assert (pod.metadata.labels or {}).get("kubedrf.io/framework") == "workloads"
