@@ -225,7 +225,7 @@ def test_install_serves_the_crds_and_creates_the_rbac(
     cluster: devcluster.Cluster, release: Release
 ) -> None:
     crds = [path.stem.removeprefix("kubedrf.io_") + ".kubedrf.io" for path in CHART.glob("crds/*")]
-    assert len(crds) == 5
+    assert len(crds) == 6
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", *crds)
     account = release.service_account
     cluster.kubectl("get", "serviceaccount", account, "-n", release.namespace)
@@ -399,15 +399,21 @@ def test_requests_beyond_the_rbac_are_refused(release: Release, as_master: Path)
                 "spec": {"containers": [{"name": "c", "image": "c"}]},
             },
         ),
-        "create a Framework": lambda: custom.create_namespaced_custom_object(
+        # The built-in framework creates its own Framework and heartbeat Lease in tenant
+        # namespaces, and may update those, by name, and nobody else's.
+        "patch another Framework": lambda: custom.patch_namespaced_custom_object(
             "kubedrf.io",
             "v1alpha1",
             release.namespace,
             "frameworks",
-            {"apiVersion": "kubedrf.io/v1alpha1", "kind": "Framework", "metadata": {"name": "x"}},
+            "someone-else",
+            {"spec": {"roles": ["x"]}},
         ),
         "read another Lease": lambda: leases.read_namespaced_lease(
             "someone-else", release.namespace
+        ),
+        "patch another Lease": lambda: leases.patch_namespaced_lease(
+            "someone-else", release.namespace, {"spec": {"holderIdentity": "x"}}
         ),
         "patch a node": lambda: core.patch_node(release.node, {"metadata": {"labels": {"a": "b"}}}),
     }

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kubedrf.api.conventions import LABEL_FRAMEWORK, LABEL_OFFER, LABEL_ROLE
+from kubedrf.api.conventions import LABEL_FRAMEWORK, LABEL_OFFER, LABEL_ROLE, heartbeat_lease
 from kubedrf.devcluster import provision, schemas
 from kubedrf.master.settings import MasterSettings
+from kubedrf.workloads.tasks import FRAMEWORK_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubedrf"
@@ -91,6 +92,7 @@ def test_values_become_the_masters_flags(helm: str) -> None:
         "min-runtime": "0s",
         "max-revocations-per-cycle": "100",
         "binder": "kubedrf",
+        "workloads": "on",
     }
     assert container["image"] == "ghcr.io/kubedrf/kubedrf:0.1.0"  # the appVersion
     assert container["ports"] == [
@@ -188,6 +190,7 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
     assert MasterSettings(batch_window=values["batchWindow"]) == defaults
     assert tuple(values["fairnessExcluded"]) == defaults.fairness_excluded
     assert values["binder"] == defaults.binder
+    assert MasterSettings(workloads=values["workloads"]["enabled"]) == defaults
     revocation = values["revocation"]
     assert (
         MasterSettings(
@@ -218,18 +221,24 @@ def test_the_master_runs_under_the_restricted_pod_security_standard(helm: str) -
     assert pod["serviceAccountName"] == "rel-kubedrf-master"
 
 
-def test_the_cluster_role_is_least_privilege(helm: str) -> None:
-    docs = render(helm)
+def _master_grants(docs: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+    """(group, resource, verb, resource name or "*") granted by the master's ClusterRole."""
     (role,) = [
         r for r in find(docs, "ClusterRole") if r["metadata"]["name"] == "rel-kubedrf-master"
     ]
-    granted = {
-        (group, resource, verb)
+    return {
+        (group, resource, verb, name)
         for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
+        for name in rule.get("resourceNames", ["*"])
     }
+
+
+def test_the_cluster_role_is_least_privilege(helm: str) -> None:
+    docs = render(helm, "--set", "workloads.enabled=false")
+    granted = {(group, resource, verb) for group, resource, verb, _ in _master_grants(docs)}
     read = ("get", "list", "watch")
     kinds = ("frameworks", "roles", "quotas", "reservations")
     expected = {
@@ -253,11 +262,27 @@ def test_the_cluster_role_is_least_privilege(helm: str) -> None:
         ("coordination.k8s.io", "leases", "watch"),
     }
     assert granted == expected
-    assert not any("resourceNames" in rule for rule in role["rules"])
+    assert all(name == "*" for *_, name in _master_grants(docs))
     (binding,) = find(docs, "ClusterRoleBinding")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "rel-kubedrf-master", "namespace": "kubedrf-system"}
     ]
+
+
+def test_the_built_in_framework_adds_only_what_it_needs_and_updates_only_its_own_objects(
+    helm: str,
+) -> None:
+    added = _master_grants(render(helm)) - _master_grants(
+        render(helm, "--set", "workloads.enabled=false")
+    )
+    assert added == {
+        *(("", "namespaces", verb, "*") for verb in ("get", "list", "watch")),
+        ("", "pods", "patch", "*"),  # releases a gated Pod onto the offered node
+        ("kubedrf.io", "frameworks", "create", "*"),
+        ("kubedrf.io", "frameworks", "patch", FRAMEWORK_NAME),
+        ("coordination.k8s.io", "leases", "create", "*"),
+        ("coordination.k8s.io", "leases", "patch", heartbeat_lease(FRAMEWORK_NAME)),
+    }
 
 
 def test_leases_are_granted_in_the_release_namespace_only(helm: str) -> None:

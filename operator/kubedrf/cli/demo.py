@@ -198,6 +198,7 @@ def _print_next_steps(name: str) -> None:
   kubectl describe framework a -n {NAMESPACE}   # conditions and Events: why no more offers
   curl -s localhost:{METRICS_PORT}/metrics | grep kubedrf_allocator
   logs: {logs}/*.log
+Your own Jobs and Deployments can run under DRF too: README "Run your existing workloads under DRF".
 Tear it all down (cluster, master and frameworks) with:
   {down}"""
     )

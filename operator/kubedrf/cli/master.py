@@ -150,6 +150,13 @@ def add_parser(subparsers: Any) -> None:
         help="who binds task Pods: the master, after checking each claim against its offer"
         " (default: %(default)s), or kube-scheduler with its own filters",
     )
+    parser.add_argument(
+        "--workloads",
+        choices=("on", "off"),
+        default="on" if defaults.workloads else "off",
+        help="on: run the built-in framework, whose tasks are Pods of any workload gated with"
+        " kubedrf.io/offer (default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
     parser.set_defaults(func=run)
 
@@ -201,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
             min_runtime=args.min_runtime,
             max_revocations_per_cycle=args.max_revocations_per_cycle,
             binder=args.binder,
+            workloads=args.workloads == "on",
         )
     except ValidationError as error:
         message = validation_message(error, "flags")

@@ -15,7 +15,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -31,7 +31,14 @@ from kubedrf.api.conventions import (
 )
 from kubedrf.framework.hooks import PodMutationHook
 from kubedrf.framework.ledger import TaskLedger
-from kubedrf.framework.model import InverseOffer, Offer, TaskInfo, TaskState, TaskStatus
+from kubedrf.framework.model import (
+    InverseOffer,
+    Offer,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+    TaskTemplateError,
+)
 from kubedrf.framework.pods import task_pod, task_status
 from kubedrf.framework.protocol import Demand
 from kubedrf.framework.scheduler import Scheduler
@@ -48,6 +55,11 @@ LAUNCH_CONCURRENCY = 8
 HEARTBEAT_SECONDS = 5.0
 #: Conditions of the Framework's status the scheduler hears of through ``error`` when False.
 REPORTED_CONDITIONS = ("RolesAllowed", "Connected")
+
+#: How launched tasks become Pods on the offer's node, answering the names of those that did;
+#: the default creates them. A framework whose Pods already exist (the built-in one releases
+#: gated Pods) passes its own.
+Launcher = Callable[[Offer, Sequence[TaskInfo]], Awaitable[Sequence[str]]]
 
 
 class KubedrfSchedulerDriver(TaskLedger):
@@ -67,6 +79,8 @@ class KubedrfSchedulerDriver(TaskLedger):
         hooks: Sequence[PodMutationHook] = (),
         demand: Demand = (),
         failover_timeout: float | None = None,
+        labels: Mapping[str, str] | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         super().__init__(name)
         self.scheduler = scheduler
@@ -78,6 +92,8 @@ class KubedrfSchedulerDriver(TaskLedger):
         self.hooks = list(hooks)
         self.initial_demand = list(demand)
         self.failover_timeout = failover_timeout
+        self.labels = dict(labels or {})
+        self.launcher: Launcher = launcher or self._create_pods
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self._answered: set[str] = set()
@@ -177,7 +193,7 @@ class KubedrfSchedulerDriver(TaskLedger):
         body = {
             "apiVersion": API_VERSION,
             "kind": FRAMEWORK.kind,
-            "metadata": {"name": self.name},
+            "metadata": {"name": self.name, "labels": self.labels},
             "spec": {**spec, "demand": _demand(self.initial_demand)},
         }
         created: Any  # the answer: a plain dict
@@ -380,14 +396,31 @@ class KubedrfSchedulerDriver(TaskLedger):
     # -- what a scheduler may do ----------------------------------------------------------------
 
     async def launch(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
-        """Create the task Pods on ``offer`` and accept it; the unused rest returns."""
-        pods = []
-        for task in tasks:  # every Pod is built before any is created: all or none is bad
-            pod = task_pod(task, offer)
-            for hook in self.hooks:
-                pod = hook(pod, task, offer)
-            pods.append(pod)
+        """Put the tasks on ``offer`` (by default: create their Pods) and accept it; the
+        unused rest returns."""
         self.stage(offer, tasks)
+        launched = list(await self.launcher(offer, tasks))
+        for task in tasks:
+            if task.name not in launched:  # never launched: not STAGING either
+                self.tasks.pop(task.name, None)
+        if launched:
+            await self._respond(offer, {"action": "Accept", "tasks": launched})
+        else:
+            await self.decline(offer)
+        return launched
+
+    async def _create_pods(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
+        pods = []
+        try:
+            for task in tasks:  # every Pod is built before any is created: all or none is bad
+                pod = task_pod(task, offer)
+                for hook in self.hooks:
+                    pod = hook(pod, task, offer)
+                pods.append(pod)
+        except TaskTemplateError:
+            for task in tasks:  # never launched: not STAGING either
+                self.tasks.pop(task.name, None)
+            raise
         gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
 
         async def create(pod: dict[str, Any]) -> None:
@@ -404,9 +437,7 @@ class KubedrfSchedulerDriver(TaskLedger):
                     raise
 
         await asyncio.gather(*(create(pod) for pod in pods))
-        launched = [task.name for task in tasks]
-        await self._respond(offer, {"action": "Accept", "tasks": launched})
-        return launched
+        return [task.name for task in tasks]
 
     async def decline(self, offer: Offer, refuse_seconds: float | None = None) -> None:
         response: dict[str, Any] = {"action": "Decline"}
@@ -457,6 +488,13 @@ class KubedrfSchedulerDriver(TaskLedger):
             return
         await self._patch_framework({"spec": {"demand": _demand(demand)}})
         self.demand_written(demand)
+
+    async def set_roles(self, roles: Sequence[str]) -> None:
+        """Change the roles the framework is offered resources under."""
+        if list(roles) == self.roles:
+            return
+        self.roles = list(roles)
+        await self._patch_framework({"spec": {"roles": self.roles}})
 
     async def suppress(self, role: str | None = None) -> None:
         """Stop offers (under ``role``, or every role) until ``revive``."""

@@ -39,7 +39,8 @@ def task_pod(task: TaskInfo, offer: Offer) -> PodBody:
     tolerations = spec.get("tolerations") or []
     if MANAGED_TOLERATION not in tolerations:
         spec["tolerations"] = [*tolerations, MANAGED_TOLERATION]
-    spec["affinity"] = _pinned(task, spec.get("affinity") or {}, offer.node)
+    owner = f"task {task.name}: pod template"
+    spec["affinity"] = pinned_affinity(spec.get("affinity") or {}, offer.node, owner)
     if offer.scheduler_name:
         # The master binds the Pod itself; the node affinity stays, so the kubelet and any
         # reader still see where it must run.
@@ -90,9 +91,10 @@ def _requests(task: TaskInfo, container: Mapping[str, Any]) -> Resources:
     return Resources.parse((container.get("resources") or {}).get("requests"), field)
 
 
-def _pinned(task: TaskInfo, affinity: Mapping[str, Any], node: str) -> dict[str, Any]:
+def pinned_affinity(affinity: Mapping[str, Any], node: str, owner: str) -> dict[str, Any]:
     """``affinity`` with the offer's node required in every node selector term (terms are
-    alternatives, so each must be pinned); a term that names other nodes is refused."""
+    alternatives, so each must be pinned); a term that names other nodes is refused, the
+    error naming ``owner`` (the task or Pod whose affinity it is)."""
     pin = {"key": "metadata.name", "operator": "In", "values": [node]}
     node_affinity = dict(affinity.get("nodeAffinity") or {})
     terms = (node_affinity.get(REQUIRED) or {}).get("nodeSelectorTerms") or [{}]
@@ -101,7 +103,7 @@ def _pinned(task: TaskInfo, affinity: Mapping[str, Any], node: str) -> dict[str,
         for field in term.get("matchFields") or []:
             if field.get("key") == "metadata.name" and not _admits(field, node):
                 raise TaskTemplateError(
-                    f"task {task.name}: pod template affinity.nodeAffinity requires"
+                    f"{owner}: affinity.nodeAffinity requires"
                     f" {field}, which excludes the offer's node {node}"
                 )
         pinned.append({**term, "matchFields": [*(term.get("matchFields") or []), pin]})

@@ -82,6 +82,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     ]
     if leader is not None:
         memo["tasks"].append(asyncio.create_task(leader.run(stopped), name="kubedrf-leader"))
+    if master_settings.workloads:
+        # Imported here: a master without the built-in framework never loads it.
+        from kubedrf.workloads.framework import WorkloadsFramework  # noqa: PLC0415
+
+        elected = leader
+
+        def leading() -> bool:
+            return elected is None or elected.is_leader
+
+        workloads = WorkloadsFramework(api, is_leader=leading)
+        memo["tasks"].append(asyncio.create_task(workloads.run(stopped), name="kubedrf-workloads"))
 
 
 async def _resync(api: client.ApiClient, cache: ClusterCache, stopped: asyncio.Event) -> None:

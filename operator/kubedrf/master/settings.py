@@ -46,6 +46,8 @@ class MasterSettings(BaseModel):
     #: Who binds task Pods: ``kubedrf`` (the master, after judging each claim against its
     #: offer) or ``kube-scheduler`` (task Pods keep the default scheduler and its filters).
     binder: Literal["kubedrf", "kube-scheduler"] = "kubedrf"
+    #: Run the built-in framework (gated Pods of any workload as tasks) inside the master.
+    workloads: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:

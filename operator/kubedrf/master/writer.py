@@ -237,26 +237,7 @@ class ApiWriter:
         except ApiException as error:  # Events are best effort: never fail a cycle on them.
             logger.warning("could not update event %s: %s", reason, error.reason)
             return
-        body = client.EventsV1Event(
-            metadata=client.V1ObjectMeta(
-                generate_name=f"{meta.get('name', 'kubedrf')}-", namespace=namespace
-            ),
-            event_time=now,
-            reporting_controller=f"kubedrf.io/{COMPONENT}",
-            reporting_instance=COMPONENT,
-            action=action,
-            reason=reason,
-            note=note[:1024],
-            type=type_,
-            regarding=client.V1ObjectReference(
-                api_version=regarding.get("apiVersion"),
-                kind=regarding.get("kind"),
-                name=meta.get("name"),
-                namespace=meta.get("namespace"),
-                uid=meta.get("uid"),
-                resource_version=meta.get("resourceVersion"),
-            ),
-        )
+        body = event_body(regarding, reason, note, type_, action)
         try:
             created = await self._call(self.events.create_namespaced_event, namespace, body)
         except ApiException as error:  # Events are best effort: never fail a cycle on them.
@@ -294,6 +275,34 @@ def _owned_by(framework: FrameworkRecord) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": False,
     }
+
+
+def event_body(
+    regarding: Mapping[str, Any], reason: str, note: str, type_: str, action: str
+) -> client.EventsV1Event:
+    """An events.k8s.io Event from kubedrf about ``regarding`` (a full object body)."""
+    meta = regarding.get("metadata", {})
+    namespace = meta.get("namespace") or "default"
+    return client.EventsV1Event(
+        metadata=client.V1ObjectMeta(
+            generate_name=f"{meta.get('name', 'kubedrf')}-", namespace=namespace
+        ),
+        event_time=format_micro_time(time.time()),
+        reporting_controller=f"kubedrf.io/{COMPONENT}",
+        reporting_instance=COMPONENT,
+        action=action,
+        reason=reason,
+        note=note[:1024],
+        type=type_,
+        regarding=client.V1ObjectReference(
+            api_version=regarding.get("apiVersion"),
+            kind=regarding.get("kind"),
+            name=meta.get("name"),
+            namespace=meta.get("namespace"),
+            uid=meta.get("uid"),
+            resource_version=meta.get("resourceVersion"),
+        ),
+    )
 
 
 def to_api(model: BaseModel) -> dict[str, Any]:
