@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit e2e binaries bench clean
+.PHONY: demo test lint typecheck unit e2e chaos binaries bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 
 e2e: binaries
 	$(BIN)/pytest tests/e2e
+
+## chaos: three minutes of faults under load, checked against the invariants (not in `test` yet)
+chaos: binaries
+	$(BIN)/pytest -m chaos tests/e2e/test_chaos.py
 
 ## binaries: build (or reuse from the cache) the pinned control-plane binaries
 binaries: $(STAMP)

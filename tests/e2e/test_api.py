@@ -173,6 +173,19 @@ def offer(spec: Manifest | None = None, drop: tuple[str, ...] = ()) -> Manifest:
     return _build("Offer", base, spec, drop)
 
 
+def inverse_offer(spec: Manifest | None = None, drop: tuple[str, ...] = ()) -> Manifest:
+    base = {
+        "framework": "a",
+        "role": "eng",
+        "nodeName": NODE,
+        "resources": {"cpu": "1"},
+        "tasks": ["a-0"],
+        "beneficiary": {"namespace": "other", "framework": "c", "role": "ops"},
+        "deadline": "2030-01-01T00:00:00Z",
+    }
+    return _build("InverseOffer", base, spec, drop)
+
+
 def role(spec: Manifest | None = None, drop: tuple[str, ...] = ()) -> Manifest:
     return _build("Role", {"weight": 2}, spec, drop)
 
@@ -252,7 +265,7 @@ def test_example_applies_cleanly(kubectl: Kubectl, path: Path) -> None:
 
 
 def test_kubedrf_category_lists_every_kind(kubectl: Kubectl, ns: str, made: list[Manifest]) -> None:
-    objects = [framework(), offer(), role(), quota(), reservation()]
+    objects = [framework(), offer(), inverse_offer(), role(), quota(), reservation()]
     made += objects
     kubectl.apply(ns, *objects)
     listed = names(kubectl, "kubedrf", "--all-namespaces")
@@ -261,12 +274,14 @@ def test_kubedrf_category_lists_every_kind(kubectl: Kubectl, ns: str, made: list
 
 
 def test_short_names_reach_their_kind(kubectl: Kubectl, ns: str, made: list[Manifest]) -> None:
-    objects = {obj["kind"]: obj for obj in (framework(), offer(), role(), quota(), reservation())}
+    every = (framework(), offer(), inverse_offer(), role(), quota(), reservation())
+    objects = {obj["kind"]: obj for obj in every}
     made += objects.values()
     kubectl.apply(ns, *objects.values())
     expected = {
         "Framework": "fw",
         "Offer": "ofr",
+        "InverseOffer": "iofr",
         "Role": "drfrole",
         "Quota": "drfquota",
         "Reservation": "drfres",
@@ -328,8 +343,8 @@ def test_framework_columns(kubectl: Kubectl, ns: str, made: list[Manifest]) -> N
     _set_status(kubectl, ns, made_framework, status)
     name = made_framework["metadata"]["name"]
     header, rows = _table(kubectl, "frameworks", f"--namespace={ns}")
-    assert header == ["NAME", "ROLES", "SHARE", "TASKS", "OFFERS", "READY", "AGE"]
-    assert rows[name][:-1] == [name, '["eng","ops"]', "0.5", "3", "1", "True"]
+    assert header == ["NAME", "ROLES", "SHARE", "TASKS", "OFFERS", "READY", "CONNECTED", "AGE"]
+    assert rows[name][:-1] == [name, '["eng","ops"]', "0.5", "3", "1", "True", "<none>"]
 
 
 # Objects the apiserver must refuse, each naming the field at fault.

@@ -11,7 +11,7 @@ import pytest
 
 from tests.chaos.harness import FAULTS, Run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 
 def test_three_minutes_of_faults_break_no_invariant_lose_no_task_and_leave_no_offer_stuck() -> None:
