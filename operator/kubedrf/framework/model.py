@@ -6,10 +6,10 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kubedrf.api import InverseOfferSpec, OfferSpec
 from kubedrf.api.conventions import ANNOTATION_SCHEDULER
@@ -46,13 +46,7 @@ class Offer:
     def from_body(cls, body: Mapping[str, Any]) -> Offer:
         """Read an Offer object through the API's own model, so the two never disagree."""
         name = body["metadata"]["name"]
-        try:
-            spec = OfferSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            problems = "; ".join(
-                f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-            )
-            raise ValueError(f"offer {name}: {problems}") from error
+        spec = _spec(OfferSpec, body, f"offer {name}")
         return cls(
             name=name,
             framework=spec.framework,
@@ -95,13 +89,7 @@ class InverseOffer:
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> InverseOffer:
         name = body["metadata"]["name"]
-        try:
-            spec = InverseOfferSpec.model_validate(body.get("spec") or {})
-        except ValidationError as error:
-            problems = "; ".join(
-                f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
-            )
-            raise ValueError(f"inverse offer {name}: {problems}") from error
+        spec = _spec(InverseOfferSpec, body, f"inverse offer {name}")
         return cls(
             name=name,
             node=spec.node_name,
@@ -111,6 +99,20 @@ class InverseOffer:
             beneficiary_role=spec.beneficiary.role,
             deadline=spec.deadline.timestamp(),
         )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _spec(model: type[M], body: Mapping[str, Any], what: str) -> M:
+    """An object's spec read through the API's own model, so the two never disagree."""
+    try:
+        return model.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(f"{what}: {problems}") from error
 
 
 def ask(offer_resources: Resources, shape: Resources) -> Resources:

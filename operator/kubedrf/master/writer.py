@@ -69,39 +69,58 @@ class ApiWriter:
     # -- offers ------------------------------------------------------------------------------
 
     async def create_offer(self, framework: FrameworkRecord, spec: OfferSpec) -> Body | None:
-        """Create an Offer in the framework's namespace, owned by the Framework (so it goes
-        when the Framework does), then set its phase: the status subresource ignores status
-        on create."""
-        body: dict[str, Any] = {
-            "apiVersion": API_VERSION,
-            "kind": OFFER.kind,
-            "metadata": {
-                "generateName": f"{framework.name}-",
-                "namespace": framework.namespace,
-                "labels": {LABEL_FRAMEWORK: framework.name},
-                "ownerReferences": [_owned_by(framework)],
-            },
-            "spec": to_api(spec),
-        }
         scheduler = self.cache.settings.scheduler_name()
-        if scheduler is not None:  # how the framework's task Pods name who binds them
-            body["metadata"]["annotations"] = {ANNOTATION_SCHEDULER: scheduler}
+        # How the framework's task Pods name who binds them.
+        annotations = {ANNOTATION_SCHEDULER: scheduler} if scheduler is not None else {}
+        status = OfferStatus(phase=OfferPhase.OFFERED)
+        return await self._create_for(OFFER, framework, spec, status, annotations=annotations)
+
+    async def create_inverse_offer(
+        self, framework: FrameworkRecord, spec: InverseOfferSpec
+    ) -> Body | None:
+        """Ask ``framework`` to free resources."""
+        status = InverseOfferStatus()
+        return await self._create_for(INVERSE_OFFER, framework, spec, status, suffix="revoke-")
+
+    async def _create_for(
+        self,
+        kind: Kind,
+        framework: FrameworkRecord,
+        spec: BaseModel,
+        status: OfferStatus | InverseOfferStatus,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        suffix: str = "",
+    ) -> Body | None:
+        """Create an Offer or InverseOffer in the framework's namespace, owned by the
+        Framework (so it goes when the Framework does), then set its status: the status
+        subresource ignores status on create."""
+        metadata: dict[str, Any] = {
+            "generateName": f"{framework.name}-{suffix}",
+            "namespace": framework.namespace,
+            "labels": {LABEL_FRAMEWORK: framework.name},
+            "ownerReferences": [_owned_by(framework)],
+        }
+        if annotations:
+            metadata["annotations"] = dict(annotations)
+        body = {"apiVersion": API_VERSION, "kind": kind.kind, "metadata": metadata}
+        body["spec"] = to_api(spec)
         created = _as_body(
             await self._call(
                 self.custom.create_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 framework.namespace,
-                OFFER.plural,
+                kind.plural,
                 body,
             )
         )
         if created is None:
             return None
-        self.cache.apply("offer", "ADDED", created)
+        self.cache.apply(kind.singular, "ADDED", created)
         meta = created.get("metadata", {})
-        status = OfferStatus(phase=OfferPhase.OFFERED, observed_generation=meta.get("generation"))
-        await self.patch_status(OFFER, meta["name"], status, framework.namespace)
+        status = status.model_copy(update={"observed_generation": meta.get("generation")})
+        await self.patch_status(kind, meta["name"], status, framework.namespace)
         return created
 
     async def delete(self, kind: Kind, namespace: str, name: str) -> None:
@@ -115,39 +134,6 @@ class ApiWriter:
             name,
         )
         self.cache.forget(kind.singular, f"{namespace}/{name}")
-
-    async def create_inverse_offer(
-        self, framework: FrameworkRecord, spec: InverseOfferSpec
-    ) -> Body | None:
-        """Ask ``framework`` to free resources; owned by it, like its Offers."""
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": INVERSE_OFFER.kind,
-            "metadata": {
-                "generateName": f"{framework.name}-revoke-",
-                "namespace": framework.namespace,
-                "labels": {LABEL_FRAMEWORK: framework.name},
-                "ownerReferences": [_owned_by(framework)],
-            },
-            "spec": to_api(spec),
-        }
-        created = _as_body(
-            await self._call(
-                self.custom.create_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                framework.namespace,
-                INVERSE_OFFER.plural,
-                body,
-            )
-        )
-        if created is None:
-            return None
-        self.cache.apply(INVERSE_OFFER.singular, "ADDED", created)
-        meta = created.get("metadata", {})
-        status = InverseOfferStatus(observed_generation=meta.get("generation"))
-        await self.patch_status(INVERSE_OFFER, meta["name"], status, framework.namespace)
-        return created
 
     async def patch_status(
         self,
