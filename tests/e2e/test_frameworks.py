@@ -175,7 +175,7 @@ def test_a_gang_launches_all_or_nothing(
     settle()
     assert pods(core, frameworks.namespace, "big") == []
     launch("gang.py", "fits", "--size", "4", "--cpu", "2", "--memory", "1Gi")
-    wait_for(lambda: len(frameworks.running("fits")) == 4, "the whole gang running")
+    wait_for(lambda: len(frameworks.running("fits")) == 4, "the whole gang running", 120)
     assert pods(core, frameworks.namespace, "big") == []
 
 

@@ -186,7 +186,7 @@ def test_a_gang_job_runs_all_or_nothing(
         assert phases(core, namespace) == {"SchedulingGated": 4}
         time.sleep(0.5)
     pool.add(1, NodeShape(cpu="3", memory="8Gi"))
-    wait_for(lambda: phases(core, namespace) == {"Running": 4}, "all 4 running", timeout=60)
+    wait_for(lambda: phases(core, namespace) == {"Running": 4}, "all 4 running", timeout=120)
 
 
 def test_a_deployment_scaled_up_and_down_follows_its_replicas(

@@ -223,3 +223,9 @@ def test_finished_pods_and_unmanaged_nodes_are_not_watched() -> None:
     )
     assert BY_NAME["node"].selectors(settings) == Selectors(labels="pool=drf")
     assert BY_NAME["framework"].selectors(settings) == Selectors()
+
+
+def test_a_heartbeat_lease_renewal_is_no_reason_for_a_cycle() -> None:
+    # Lease records are the name of the framework they speak for: plain strings.
+    assert not _worth_a_cycle("lease", "MODIFIED", "team/a", "team/a")
+    assert _worth_a_cycle("lease", "ADDED", None, "team/a")

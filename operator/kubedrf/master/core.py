@@ -406,4 +406,8 @@ def _worth_a_cycle(kind: str, event_type: str | None, before: Any, after: Any) -
         )
     if kind == "framework":
         return bool((before.generation, before.revived_at) != (after.generation, after.revived_at))
+    if kind == "lease":
+        # A heartbeat changes no decision by itself; a framework heard from again after a
+        # silence is back in the next periodic cycle, within one allocation interval.
+        return False
     return bool(before.generation != after.generation)

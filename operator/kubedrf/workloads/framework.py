@@ -45,6 +45,10 @@ EXPLAIN_SECONDS = 5.0
 MAX_ROLES = 16
 
 
+#: How long a declined node stays filtered for the built-in framework.
+GANG_RETRY_SECONDS = 1.0
+
+
 class NamespaceWorkloads(Scheduler):
     """The built-in framework's scheduler in one namespace: its gated Pods are its tasks."""
 
@@ -76,7 +80,9 @@ class NamespaceWorkloads(Scheduler):
         for offer in offers:
             pods = placed.get(offer.name)
             if not pods:
-                await driver.decline(offer)
+                # Briefly: a gang waits for offers on several nodes at once, and a long filter
+                # on one would keep them from ever arriving in the same cycle.
+                await driver.decline(offer, GANG_RETRY_SECONDS)
                 continue
             for pod in pods:  # a controller reusing a name (StatefulSet): the old task ended
                 if pod.name in driver.tasks and driver.tasks[pod.name].state.terminal:
