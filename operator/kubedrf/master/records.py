@@ -368,7 +368,6 @@ class OfferRecord:
 
     @classmethod
     def parse(cls, body: Body) -> OfferRecord:
-        meta = body.get("metadata", {})
         spec, error = _spec(OfferSpec, body)
         raw = body.get("spec")
         if spec is None and isinstance(raw, Mapping) and "response" in raw:
@@ -376,20 +375,27 @@ class OfferRecord:
             # offer (it still holds its resources) so the master can refuse the answer.
             unanswered = {k: v for k, v in raw.items() if k != "response"}
             spec, _ = _spec(OfferSpec, {"spec": unanswered})
-        try:
-            status = OfferStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            status = OfferStatus()
-        return cls(
-            namespace=meta.get("namespace", ""),
-            name=meta["name"],
-            uid=meta.get("uid", ""),
-            generation=int(meta.get("generation") or 0),
-            created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
-            spec=spec,
-            status=status,
-            error=error,
-        )
+        return cls(**_identity(body), spec=spec, status=_status(OfferStatus, body), error=error)
+
+
+def _identity(body: Body) -> dict[str, Any]:
+    """The metadata every offer-like record keeps: where it is, who it is, when it came."""
+    meta = body.get("metadata", {})
+    return {
+        "namespace": meta.get("namespace", ""),
+        "name": meta["name"],
+        "uid": meta.get("uid", ""),
+        "generation": int(meta.get("generation") or 0),
+        "created_at": parse_time(meta.get("creationTimestamp")) or 0.0,
+    }
+
+
+def _status(model: type[S], body: Body) -> S:
+    """The status as the master wrote it; an unreadable one reads as a fresh object's."""
+    try:
+        return model.model_validate(body.get("status") or {})
+    except ValidationError:
+        return model()
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,19 +427,10 @@ class InverseOfferRecord:
 
     @classmethod
     def parse(cls, body: Body) -> InverseOfferRecord:
-        meta = body.get("metadata", {})
         spec, error = _spec(InverseOfferSpec, body)
-        try:
-            status = InverseOfferStatus.model_validate(body.get("status") or {})
-        except ValidationError:
-            status = InverseOfferStatus()
         return cls(
-            namespace=meta.get("namespace", ""),
-            name=meta["name"],
-            uid=meta.get("uid", ""),
-            generation=int(meta.get("generation") or 0),
-            created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
+            **_identity(body),
             spec=spec,
-            status=status,
+            status=_status(InverseOfferStatus, body),
             error=error,
         )
