@@ -146,8 +146,10 @@ def test_a_master_restart_mid_revocation_neither_loses_nor_repeats_it(
     again = inverse_offers(frameworks)
     assert [i["metadata"]["name"] for i in again] == [asked["metadata"]["name"]]
     wait_for(lambda: inverse_offers(frameworks, "Completed") or None, "the revocation finished", 40)
-    accept_until(frameworks, "c", 1)
-    # C got the one task it wanted (a hand-driven framework says so itself): nothing more.
+    frameworks.wait_offers("c")
+    # Holding the offer for the one task it wanted, C says it wants no more, then launches:
+    # the other order leaves a cycle in which C's demand still asks for one more task.
     frameworks.patch("c", {"spec": {"demand": [{"resources": C_TASK, "count": 0}]}})
+    accept_until(frameworks, "c", 1)
     settle(3)
     assert len(inverse_offers(frameworks)) == 1
