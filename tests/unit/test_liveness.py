@@ -18,7 +18,7 @@ from kubedrf.framework.watch import WatchEvent
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.lifecycle import reconcile
 from kubedrf.master.settings import MasterSettings
-from kubedrf.master.status import framework_status
+from kubedrf.master.status import framework_status, status_patch
 from tests.unit.test_master_lifecycle import NOW, framework, node, offer, pod
 
 TASKS = [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 3}]
@@ -120,8 +120,10 @@ def test_what_the_framework_writes_counts_as_heard_from_but_not_what_the_master_
 def test_status_says_disconnected_and_since_when() -> None:
     clock = Clock()
     view = cluster(clock, failoverTimeout=60).freeze(NOW + 61)
-    status = framework_status(
-        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    status = status_patch(
+        framework_status(
+            view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+        )
     )
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Connected"]["status"] == "False"
@@ -129,8 +131,13 @@ def test_status_says_disconnected_and_since_when() -> None:
     assert "last heard from at 1970-01-12T13:46:40Z" in conditions["Connected"]["message"]
     assert conditions["Ready"]["status"] == "False"
     connected = cluster(clock, failoverTimeout=60).freeze(NOW + 59)
-    status = framework_status(
-        connected, connected.frameworks["team/A"], shares=shares(connected.snapshot()), result=None
+    status = status_patch(
+        framework_status(
+            connected,
+            connected.frameworks["team/A"],
+            shares=shares(connected.snapshot()),
+            result=None,
+        )
     )
     assert {c["type"]: c["status"] for c in status["conditions"]}["Connected"] == "True"
 

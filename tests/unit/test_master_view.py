@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from kubedrf.allocator import allocate
 from kubedrf.allocator.shares import shares
+from kubedrf.api import FrameworkStatus
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.lifecycle import reconcile
 from kubedrf.master.metrics import Metrics
-from kubedrf.master.status import framework_status, role_statuses
+from kubedrf.master.status import framework_status, role_statuses, status_patch
 from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, offer, pod
 
 A_TASKS = [{"resources": {"cpu": "1", "memory": "4Gi"}, "count": 3}]
@@ -21,11 +22,32 @@ def test_status_shows_the_share_drf_sorted_by_not_counting_unusable_nodes() -> N
     )
     view = cache.freeze(NOW)
     assert set(view.usable) == {"n1"}
-    status = framework_status(
-        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    status = status_patch(
+        framework_status(
+            view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+        )
     )
     assert status["dominantShare"] == round(12 / 18, 4)  # 12Gi of n1's 18Gi, not of 36Gi
     assert status["tasks"] == 3
+
+
+def test_a_written_framework_status_reads_back_unchanged_through_its_model() -> None:
+    cache = cache_with(
+        nodes=[node("n1")],
+        frameworks=[framework("A", A_TASKS)],
+        pods=[pod("t0", "A", "a-0")],
+    )
+    view = cache.freeze(NOW)
+    result = allocate(view.snapshot())
+    written = status_patch(
+        framework_status(
+            view, view.frameworks["team/A"], shares=shares(view.snapshot(), result), result=result
+        )
+    )
+    # A key the model does not know would be dropped on the way back, and the two would differ.
+    assert status_patch(FrameworkStatus.model_validate(written)) == written
+    assert {"allocated", "dominantShare", "tasks", "outstandingOffers", "revoking"} <= set(written)
+    assert {c["type"] for c in written["conditions"]} >= {"Ready", "Connected", "Offered"}
 
 
 def test_a_frozen_view_does_not_change_when_the_cache_does() -> None:

@@ -10,7 +10,8 @@ from kubedrf.allocator import Reason, Stage, allocate
 from kubedrf.allocator.nodes import ResourceIndex
 from kubedrf.allocator.quota import QuotaBook
 from kubedrf.allocator.shares import shares
-from kubedrf.master.status import quota_statuses
+from kubedrf.api import QuotaStatus
+from kubedrf.master.status import quota_statuses, status_patch
 from tests.builders import make_framework, make_snapshot, offered_to, res
 from tests.unit.test_master_lifecycle import NOW, cache_with, node
 
@@ -93,8 +94,8 @@ def quota_body(name: str, role: str, guarantee: dict[str, str]) -> dict[str, Any
     }
 
 
-def conditions_of(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in status["conditions"]}
+def conditions_of(status: QuotaStatus) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status_patch(status)["conditions"]}
 
 
 def test_a_guarantee_larger_than_the_cluster_is_reported_on_the_quota() -> None:
@@ -117,3 +118,25 @@ def test_a_guarantee_larger_than_the_cluster_is_reported_on_the_quota() -> None:
     assert "memory 100Ti > 18Gi" in message
     prod = conditions_of(statuses["prod"])
     assert prod["GuaranteeFits"]["status"] == "True"
+
+
+def test_a_written_quota_status_reads_back_unchanged_and_leaves_consumed_alone_when_invalid() -> (
+    None
+):
+    cache = cache_with(
+        nodes=[node("n1", cpu="9", memory="18Gi")],
+        quotas=[
+            quota_body("prod", "prod", {"cpu": "4"}),
+            quota_body("again", "prod", {"cpu": "1"}),
+        ],
+    )
+    view = cache.freeze(NOW)
+    statuses = {
+        name: status_patch(s) for name, s in quota_statuses(view, shares(view.snapshot())).items()
+    }
+    for written in statuses.values():
+        assert status_patch(QuotaStatus.model_validate(written)) == written
+    owner = view.quota_owners["prod"]
+    other = ({"again", "prod"} - {owner}).pop()
+    assert "consumed" in statuses[owner]
+    assert "consumed" not in statuses[other]  # a merge patch keeps what it had, as before

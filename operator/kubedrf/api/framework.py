@@ -12,6 +12,7 @@ from kubedrf.api.kinds import AGE, Kind, PrinterColumn
 from kubedrf.api.types import (
     MAX_REFUSE_SECONDS,
     Conditions,
+    ConditionType,
     KubeModel,
     PositiveResourceList,
     RefuseSeconds,
@@ -187,12 +188,12 @@ FRAMEWORK = Kind(
         ),
         PrinterColumn(
             "Ready",
-            '.status.conditions[?(@.type=="Ready")].status',
+            f'.status.conditions[?(@.type=="{ConditionType.READY}")].status',
             description="Whether it receives offers under at least one role.",
         ),
         PrinterColumn(
             "Connected",
-            '.status.conditions[?(@.type=="Connected")].status',
+            f'.status.conditions[?(@.type=="{ConditionType.CONNECTED}")].status',
             description="Whether its controller was heard from within spec.failoverTimeout.",
         ),
         AGE,

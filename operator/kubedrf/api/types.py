@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -255,6 +256,31 @@ class KubeModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
+
+
+def to_api(model: BaseModel, *, only_set: bool = False) -> dict[str, Any]:
+    """A model as the API takes it: camelCase keys, RFC 3339 times, ``None`` left out.
+
+    ``only_set`` leaves out fields never given as well: a status merge patch then touches
+    only what the master computed this time, as a hand-built dict would.
+    """
+    dumped: dict[str, Any] = model.model_dump(
+        mode="json", by_alias=True, exclude_none=True, exclude_unset=only_set
+    )
+    return dumped
+
+
+class ConditionType(StrEnum):
+    """The conditions the master writes, by name: status, Events, printer columns and the SDK
+    all name them from here."""
+
+    READY = "Ready"
+    CONNECTED = "Connected"
+    ROLES_ALLOWED = "RolesAllowed"
+    OFFERED = "Offered"
+    REVOKING = "Revoking"
+    VALID = "Valid"
+    GUARANTEE_FITS = "GuaranteeFits"
 
 
 class Condition(KubeModel):

@@ -29,6 +29,7 @@ from kubedrf.api.conventions import (
     format_time,
     heartbeat_lease,
 )
+from kubedrf.api.types import ConditionType
 from kubedrf.framework.hooks import PodMutationHook
 from kubedrf.framework.ledger import TaskLedger
 from kubedrf.framework.model import (
@@ -54,7 +55,7 @@ LAUNCH_CONCURRENCY = 8
 #: Seconds between heartbeats (at most: a third of a shorter failoverTimeout).
 HEARTBEAT_SECONDS = 5.0
 #: Conditions of the Framework's status the scheduler hears of through ``error`` when False.
-REPORTED_CONDITIONS = ("RolesAllowed", "Connected")
+REPORTED_CONDITIONS = (ConditionType.ROLES_ALLOWED, ConditionType.CONNECTED)
 
 #: How launched tasks become Pods on the offer's node, answering the names of those that did;
 #: the default creates them. A framework whose Pods already exist (the built-in one releases

@@ -12,6 +12,7 @@ from typing import Any
 from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
+from kubedrf.api.types import ConditionType
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.status import (
     differs,
@@ -20,15 +21,16 @@ from kubedrf.master.status import (
     quota_statuses,
     reservation_statuses,
     role_statuses,
+    status_patch,
 )
 from kubedrf.master.view import MasterView
 from kubedrf.master.writer import ApiWriter
 
 #: Conditions whose False is news, not a problem: no Warning Event when they turn False.
-INFORMATIONAL = frozenset({"Offered", "Revoking"})
+INFORMATIONAL = frozenset({ConditionType.OFFERED, ConditionType.REVOKING})
 
 #: Conditions whose return to True gets an Event as well: a framework reconnecting.
-RECOVERIES_ANNOUNCED = frozenset({"Connected"})
+RECOVERIES_ANNOUNCED = frozenset({ConditionType.CONNECTED})
 
 
 class Reporter:
@@ -44,7 +46,7 @@ class Reporter:
         """The status patches and Events this cycle calls for (only what changed)."""
         jobs: list[Awaitable[None]] = []
         for record in view.frameworks.values():
-            status = framework_status(view, record, shares=shares, result=result)
+            status = status_patch(framework_status(view, record, shares=shares, result=result))
             body = view.bodies.get(("framework", record.key))
             if differs(body, status):
                 jobs.extend(self._condition_events(body, status))
@@ -57,8 +59,9 @@ class Reporter:
             (QUOTA, quota_statuses(view, shares)),
             (RESERVATION, reservation_statuses(view)),
         ):
-            for name, status in statuses.items():
+            for name, model in statuses.items():
                 body = view.bodies.get((kind.singular, name))
+                status = status_patch(model)
                 if differs(body, status):
                     jobs.extend(self._condition_events(body, status))
                     jobs.append(self.writer.patch_status(kind, name, status))

@@ -13,7 +13,9 @@ from typing import Any
 from kubedrf.allocator import AllocationResult, Reason
 from kubedrf.allocator.roles import lineage
 from kubedrf.allocator.shares import Shares
-from kubedrf.api.conventions import format_time, parse_time
+from kubedrf.api import FrameworkStatus, QuotaStatus, ReservationStatus, RoleStatus
+from kubedrf.api.conventions import format_time, moment, parse_time
+from kubedrf.api.types import Condition, ConditionType, KubeModel, to_api
 from kubedrf.master.records import FrameworkRecord, InverseOfferRecord
 from kubedrf.master.view import Holding, MasterView
 from kubedrf.resources import Resources, format_amount, total
@@ -27,25 +29,25 @@ class ConditionSet:
         self.previous = {c.get("type"): c for c in conditions if isinstance(c, Mapping)}
         self.generation = generation
         self.now = now
-        self.items: list[dict[str, Any]] = []
+        self.items: list[Condition] = []
 
-    def set(self, type_: str, status: bool, reason: str, message: str) -> None:
+    def set(self, type_: ConditionType, status: bool, reason: str, message: str) -> None:
         value = "True" if status else "False"
         old = self.previous.get(type_)
         since = (
             old["lastTransitionTime"]
             if old and old.get("status") == value and old.get("lastTransitionTime")
-            else format_time(self.now)
+            else moment(self.now)
         )
         self.items.append(
-            {
-                "type": type_,
-                "status": value,
-                "reason": reason,
-                "message": message,
-                "observedGeneration": self.generation,
-                "lastTransitionTime": since,
-            }
+            Condition(
+                type=type_,
+                status=value,
+                reason=reason,
+                message=message,
+                observed_generation=self.generation,
+                last_transition_time=since,
+            )
         )
 
 
@@ -55,7 +57,7 @@ def framework_status(
     *,
     shares: Shares,
     result: AllocationResult | None,
-) -> dict[str, Any]:
+) -> FrameworkStatus:
     """Allocated, tasks and offers from the view's holdings; the share DRF sorted by."""
     body = view.bodies.get(("framework", record.key))
     generation = record.generation
@@ -63,52 +65,58 @@ def framework_status(
     by_role: dict[str, list[Resources]] = defaultdict(list)
     for h in mine:
         by_role[h.role].append(h.resources)
-    status: dict[str, Any] = {
-        "observedGeneration": generation,
-        "allocated": {role: total(items).to_quantities() for role, items in by_role.items()},
-        "dominantShare": round(shares.frameworks.get(record.key, 0.0), 4),
-        "tasks": sum(h.tasks for h in mine),
-        "outstandingOffers": sum(h.offers for h in mine),
-    }
+    outstanding = sum(h.offers for h in mine)
     refused = view.refused.get(record.key, {})
     conditions = ConditionSet(body, generation, view.now)
     if record.spec is None:
-        conditions.set("Ready", False, "InvalidSpec", record.error or "invalid spec")
+        conditions.set(ConditionType.READY, False, "InvalidSpec", record.error or "invalid spec")
     elif (silence := view.disconnected.get(record.key)) is not None:
-        conditions.set("Ready", False, "Disconnected", silence.message())
+        conditions.set(ConditionType.READY, False, "Disconnected", silence.message())
     elif len(refused) == len(record.spec.roles):
-        conditions.set("Ready", False, "RoleRefused", "; ".join(refused.values()))
+        conditions.set(ConditionType.READY, False, "RoleRefused", "; ".join(refused.values()))
     elif not record.spec.active_roles():
-        conditions.set("Ready", False, "Suppressed", "every role is suppressed")
+        conditions.set(ConditionType.READY, False, "Suppressed", "every role is suppressed")
     else:
         usable = [r for r in record.spec.active_roles() if r not in refused]
-        conditions.set("Ready", True, "Registered", "receiving offers under " + ", ".join(usable))
+        message = "receiving offers under " + ", ".join(usable)
+        conditions.set(ConditionType.READY, True, "Registered", message)
     if refused:
-        conditions.set("RolesAllowed", False, "RoleRefused", "; ".join(refused.values()))
+        message = "; ".join(refused.values())
+        conditions.set(ConditionType.ROLES_ALLOWED, False, "RoleRefused", message)
     else:
-        conditions.set("RolesAllowed", True, "Allowed", "every role allows this namespace")
+        message = "every role allows this namespace"
+        conditions.set(ConditionType.ROLES_ALLOWED, True, "Allowed", message)
     if record.key in view.disconnected:
         message = view.disconnected[record.key].message()
-        conditions.set("Connected", False, "Disconnected", message)
+        conditions.set(ConditionType.CONNECTED, False, "Disconnected", message)
     else:
-        conditions.set("Connected", True, "Heard", "heard from within spec.failoverTimeout")
+        message = "heard from within spec.failoverTimeout"
+        conditions.set(ConditionType.CONNECTED, True, "Heard", message)
     idle = idle_reasons(record, result)
     offered_now = result is not None and any(o.framework == record.key for o in result.offers)
-    if status["outstandingOffers"] or offered_now:
-        conditions.set("Offered", True, "OffersMade", "offers outstanding")
+    if outstanding or offered_now:
+        conditions.set(ConditionType.OFFERED, True, "OffersMade", "offers outstanding")
     elif idle:
         message = "; ".join(f"role {role}: {why.value}" for role, why in sorted(idle.items()))
-        conditions.set("Offered", False, next(iter(sorted(idle.items())))[1].value, message)
+        reason = next(iter(sorted(idle.items())))[1].value
+        conditions.set(ConditionType.OFFERED, False, reason, message)
     else:
-        conditions.set("Offered", False, "NoOffers", "no offers outstanding")
+        conditions.set(ConditionType.OFFERED, False, "NoOffers", "no offers outstanding")
     asked = pending_inverse_offers(view, record.key)
-    status["revoking"] = sum(len(r.spec.tasks) for r in asked if r.spec)
     if asked:
-        conditions.set("Revoking", True, "InverseOffers", "; ".join(_asked(r) for r in asked))
+        message = "; ".join(_asked(r) for r in asked)
+        conditions.set(ConditionType.REVOKING, True, "InverseOffers", message)
     else:
-        conditions.set("Revoking", False, "NothingAsked", "no resources asked back")
-    status["conditions"] = conditions.items
-    return status
+        conditions.set(ConditionType.REVOKING, False, "NothingAsked", "no resources asked back")
+    return FrameworkStatus(
+        observed_generation=generation,
+        allocated={role: total(items).to_quantities() for role, items in by_role.items()},
+        dominant_share=round(shares.frameworks.get(record.key, 0.0), 4),
+        tasks=sum(h.tasks for h in mine),
+        outstanding_offers=outstanding,
+        revoking=sum(len(r.spec.tasks) for r in asked if r.spec),
+        conditions=conditions.items,
+    )
 
 
 def pending_inverse_offers(view: MasterView, framework: str) -> list[InverseOfferRecord]:
@@ -145,39 +153,44 @@ def holdings(view: MasterView, result: AllocationResult | None) -> list[Holding]
 
 def role_statuses(
     view: MasterView, shares: Shares, result: AllocationResult | None
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, RoleStatus]:
     frameworks: dict[str, set[str]] = defaultdict(set)
     for h in holdings(view, result):
         for name in lineage(h.role):
             frameworks[name].add(h.framework)
     return {
-        name: {
-            "observedGeneration": record.generation,
-            "dominantShare": round(shares.roles.get(name, 0.0), 4),
-            "allocated": shares.role_allocations.get(name, Resources()).to_quantities(),
-            "frameworks": len(frameworks.get(name, ())),
-        }
+        name: RoleStatus(
+            observed_generation=record.generation,
+            dominant_share=round(shares.roles.get(name, 0.0), 4),
+            allocated=shares.role_allocations.get(name, Resources()).to_quantities(),
+            frameworks=len(frameworks.get(name, ())),
+        )
         for name, record in view.roles.items()
     }
 
 
-def quota_statuses(view: MasterView, shares: Shares) -> dict[str, dict[str, Any]]:
+def quota_statuses(view: MasterView, shares: Shares) -> dict[str, QuotaStatus]:
     statuses = {}
     for name, record in view.quotas.items():
         conditions = ConditionSet(view.bodies.get(("quota", name)), record.generation, view.now)
-        status: dict[str, Any] = {"observedGeneration": record.generation}
+        consumed: dict[str, str] | None = None
         if record.spec is None:
-            conditions.set("Valid", False, "InvalidSpec", record.error or "invalid spec")
+            message = record.error or "invalid spec"
+            conditions.set(ConditionType.VALID, False, "InvalidSpec", message)
         elif (owner := view.quota_owners[record.spec.role]) != name:
-            role = record.spec.role
-            conditions.set("Valid", False, "Conflict", f"role {role} already has quota {owner}")
+            message = f"role {record.spec.role} already has quota {owner}"
+            conditions.set(ConditionType.VALID, False, "Conflict", message)
         else:
-            conditions.set("Valid", True, "Active", "in force")
-            consumed = shares.role_allocations.get(record.spec.role, Resources())
-            status["consumed"] = consumed.to_quantities()
+            conditions.set(ConditionType.VALID, True, "Active", "in force")
+            consumed = shares.role_allocations.get(record.spec.role, Resources()).to_quantities()
             _guarantee_fits(conditions, record.spec.guarantee_resources(), shares.cluster)
-        status["conditions"] = conditions.items
-        statuses[name] = status
+        fields: dict[str, Any] = {
+            "observed_generation": record.generation,
+            "conditions": conditions.items,
+        }
+        if consumed is not None:  # Unset, not empty, when invalid: the patch leaves it be.
+            fields["consumed"] = consumed
+        statuses[name] = QuotaStatus.model_validate(fields)
     return statuses
 
 
@@ -195,12 +208,13 @@ def _guarantee_fits(conditions: ConditionSet, guarantee: Resources, cluster: Res
             f"spec.guarantee exceeds the usable managed nodes' total ({', '.join(over)}): whatever"
             " is free of these is held back for it, and roles without a guarantee get none"
         )
-        conditions.set("GuaranteeFits", False, "GuaranteeExceedsCluster", message)
+        conditions.set(ConditionType.GUARANTEE_FITS, False, "GuaranteeExceedsCluster", message)
     else:
-        conditions.set("GuaranteeFits", True, "WithinCluster", "the usable nodes can hold it")
+        message = "the usable nodes can hold it"
+        conditions.set(ConditionType.GUARANTEE_FITS, True, "WithinCluster", message)
 
 
-def reservation_statuses(view: MasterView) -> dict[str, dict[str, Any]]:
+def reservation_statuses(view: MasterView) -> dict[str, ReservationStatus]:
     statuses = {}
     for name, record in view.reservations.items():
         body = view.bodies.get(("reservation", name))
@@ -208,17 +222,26 @@ def reservation_statuses(view: MasterView) -> dict[str, dict[str, Any]]:
         spec = record.spec
         node = view.nodes.get(spec.node_name) if spec else None
         if spec is None:
-            conditions.set("Ready", False, "InvalidSpec", record.error or "invalid spec")
+            message = record.error or "invalid spec"
+            conditions.set(ConditionType.READY, False, "InvalidSpec", message)
         elif node is None or node.name not in view.managed:
             message = f"spec.nodeName: node {spec.node_name} is not a managed node"
-            conditions.set("Ready", False, "NodeNotFound", message)
+            conditions.set(ConditionType.READY, False, "NodeNotFound", message)
         elif not spec.reserved() <= node.allocatable:
             message = f"spec.resources exceed node {node.name}'s allocatable"
-            conditions.set("Ready", False, "ExceedsNode", message)
+            conditions.set(ConditionType.READY, False, "ExceedsNode", message)
         else:
-            conditions.set("Ready", True, "Reserved", f"reserved on {node.name}")
-        statuses[name] = {"observedGeneration": record.generation, "conditions": conditions.items}
+            conditions.set(ConditionType.READY, True, "Reserved", f"reserved on {node.name}")
+        statuses[name] = ReservationStatus(
+            observed_generation=record.generation, conditions=conditions.items
+        )
     return statuses
+
+
+def status_patch(status: KubeModel) -> dict[str, Any]:
+    """A status model as the master writes it: only the fields computed, so the merge patch
+    leaves the others alone."""
+    return to_api(status, only_set=True)
 
 
 def differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:

@@ -33,6 +33,7 @@ from kubedrf.api import (
 )
 from kubedrf.api.conventions import ANNOTATION_SCHEDULER, LABEL_FRAMEWORK, format_micro_time
 from kubedrf.api.offer import OfferPhase
+from kubedrf.api.types import to_api
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.records import Body, FrameworkRecord
 
@@ -289,12 +290,6 @@ def event_body(
             resource_version=meta.get("resourceVersion"),
         ),
     )
-
-
-def to_api(model: BaseModel) -> dict[str, Any]:
-    """A model as the API takes it: camelCase keys, RFC 3339 times, unset fields left out."""
-    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return dumped
 
 
 def _as_body(result: object) -> Body | None:
