@@ -288,6 +288,27 @@ class Checker:
                     return seen
         return None
 
+    def room(self, node: str) -> bool:
+        """Whether ``node`` is Ready and has room (beside what is bound, pinned or offered
+        there) for a task some framework demands: whether an offer on it is owed."""
+        with self.lock:
+            body = self.state.get("node", {}).get(("", node)) or {}
+            conditions = (body.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                return False
+            nodes = self._managed_nodes()
+            if node not in nodes:
+                return False
+            free = nodes[node] - total(r for n, _, _, r, _ in self._usage(pinned=True) if n == node)
+            for (namespace, name), framework in self.state.get("framework", {}).items():
+                if (namespace, name) in self.excused_frameworks:
+                    continue
+                for shape in (framework.get("spec") or {}).get("demand") or []:
+                    want = Resources.parse(shape.get("resources") or {})
+                    if shape.get("count") and want and want <= free:
+                        return True
+            return False
+
     # -- judging -------------------------------------------------------------------------------
 
     def _judge_loop(self) -> None:

@@ -164,3 +164,23 @@ def test_no_guarantee_is_owed_before_a_master_has_made_an_offer() -> None:
     assert not any(name.startswith("5:") for name in breaches(seen))
     seen._on_event("offer", "ADDED", offer("elsewhere", "1"))
     assert "5:ops:c/ops-1" in breaches(seen)
+
+
+def test_a_returned_node_is_owed_an_offer_only_once_it_is_ready_with_room_for_a_demanded_task() -> (
+    None
+):
+    ready = {
+        **node(),
+        "status": {**node()["status"], "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    framework = {
+        "metadata": {"name": "fw", "namespace": "a"},
+        "spec": {"roles": ["eng"], "demand": [{"resources": {"cpu": "2"}, "count": 3}]},
+    }
+    seen = checker(("node", node()), ("framework", framework))
+    assert not seen.room(NODE)  # not Ready
+    seen._on_event("node", "MODIFIED", ready)
+    seen._on_event("pod", "ADDED", task("long", "old", "7", bound=True))
+    assert not seen.room(NODE)  # 1 CPU left, tasks need 2
+    seen._on_event("pod", "DELETED", task("long", "old", "7", bound=True))
+    assert seen.room(NODE)
