@@ -370,7 +370,7 @@ class Run:
         healed = time.time()
         recovered, owed = self._await_recovery(healed, node)
         self.checker.blind((recovered or time.time()) + 1.0)
-        outcome = Outcome(kind, start, healed, recovered, note, owed)
+        outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
         self.outcomes.append(outcome)
         took = "none" if recovered is None else f"{recovered - owed:.1f}s"
         if owed - healed > 0.5:
