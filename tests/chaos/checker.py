@@ -476,7 +476,7 @@ class Checker:
     def _bad_claims(self, now: float) -> Iterator[tuple[str, str]]:
         """Claims that use what was not offered: bound ones at once; unbound ones (which hold
         nothing yet) once the master has had its grace for offers it has not seen, and a cycle
-        to refuse them."""
+        to refuse them, outside a fault (a refusal needs the API to delete the Pod)."""
         claimed: dict[Key, list[Resources]] = {}
         for (namespace, name), pod in self.state.get("pod", {}).items():
             labels = (pod.get("metadata") or {}).get("labels") or {}
@@ -484,7 +484,8 @@ class Checker:
             if offer_name is None or (pod.get("status") or {}).get("phase") in TERMINAL:
                 continue
             created = timestamp((pod.get("metadata") or {}).get("creationTimestamp")) or now
-            if bound_node(pod) is None and now - created < CLAIM_GRACE_SECONDS + 2 * self.interval:
+            owed = max(created + CLAIM_GRACE_SECONDS + 2 * self.interval, self.blind_until)
+            if bound_node(pod) is None and now < owed:
                 continue
             offer = self.offer_history.get((namespace, offer_name))
             where = f"pod {namespace}/{name}"

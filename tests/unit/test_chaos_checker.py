@@ -184,3 +184,12 @@ def test_a_returned_node_is_owed_an_offer_only_once_it_is_ready_with_room_for_a_
     assert not seen.room(NODE)  # 1 CPU left, tasks need 2
     seen._on_event("pod", "DELETED", task("long", "old", "7", bound=True))
     assert seen.room(NODE)
+
+
+def test_an_unbound_bad_claim_is_not_judged_while_a_fault_keeps_the_master_from_acting() -> None:
+    old = task("mallory-2", "web-2-x", "1", bound=False, age=30, namespace="c")
+    seen = checker(("node", node()), ("pod", old))
+    seen.blind(time.time() + 60)
+    assert "7:c/mallory-2" not in breaches(seen)
+    seen._on_event("pod", "MODIFIED", {**old, "spec": {**old["spec"], "nodeName": NODE}})
+    assert "7:c/mallory-2" in breaches(seen)  # bound: it uses what was not offered, fault or not

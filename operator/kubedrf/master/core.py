@@ -263,6 +263,9 @@ class Master:
     async def _refuse(self, refusal: PodRefusal, view: MasterView) -> None:
         pod = refusal.pod
         logger.warning("refusing task %s: %s", pod.key, refusal.message)
+        # The refusal takes effect first: Events are only its explanation, and writing them
+        # first kept a bad claim in place for as long as the API was slow to take them.
+        await self.writer.delete_pod(pod.namespace, pod.name)
         body = view.bodies.get(("pod", pod.key))
         if body is not None:
             await self.writer.event(body, refusal.reason, refusal.message, "Warning", "Refuse")
@@ -275,7 +278,6 @@ class Master:
                 "Warning",
                 "Refuse",
             )
-        await self.writer.delete_pod(pod.namespace, pod.name)
         self.metrics.tasks_refused.labels(refusal.reason).inc()
 
     async def _revoke(self, plan: RevocationPlan, view: MasterView) -> None:
