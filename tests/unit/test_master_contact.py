@@ -1,5 +1,6 @@
 """After the API was out of reach, the master's loop relists before it decides again: its
-watches may have missed events meanwhile, and reconnect only after their own backoff."""
+watches may have missed events meanwhile, and reconnect only after their own backoff. And
+what a lagging watch hides is read afresh before a task is refused for it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from kubedrf.master.core import Master
 from kubedrf.master.handlers import RECONNECT_BACKOFFS
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.settings import MasterSettings
+from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, offer, pod
 
 
 class Reader:
@@ -138,3 +140,56 @@ def test_watch_retries_come_within_a_second_and_never_run_out() -> None:
     # kopf iterates afresh for every request: a second request starts short again.
     assert next(iter(RECONNECT_BACKOFFS)) == first[0] < 1.0
     assert not hasattr(RECONNECT_BACKOFFS, "__len__")
+
+
+class Recording:
+    """An ApiWriter that records the calls it gets and does nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
+        async def call(*args: Any, **_: Any) -> None:
+            self.calls.append((name, args))
+
+        return call
+
+
+class OfferReader(Reader):
+    """Fresh reads find ``offers`` (by key); the watch has not delivered them yet."""
+
+    def __init__(self, cache: ClusterCache, offers: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.cache, self.offers = cache, offers
+
+    async def read(self, kind: str, key: str) -> bool:
+        if kind == "offer" and key in self.offers:
+            self.cache.apply("offer", "MODIFIED", self.offers[key])
+            return True
+        return kind == "pod"
+
+
+def running_claim(offer_name: str) -> dict[str, Any]:
+    """A task already bound (by another scheduler) a second after it was created."""
+    return pod("t-0", "A", offer_name, created=NOW - 1)
+
+
+def test_a_running_claim_whose_offer_only_a_fresh_read_finds_is_kept() -> None:
+    made = offer("a-1", "A")
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", [])])
+    cache.apply("pod", "ADDED", running_claim("a-1"))
+    writer = Recording()
+    master = Master(cache, cast(Any, writer), Metrics(), clock=lambda: NOW)
+    master.reader = cast(Any, OfferReader(cache, {"team/a-1": made}))
+    asyncio.run(master.cycle())
+    assert ("delete_pod", ("team", "t-0")) not in writer.calls
+
+
+def test_a_running_claim_on_an_offer_no_fresh_read_finds_is_refused_at_once() -> None:
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", [])])
+    cache.apply("pod", "ADDED", running_claim("elsewhere"))
+    writer = Recording()
+    master = Master(cache, cast(Any, writer), Metrics(), clock=lambda: NOW)
+    master.reader = cast(Any, OfferReader(cache, {}))
+    asyncio.run(master.cycle())
+    assert ("delete_pod", ("team", "t-0")) in writer.calls
