@@ -3,12 +3,19 @@ the master's loop. It keeps the latest body of every object, judges the design's
 on that state twice a second, and records:
 
 * breaches of invariants 1–5 and 7 (2 and 6 through 1: a resource in two offers, or an offer
-  doubled by a restarted master, oversubscribes its node's free capacity);
-* lost tasks: task Pods that vanished while not terminal, when no one decided it (the harness
-  removed their node or their framework, the framework was asked to give tasks back through
-  an InverseOffer, or the Pod was one the harness planted to be refused);
+  doubled by a restarted master, oversubscribes its node's free capacity). What a node holds
+  is its outstanding offers and the Pods *bound* to it: a claim pinned to a node but never
+  bound holds nothing (the master binds only valid claims); a bad claim breaches 7 once it is
+  bound, or once it has gone unrefused longer than the master's grace for unseen offers;
+* lost tasks: task Pods that ran (were bound) and vanished while not terminal, when no one
+  decided it (the harness removed their node or their framework, the framework was asked to
+  give tasks back through an InverseOffer, or the Pod was one the harness planted to be
+  refused). A claim refused before it was ever bound is no lost task: it never held anything;
 * stuck offers: outstanding past ``expiresAt`` by more than a cycle, once the master could act;
 * offers created, to time recovery (a cycle is successful when it writes an offer).
+
+Invariant 5 and stuck offers are judged only once the master has made its first offer: before
+that no master leads yet. Each finding says when it was seen, in seconds since the start.
 
 The watches of different kinds are not one consistent cut (a Pod's end may arrive after the
 offer made on what it freed), so a breach counts only once it has held for ``persist``
@@ -28,6 +35,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from kubedrf.master.lifecycle import CLAIM_GRACE_SECONDS
 from kubedrf.master.records import pinned_node, pod_requests
 from kubedrf.resources import Resources, total
 
@@ -54,6 +62,11 @@ def outstanding(offer: Body) -> bool:
 
 def in_subtree(role: str, root: str) -> bool:
     return role == root or role.startswith(root + ".")
+
+
+def bound_node(pod: Body) -> str | None:
+    """The node a Pod is bound to: what holds its requests there."""
+    return (pod.get("spec") or {}).get("nodeName") or None
 
 
 class Informer(threading.Thread):
@@ -222,7 +235,8 @@ class Checker:
             objects = self.state.setdefault(kind, {})
             key = key_of(body)
             if type_ == "DELETED":
-                last = objects.pop(key, body)
+                known = objects.pop(key, body)
+                last = body if body.get("spec") else known  # the deletion's body is the newest
                 if kind == "pod" and self._is_task(last):
                     phase = (last.get("status") or {}).get("phase")
                     if phase not in TERMINAL:
@@ -274,6 +288,27 @@ class Checker:
                     return seen
         return None
 
+    def room(self, node: str) -> bool:
+        """Whether ``node`` is Ready and has room (beside what is bound, pinned or offered
+        there) for a task some framework demands: whether an offer on it is owed."""
+        with self.lock:
+            body = self.state.get("node", {}).get(("", node)) or {}
+            conditions = (body.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                return False
+            nodes = self._managed_nodes()
+            if node not in nodes:
+                return False
+            free = nodes[node] - total(r for n, _, _, r, _ in self._usage(pinned=True) if n == node)
+            for (namespace, name), framework in self.state.get("framework", {}).items():
+                if (namespace, name) in self.excused_frameworks:
+                    continue
+                for shape in (framework.get("spec") or {}).get("demand") or []:
+                    want = Resources.parse(shape.get("resources") or {})
+                    if shape.get("count") and want and want <= free:
+                        return True
+            return False
+
     # -- judging -------------------------------------------------------------------------------
 
     def _judge_loop(self) -> None:
@@ -290,9 +325,16 @@ class Checker:
                     since, _ = self._pending.setdefault(name, (now, message))
                     if now - since >= self.persist and name not in self._reported:
                         self._reported.add(name)
-                        self.findings.breaches.append(message)
+                        self.findings.breaches.append(self._when(since) + message)
                 self._judge_lost(final=False)
                 self._judge_stuck(now)
+
+    def _when(self, moment: float) -> str:
+        return f"at {moment - self._started:.1f}s: "
+
+    def _master_acted(self) -> bool:
+        """Whether a master has made an offer yet: before, none leads, and nothing is late."""
+        return bool(self.offers_created)
 
     def _is_task(self, pod: Body) -> bool:
         return "kubedrf.io/framework" in ((pod.get("metadata") or {}).get("labels") or {})
@@ -313,9 +355,10 @@ class Checker:
             )
         return nodes
 
-    def _usage(self) -> Iterator[tuple[str, str | None, str, Resources, str]]:
+    def _usage(self, pinned: bool = False) -> Iterator[tuple[str, str | None, str, Resources, str]]:
         """(node, role or None for a non-kubedrf Pod, namespace, resources, what) of every
-        outstanding offer and every live Pod not covered by an outstanding offer."""
+        outstanding offer and every live bound Pod not covered by an outstanding offer; with
+        ``pinned``, Pods pinned to a node and not bound yet too (what is on its way there)."""
         offers = {k: o for k, o in self.state.get("offer", {}).items() if outstanding(o)}
         for (namespace, name), offer in offers.items():
             spec = offer.get("spec") or {}
@@ -332,7 +375,7 @@ class Checker:
             labels = (pod.get("metadata") or {}).get("labels") or {}
             if (namespace, labels.get("kubedrf.io/offer", "")) in offers:
                 continue
-            node = self._node(pod)
+            node = self._node(pod) if pinned else bound_node(pod)
             if node is None:
                 continue
             yield (
@@ -381,10 +424,12 @@ class Checker:
             if any(name in limit for name in over):
                 yield f"4:{role}", f"invariant 4: role {role} holds {held}, limit {limit}"
         # 5: a role below its guarantee with demand is served first when capacity exists.
-        if now >= self.blind_until:
-            yield from self._starved_guarantees(nodes, usage)
+        if now >= self.blind_until and self._master_acted():
+            # Claims on their way to being bound count as served, and as taking room.
+            coming = [u for u in self._usage(pinned=True) if u[0] in nodes]
+            yield from self._starved_guarantees(nodes, coming)
         # 7: a framework uses only offers made to it, in its namespace, up to what was offered.
-        yield from self._bad_claims()
+        yield from self._bad_claims(now)
 
     def _starved_guarantees(
         self, nodes: dict[str, Resources], usage: list[tuple[str, str | None, str, Resources, str]]
@@ -428,12 +473,19 @@ class Checker:
                             )
                             break
 
-    def _bad_claims(self) -> Iterator[tuple[str, str]]:
+    def _bad_claims(self, now: float) -> Iterator[tuple[str, str]]:
+        """Claims that use what was not offered: bound ones at once; unbound ones (which hold
+        nothing yet) once the master has had its grace for offers it has not seen, and a cycle
+        to refuse them, outside a fault (a refusal needs the API to delete the Pod)."""
         claimed: dict[Key, list[Resources]] = {}
         for (namespace, name), pod in self.state.get("pod", {}).items():
             labels = (pod.get("metadata") or {}).get("labels") or {}
             offer_name = labels.get("kubedrf.io/offer")
             if offer_name is None or (pod.get("status") or {}).get("phase") in TERMINAL:
+                continue
+            created = timestamp((pod.get("metadata") or {}).get("creationTimestamp")) or now
+            owed = max(created + CLAIM_GRACE_SECONDS + 2 * self.interval, self.blind_until)
+            if bound_node(pod) is None and now < owed:
                 continue
             offer = self.offer_history.get((namespace, offer_name))
             where = f"pod {namespace}/{name}"
@@ -474,17 +526,21 @@ class Checker:
             offer = (key[0], (meta.get("labels") or {}).get("kubedrf.io/offer", ""))
             if key in self.hostile or offer in self.excused_offers:
                 continue
-            if key in self.refused:  # a task of a well-behaved framework, refused
-                self.findings.lost.append(f"task {key[0]}/{key[1]} on {gone.node}: refused")
-                continue
+            if bound_node(gone.pod) is None:
+                continue  # a claim refused (or withdrawn) before it ran: it held nothing
             if gone.node is not None and gone.node in self.excused_nodes:
                 continue
             if framework in self.excused_frameworks or framework in self.inverse_frameworks:
                 continue
-            self.findings.lost.append(f"task {key[0]}/{key[1]} on {gone.node}: deleted, undecided")
+            what = "refused" if key in self.refused else "deleted, undecided"
+            self.findings.lost.append(
+                f"{self._when(gone.at)}task {key[0]}/{key[1]} on {gone.node}: {what}"
+            )
         self.vanished = keep
 
     def _judge_stuck(self, now: float) -> None:
+        if not self._master_acted():
+            return
         for key, offer in self.state.get("offer", {}).items():
             if not outstanding(offer):
                 continue
@@ -496,7 +552,9 @@ class Checker:
             if now - since > self.interval + 1.0 and name not in self._reported:
                 self._reported.add(name)
                 late = now - expires
-                self.findings.stuck.append(f"offer {key[0]}/{key[1]} outstanding {late:.1f}s late")
+                self.findings.stuck.append(
+                    f"{self._when(now)}offer {key[0]}/{key[1]} outstanding {late:.1f}s late"
+                )
 
 
 @contextlib.contextmanager

@@ -13,7 +13,9 @@ framework, ``mallory``, that the harness answers for by hand).
 Recovery after a fault is the time from its healing (the replica killed, the apiserver
 ready again, the node Ready again) to the first offer written after it: on the returned
 node for a node fault, anywhere otherwise. The workload keeps demand above capacity, so a
-working master always has something to offer.
+working master always has something to offer somewhere; but a returned node may come back
+full of long tasks, and then nothing is owed there until one ends: for a node fault the clock
+starts once the node is Ready *and* has room for a demanded task (``Checker.room``).
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ class Outcome:
     started: float
     healed: float
     recovered: float | None = None
+    #: From when an offer was owed: ``healed``, or for a node fault once it had room.
+    owed: float = 0.0
     note: str = ""
 
 
@@ -364,21 +368,29 @@ class Run:
         except Exception as error:  # a fault that could not be set up is reported, not fatal
             note = f"not injected: {error}"
         healed = time.time()
-        recovered = self._await_recovery(healed, node)
+        recovered, owed = self._await_recovery(healed, node)
         self.checker.blind((recovered or time.time()) + 1.0)
-        outcome = Outcome(kind, start, healed, recovered, note)
+        outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
         self.outcomes.append(outcome)
-        took = "none" if recovered is None else f"{recovered - healed:.1f}s"
+        took = "none" if recovered is None else f"{recovered - owed:.1f}s"
+        if owed - healed > 0.5:
+            took += f" (the node had room {owed - healed:.1f}s after it was back)"
         self.log(f"fault {kind}: {note}; recovery {took}")
 
-    def _await_recovery(self, healed: float, node: str | None) -> float | None:
+    def _await_recovery(self, healed: float, node: str | None) -> tuple[float | None, float]:
+        """When the first offer after ``healed`` was seen (on ``node``), and from when it was
+        owed: at once, or for a node once the checker saw room on it for a demanded task."""
         deadline = healed + RECOVERY_WAIT_S
+        owed = healed if node is None else None
         while time.time() < deadline:
+            now = time.time()
             seen = self.checker.first_offer_after(healed, node)
             if seen is not None:
-                return seen
+                return seen, min(seen, owed if owed is not None else seen)
+            if owed is None and node is not None and self.checker.room(node):
+                owed = now
             time.sleep(0.2)
-        return None
+        return None, owed if owed is not None else healed
 
     def _kill_master(self, proc: Proc) -> None:
         proc.kill()
@@ -513,7 +525,7 @@ class Run:
         recovery: dict[str, dict[str, float | int | None]] = {}
         for kind in FAULTS:
             times = [
-                o.recovered - o.healed
+                o.recovered - o.owed
                 for o in self.outcomes
                 if o.kind == kind and o.recovered is not None
             ]
@@ -546,7 +558,8 @@ class Run:
                     "kind": o.kind,
                     "at_s": round(o.started - self.outcomes[0].started, 1),
                     "note": o.note,
-                    "recovery_s": None if o.recovered is None else round(o.recovered - o.healed, 2),
+                    "recovery_s": None if o.recovered is None else round(o.recovered - o.owed, 2),
+                    "room_after_s": round(o.owed - o.healed, 2),
                 }
                 for o in self.outcomes
             ],

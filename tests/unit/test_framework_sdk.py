@@ -382,3 +382,33 @@ def test_by_default_a_framework_gives_back_what_the_master_named() -> None:
     asked = InverseOffer("fw-revoke-1", "n1", TASK, ("fw-3",), "team/c", "default", 0.0)
     run(driver.ask_back(asked))
     assert driver.answers.given_back == {"fw-revoke-1": ["fw-3"]}
+
+
+class Offered(Scheduler):
+    def __init__(self) -> None:
+        self.offers: list[str] = []
+
+    async def resource_offers(self, driver: SchedulerDriver, offers: list[Offer]) -> None:
+        self.offers += [o.name for o in offers]
+
+
+def test_an_offer_seen_only_after_its_expiry_is_never_given_to_the_scheduler() -> None:
+    def body(name: str, expires: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name},
+            "spec": {
+                "framework": "job",
+                "role": "default",
+                "nodeName": "n1",
+                "resources": {"cpu": "1"},
+                "expiresAt": expires,
+            },
+            "status": {"phase": "Offered"},
+        }
+
+    scheduler = Offered()
+    driver = kube_driver(scheduler)
+    late, fresh = body("late", "2000-01-01T00:00:00Z"), body("fresh", "2999-01-01T00:00:00Z")
+    run(driver._on_offers([WatchEvent("SYNC", [late, fresh])]))
+    assert scheduler.offers == ["fresh"]
+    assert set(driver.offers) == {"fresh"}

@@ -87,6 +87,7 @@ def pod(
     cpu: str = "1",
     memory: str = "4Gi",
     created: float = NOW - 1,
+    bound: bool = True,
 ) -> dict[str, Any]:
     labels = {"kubedrf.io/framework": fw, "kubedrf.io/role": "default"}
     if offer_name:
@@ -99,12 +100,29 @@ def pod(
             "creationTimestamp": format_time(created),
         },
         "spec": {
-            "nodeName": node_name,
+            **({"nodeName": node_name} if bound else {}),
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchFields": [
+                                    {
+                                        "key": "metadata.name",
+                                        "operator": "In",
+                                        "values": [node_name],
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                }
+            },
             "containers": [
                 {"name": "task", "resources": {"requests": {"cpu": cpu, "memory": memory}}}
             ],
         },
-        "status": {"phase": "Running"},
+        "status": {"phase": "Running" if bound else "Pending"},
     }
 
 
@@ -186,7 +204,8 @@ def test_pods_claiming_what_was_not_offered_to_them_are_refused() -> None:
             pod("late", "A", "a-old"),
             pod("invented", "A", "nope", created=NOW - 20),
             pod("unlabelled", "A", None),
-            pod("just-created", "A", "not-yet-seen", created=NOW - 1),
+            pod("just-created", "A", "not-yet-seen", created=NOW - 1, bound=False),
+            pod("already-running", "A", "not-yet-seen", created=NOW - 1),
         ],
     )
     reasons = {r.pod.name: r.reason for r in reconcile(cache.freeze(NOW)).refusals}
@@ -196,6 +215,9 @@ def test_pods_claiming_what_was_not_offered_to_them_are_refused() -> None:
         "late": "OfferNotOutstanding",
         "invented": "OfferNotFound",
         "unlabelled": "NoOffer",
+        # Bound by another scheduler before its offer was seen: refused unless a fresh read
+        # of the offer finds it (the cycle confirms every refusal that way).
+        "already-running": "OfferNotFound",
     }
 
 

@@ -371,6 +371,11 @@ class KubedrfSchedulerDriver(TaskLedger):
                 self._answered.add(name)  # left to expire: it is not ours to repair
                 await self.scheduler.error(self, str(error))
                 continue
+            if offer.expires_at <= time.time():
+                # Seen late (a relist after the apiserver or this controller restarted): tasks
+                # launched on it now would only be refused, so it is left to expire.
+                self._answered.add(name)
+                continue
             self.offers[name] = offer
             fresh.append(offer)
         if fresh:

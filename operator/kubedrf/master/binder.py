@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from kubernetes.client.exceptions import ApiException
 
 from kubedrf.api.conventions import SCHEDULER_NAME
+from kubedrf.kube import unreachable
 from kubedrf.master.lifecycle import valid_claims
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.records import PodRecord
@@ -61,7 +62,7 @@ class Binder:
         try:
             await self.writer.bind_pod(pod.namespace, pod.name, binding.node)
         except ApiException as error:
-            if error.status is None or error.status >= 500 or error.status == 429:
+            if unreachable(error):
                 raise  # transient: a later cycle binds it
             await self._failed(binding, view, f"{error.status} {error.reason}")
             return

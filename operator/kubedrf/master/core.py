@@ -30,6 +30,7 @@ from kubedrf.api import (
 from kubedrf.api.conventions import moment
 from kubedrf.api.inverse_offer import Beneficiary
 from kubedrf.api.offer import OfferPhase
+from kubedrf.kube import unreachable
 from kubedrf.master.binder import Binder, bindings
 from kubedrf.master.cache import ClusterCache, object_key
 from kubedrf.master.leader import LeaderElector
@@ -77,6 +78,7 @@ class Master:
         #: Whether the cache is known complete: a replica that just became leader relists
         #: first, since its watches may have missed deletions while it stood by.
         self._view_complete = leader is None
+        self._failed_rounds = 0
         self._trigger = asyncio.Event()
         self._triggered_at: float | None = None
         self.cycles = 0
@@ -97,6 +99,13 @@ class Master:
             self._triggered_at = self.clock()
         self._trigger.set()
 
+    def lost_contact(self) -> None:
+        """The API could not be reached: the watches may have missed events while it was
+        away, and reconnect only after their own backoff; so the next cycle relists before it
+        decides, as a new leader does (an offer expired on a stale view refuses the tasks a
+        framework launched on it meanwhile)."""
+        self._view_complete = False
+
     def may_act(self) -> bool:
         """Whether this replica may write: always without election, else while it leads."""
         return self.leader is None or self.leader.is_leader
@@ -111,6 +120,9 @@ class Master:
             except TimeoutError:
                 pass
             self._trigger.clear()
+            if self.leader is not None and self.leader.failed_rounds != self._failed_rounds:
+                self._failed_rounds = self.leader.failed_rounds
+                self.lost_contact()
             if not self.may_act():
                 self._view_complete = False
                 continue  # a standby: the watches keep its cache warm, the leader allocates
@@ -122,8 +134,12 @@ class Master:
                     await self.reader.relist()
                 self._view_complete = True
                 await self.cycle()
-            except Exception:
-                logger.exception("allocation cycle failed; retrying next interval")
+            except Exception as error:
+                if not unreachable(error):
+                    logger.exception("allocation cycle failed; retrying next interval")
+                    continue
+                self.lost_contact()
+                logger.warning("the API is unreachable (%s); relisting before a cycle", error)
 
     # -- one cycle -----------------------------------------------------------------------------
 
@@ -183,6 +199,8 @@ class Master:
                 try:
                     return await reader.read(kind, key)
                 except Exception as error:  # unconfirmed: decided on a later cycle
+                    if unreachable(error):
+                        self.lost_contact()
                     logger.warning("reading %s %s afresh: %s", kind, key, error)
                     return None
 
@@ -216,7 +234,9 @@ class Master:
                     return
                 try:
                     await job
-                except Exception:
+                except Exception as error:
+                    if unreachable(error):
+                        self.lost_contact()
                     logger.exception("a write failed; a later cycle tries again")
 
         await asyncio.gather(*(gated(job) for job in jobs))
@@ -243,6 +263,9 @@ class Master:
     async def _refuse(self, refusal: PodRefusal, view: MasterView) -> None:
         pod = refusal.pod
         logger.warning("refusing task %s: %s", pod.key, refusal.message)
+        # The refusal takes effect first: Events are only its explanation, and writing them
+        # first kept a bad claim in place for as long as the API was slow to take them.
+        await self.writer.delete_pod(pod.namespace, pod.name)
         body = view.bodies.get(("pod", pod.key))
         if body is not None:
             await self.writer.event(body, refusal.reason, refusal.message, "Warning", "Refuse")
@@ -255,7 +278,6 @@ class Master:
                 "Warning",
                 "Refuse",
             )
-        await self.writer.delete_pod(pod.namespace, pod.name)
         self.metrics.tasks_refused.labels(refusal.reason).inc()
 
     async def _revoke(self, plan: RevocationPlan, view: MasterView) -> None:

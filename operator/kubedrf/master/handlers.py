@@ -7,8 +7,10 @@ Run with ``kubedrf master`` (flags) or ``kopf run -m kubedrf.master.handlers`` (
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -29,8 +31,30 @@ logger = logging.getLogger(__name__)
 
 #: A full relist this often catches deletions no watch reported.
 RESYNC_SECONDS = 300.0
-#: Seconds between retries of a failed API call or watch (kopf's defaults reach 21 s).
-RECONNECT_BACKOFFS = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 8.0)
+
+
+class Backoffs:
+    """Seconds between retries of a failed kopf request (the master's are its watches):
+    ``first``, then ``then`` for ever.
+
+    kopf's defaults (1 s rising to 21 s) kept the watches away for seconds after the
+    apiserver was back, and a watch whose retries ran out escalated out of kopf's watcher;
+    the API being away is no reason to stop watching. kopf iterates its backoffs afresh for
+    every request, so this is re-iterable; it has no length, so it never runs out. The loop
+    does not wait for the watches: it relists once the API answers (``Master.lost_contact``).
+    """
+
+    def __init__(self, first: tuple[float, ...], then: float) -> None:
+        self.first = first
+        self.then = then
+
+    def __iter__(self) -> Iterator[float]:
+        return itertools.chain(self.first, itertools.repeat(self.then))
+
+
+RECONNECT_BACKOFFS = Backoffs((0.2, 0.5), then=1.0)
+#: A watch whose connection does not open within this long is retried, not waited on.
+CONNECT_TIMEOUT_S = 5.0
 
 
 @kopf.on.startup()
@@ -42,8 +66,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # One line per watch event is noise at any scale; failures still log at WARNING.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
-    # After an apiserver restart the default backoffs (up to 21 s, 54 s in all) delayed the
-    # first offer by up to a minute; retry sooner, still honouring Retry-After on a 429.
+    settings.watching.connect_timeout = CONNECT_TIMEOUT_S
+    # Retry within a second, for as long as it takes; Retry-After on a 429 is still honoured.
     settings.networking.error_backoffs = RECONNECT_BACKOFFS
     for watched in WATCHED:  # what can never matter is filtered by the API server
         selectors = watched.selectors(master_settings)

@@ -72,6 +72,9 @@ class LeaderElector:
         )
         self._renewed_at = -float("inf")
         self._leading = False
+        #: Rounds that could not reach the API: the leader's loop relists after one, since
+        #: its watches may have missed events while the API was away.
+        self.failed_rounds = 0
 
     @property
     def is_leader(self) -> bool:
@@ -85,6 +88,7 @@ class LeaderElector:
             held = bool(self.election.try_acquire_or_renew())  # type: ignore[no-untyped-call]
         except Exception as error:  # the apiserver is away: is_leader runs out by itself
             logger.warning("leader election: %s", error)
+            self.failed_rounds += 1
             held = False
         if held:
             self._renewed_at = started

@@ -296,9 +296,12 @@ def _judge_claim(
     offer = view.offers.get(pod.offer_key)
     if offer is None or offer.spec is None:
         age = view.now - pod.created_at
-        if age < CLAIM_GRACE_SECONDS or age >= view.settings.offer_retention:
-            # Too young to judge, or old enough that its offer may have been accepted and
-            # cleaned up since: an offer is kept for offer_retention after it finishes.
+        if age >= view.settings.offer_retention or (age < CLAIM_GRACE_SECONDS and not pod.bound):
+            # Old enough that its offer may have been accepted and cleaned up since (an offer
+            # is kept for offer_retention after it finishes), or too young to judge while it
+            # holds nothing. A young claim already bound (by another scheduler) runs on what
+            # was not offered to it: it is refused now, once a fresh read of its offer (the
+            # confirmation every refusal gets) finds none.
             return LATER
         return "OfferNotFound", f"offer {pod.offer} does not exist in namespace {pod.namespace}"
     spec = offer.spec

@@ -20,6 +20,10 @@ from kubedrf.master.records import Body
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.watched import BY_NAME, WATCHED, Watched
 
+#: (connect, read) seconds: an apiserver still starting may take a connection and not answer
+#: it, and a relist that hangs would hold the loop after the apiserver is back.
+LIST_TIMEOUT = (5.0, 60.0)
+
 
 def _lister(
     api_client: client.ApiClient, watched: Watched, settings: MasterSettings
@@ -35,6 +39,7 @@ def _lister(
         )
         if value
     }
+    params["_request_timeout"] = LIST_TIMEOUT
     if watched.group:
         custom = client.CustomObjectsApi(api_client)
         return lambda: custom.list_cluster_custom_object(
@@ -51,9 +56,15 @@ def _lister(
 
 
 async def relist(api_client: client.ApiClient, cache: ClusterCache) -> None:
-    """Replace the cache's contents with a fresh list of every kind."""
-    for watched in WATCHED:
-        answer = await asyncio.to_thread(_lister(api_client, watched, cache.settings))
+    """Replace the cache's contents with a fresh list of every kind.
+
+    The kinds are listed at once (a relist after the apiserver came back takes the longest
+    list, not their sum), then applied here, on the loop: the cache has one writer.
+    """
+    answers = await asyncio.gather(
+        *(asyncio.to_thread(_lister(api_client, w, cache.settings)) for w in WATCHED)
+    )
+    for watched, answer in zip(WATCHED, answers, strict=True):
         items: list[Body] = [with_kind(watched, item) for item in answer.get("items") or []]
         version = answer.get("metadata", {}).get("resourceVersion")
         cache.replace(watched.name, items, int(version) if str(version or "").isdigit() else None)
