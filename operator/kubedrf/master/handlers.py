@@ -33,9 +33,15 @@ RESYNC_SECONDS = 300.0
 RECONNECT_BACKOFFS = (0.5, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 5.0, 5.0, 8.0)
 
 
+def settings_of(memo: kopf.Memo) -> MasterSettings:
+    """The flags ``kubedrf master`` put in the memo, else (``kopf run``) the environment."""
+    given: MasterSettings | None = memo.get("settings")
+    return given or MasterSettings.from_env()
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    master_settings: MasterSettings = memo.get("settings") or MasterSettings.from_env()
+    master_settings = settings_of(memo)
     settings.posting.level = logging.WARNING
     # Our kinds are known; scanning CRDs would need RBAC the chart rightly does not grant.
     settings.scanning.disabled = True
