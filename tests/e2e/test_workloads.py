@@ -130,12 +130,12 @@ def test_seed_example_with_two_ordinary_jobs(
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     (ns_a, _), (ns_b, _) = team(), team()
-    batch.create_namespaced_job(ns_a, job("a", "1", "4Gi", parallelism=100, completions=9))
-    batch.create_namespaced_job(ns_b, job("b", "3", "1Gi", parallelism=100, completions=6))
+    batch.create_namespaced_job(ns_a, job("a", "1", "4Gi", parallelism=100, completions=12))
+    batch.create_namespaced_job(ns_b, job("b", "3", "1Gi", parallelism=100, completions=8))
     # The Job controller keeps min(parallelism, completions left) Pods: all of both wait
     # behind the gate before the master starts, so the first cycle sees all the demand.
-    gated(core, batch, ns_a, 9)
-    gated(core, batch, ns_b, 6)
+    gated(core, batch, ns_a, 12)
+    gated(core, batch, ns_b, 8)
     master.start()
     wait_for(lambda: phases(core, ns_a).get("Running") == 3, "3 Pods of A running", timeout=60)
     wait_for(lambda: phases(core, ns_b).get("Running") == 2, "2 Pods of B running", timeout=60)
@@ -145,7 +145,7 @@ def test_seed_example_with_two_ordinary_jobs(
         # DRF holds throughout: never more than 3 of A and 2 of B at once.
         assert a.get("Running", 0) + a.get("Pending", 0) <= 3, a
         assert b.get("Running", 0) + b.get("Pending", 0) <= 2, b
-        return a.get("Succeeded") == 9 and b.get("Succeeded") == 6
+        return a.get("Succeeded") == 12 and b.get("Succeeded") == 8
 
     wait_for(finished, "both Jobs to finish", timeout=120)
     fw: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
