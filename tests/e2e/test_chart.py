@@ -135,6 +135,7 @@ def test_rendered_manifests_conform_to_the_apiserver_schemas(
     everything = {
         "replicas": 3,
         "verbose": True,
+        "webhook": {"enabled": True, "failurePolicy": "Ignore", "exemptNamespaces": ["ops"]},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
         "serviceAccount": {"annotations": {"example.com/role": "kubedrf"}},
         "imagePullSecrets": [{"name": "registry"}],
@@ -198,6 +199,8 @@ def test_rendered_manifests_conform_to_the_apiserver_schemas(
         "Framework",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "MutatingWebhookConfiguration",
+        "Secret",
     }
 
 

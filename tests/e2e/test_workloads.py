@@ -14,9 +14,18 @@ from kubernetes import client
 
 from kubedrf.api import GROUP, ROLE, VERSION
 from kubedrf.devcluster import cluster as devcluster
+from kubedrf.devcluster import webhook as devwebhook
 from kubedrf.devcluster.cluster import NodeShape
 from kubedrf.workloads.tasks import GATE
-from tests.e2e.support import MasterProcess, NodePool, assert_no_overcommit, wait_for
+from tests.e2e.support import (
+    Frameworks,
+    MasterProcess,
+    NodePool,
+    assert_no_overcommit,
+    free_port,
+    settle,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -121,12 +130,12 @@ def test_seed_example_with_two_ordinary_jobs(
     core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
     pool.add(1, NodeShape(cpu="9", memory="18Gi"))
     (ns_a, _), (ns_b, _) = team(), team()
-    batch.create_namespaced_job(ns_a, job("a", "1", "4Gi", parallelism=100, completions=9))
-    batch.create_namespaced_job(ns_b, job("b", "3", "1Gi", parallelism=100, completions=6))
+    batch.create_namespaced_job(ns_a, job("a", "1", "4Gi", parallelism=100, completions=12))
+    batch.create_namespaced_job(ns_b, job("b", "3", "1Gi", parallelism=100, completions=8))
     # The Job controller keeps min(parallelism, completions left) Pods: all of both wait
     # behind the gate before the master starts, so the first cycle sees all the demand.
-    gated(core, batch, ns_a, 9)
-    gated(core, batch, ns_b, 6)
+    gated(core, batch, ns_a, 12)
+    gated(core, batch, ns_b, 8)
     master.start()
     wait_for(lambda: phases(core, ns_a).get("Running") == 3, "3 Pods of A running", timeout=60)
     wait_for(lambda: phases(core, ns_b).get("Running") == 2, "2 Pods of B running", timeout=60)
@@ -136,7 +145,7 @@ def test_seed_example_with_two_ordinary_jobs(
         # DRF holds throughout: never more than 3 of A and 2 of B at once.
         assert a.get("Running", 0) + a.get("Pending", 0) <= 3, a
         assert b.get("Running", 0) + b.get("Pending", 0) <= 2, b
-        return a.get("Succeeded") == 9 and b.get("Succeeded") == 6
+        return a.get("Succeeded") == 12 and b.get("Succeeded") == 8
 
     wait_for(finished, "both Jobs to finish", timeout=120)
     fw: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
@@ -241,3 +250,149 @@ def test_an_evicted_pod_of_a_job_is_recreated_gated_and_released_again(
     # The Job's template has no framework label: only a release by kubedrf puts it there.
     for pod in core.list_namespaced_pod(namespace).items:
         assert (pod.metadata.labels or {}).get("kubedrf.io/framework") == "workloads"
+
+
+# -- the admission webhook ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def webhook_master(cluster: devcluster.Cluster, master: MasterProcess) -> Iterator[MasterProcess]:
+    """The test's master, to be started with the webhook, registered as ``kubedrf dev webhook``
+    does it. Removed after the test, so no other test's Pods meet it."""
+    name = f"kubedrf-e2e-{uuid.uuid4().hex[:6]}"
+    port = free_port()
+    made = devwebhook.register(cluster, port, name=name)
+    master.flags.update(
+        {
+            "webhook-port": str(port),
+            "webhook-cert-file": str(made.cert_file),
+            "webhook-key-file": str(made.key_file),
+        }
+    )
+    try:
+        yield master
+    finally:
+        devwebhook.unregister(cluster, name)
+
+
+def bare_pod(name: str, cpu: str = "1") -> dict[str, Any]:
+    container = {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
+    return {"metadata": {"name": name}, "spec": {"containers": [container]}}
+
+
+def gates(pod: Any) -> list[str]:
+    return [gate.name for gate in pod.spec.scheduling_gates or []]
+
+
+def test_the_webhook_gates_pods_in_role_labelled_namespaces_and_no_others(
+    pool: NodePool, webhook_master: MasterProcess, team: Any, api: client.ApiClient, namespace: str
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    labelled, _ = team()
+    webhook_master.start()
+
+    def answering() -> bool:
+        try:
+            probe = core.create_namespaced_pod(labelled, bare_pod("probe"), dry_run="All")
+        except client.exceptions.ApiException:
+            return False  # failurePolicy Fail: refused until the master serves
+        return gates(probe) == [GATE]
+
+    wait_for(answering, "the master's webhook to answer", timeout=30)
+    body = job("plain", "1", "1Gi", parallelism=2, completions=2)
+    template = body["spec"]["template"]
+    del template["spec"]["schedulingGates"]  # the manifest as users write it
+    del template["metadata"]["annotations"]
+    batch.create_namespaced_job(labelled, body)
+    wait_for(lambda: running(core, labelled) == 2, "the Job's 2 Pods released and running")
+    for pod in core.list_namespaced_pod(labelled).items:
+        assert (pod.metadata.labels or {}).get("kubedrf.io/framework") == "workloads"
+    # Too big for any offer: it shows the gate the webhook added, and keeps it.
+    assert gates(core.create_namespaced_pod(labelled, bare_pod("big", cpu="50"))) == [GATE]
+    assert gates(core.create_namespaced_pod(namespace, bare_pod("free"))) == []
+    # kube-system is never sent to the webhook, even labelled with a role.
+    core.patch_namespace("kube-system", {"metadata": {"labels": {"kubedrf.io/role": "x"}}})
+    try:
+        system = core.create_namespaced_pod("kube-system", bare_pod("sys"), dry_run="All")
+    finally:
+        core.patch_namespace("kube-system", {"metadata": {"labels": {"kubedrf.io/role": None}}})
+    assert gates(system) == []
+    settle(3)
+    assert gates(core.read_namespaced_pod("big", labelled)) == [GATE]
+
+
+def test_a_cronjobs_runs_are_placed_through_offers(
+    pool: NodePool,
+    master: MasterProcess,
+    team: Any,
+    api: client.ApiClient,
+    cluster: devcluster.Cluster,
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    namespace, _ = team()
+    run = job("nightly", "1", "1Gi", parallelism=2, completions=4)["spec"]
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": run}},
+    }
+    batch.create_namespaced_cron_job(namespace, cron)
+    stored = batch.read_namespaced_cron_job("nightly", namespace)
+    assert gates(stored.spec.job_template.spec.template) == [GATE]
+    master.start()
+    # A run now rather than at 3 am: the Job the CronJob controller would create.
+    cluster.kubectl("create", "job", "nightly-now", "--from=cronjob/nightly", "-n", namespace)
+
+    def done() -> bool:
+        status = batch.read_namespaced_job("nightly-now", namespace).status
+        return status.succeeded == 4
+
+    wait_for(done, "the run's 4 Pods to succeed", timeout=120)
+    for pod in core.list_namespaced_pod(namespace).items:
+        assert (pod.metadata.labels or {}).get("kubedrf.io/framework") == "workloads"
+
+
+def test_a_job_pod_revoked_for_a_late_framework_is_recreated_gated_and_waits(
+    pool: NodePool,
+    master: MasterProcess,
+    team: Any,
+    api: client.ApiClient,
+    frameworks: Frameworks,
+) -> None:
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    pool.add(1, NodeShape(cpu="9", memory="18Gi"))
+    namespace, _ = team()
+    body = job("hold", "1", "1Gi", parallelism=9, completions=9)
+    del body["spec"]["template"]["metadata"]["annotations"]  # they run until revoked
+    body["spec"]["backoffLimit"] = 20  # an eviction counts as a failure of the Job
+    batch.create_namespaced_job(namespace, body)
+    master.flags["grace-period"] = "2s"
+    master.start()
+    wait_for(lambda: running(core, namespace) == 9, "the Job holding the whole node")
+    # A late framework wanting one such task: below its DRF target, it gets one CPU back.
+    # (One only: the Job controller delays replacing n failed Pods by 10 s * 2^(n-1).)
+    task = {"cpu": "1", "memory": "1Gi"}
+    frameworks.create("late", task, count=1)
+    frameworks.wait_offers("late", timeout=60)
+    # Holding the offer for the one task it wanted, it says it wants no more, then launches
+    # (demand counts the tasks still wanted: the other order asks for a second revocation).
+    frameworks.patch("late", {"spec": {"demand": [{"resources": task, "count": 0}]}})
+
+    def late_runs() -> bool:
+        frameworks.accept_all("late")
+        return len(frameworks.running("late")) == 1
+
+    wait_for(late_runs, "the late framework's task running", timeout=60)
+    asked = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "inverseoffers"
+    )["items"]
+    assert [i["spec"]["framework"] for i in asked] == ["workloads"]
+    # The Job controller replaced the revoked Pod; the replacement waits behind the gate.
+    gated(core, batch, namespace, 1)
+    settle(5)  # demand steady: nothing more moves
+    now = phases(core, namespace)
+    assert (now.get("Running"), now.get("SchedulingGated")) == (8, 1), now
+    assert len(frameworks.running("late")) == 1

@@ -108,6 +108,8 @@ def test_every_master_flag_is_a_value_or_goes_through_extra_args(helm: str) -> N
         "fairnessExcluded={pods,nvidia.com/gpu},logFormat=json,offerRetention=0s",
         "--set",
         "extraArgs={--verbose}",
+        "--set",
+        "webhook.enabled=true",
     )
     container = master_container(docs)
     given = flags(container)
@@ -191,6 +193,7 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
     assert tuple(values["fairnessExcluded"]) == defaults.fairness_excluded
     assert values["binder"] == defaults.binder
     assert MasterSettings(workloads=values["workloads"]["enabled"]) == defaults
+    assert values["webhook"]["enabled"] is False and defaults.webhook_port == 0
     revocation = values["revocation"]
     assert (
         MasterSettings(
@@ -423,6 +426,66 @@ def test_the_admission_policy_can_be_left_out(helm: str) -> None:
     assert find(docs, "ValidatingAdmissionPolicyBinding") == []
 
 
+# -- the admission webhook ---------------------------------------------------------------------
+
+
+def test_the_webhook_is_absent_by_default_and_one_value_turns_it_on(helm: str) -> None:
+    kinds = ("MutatingWebhookConfiguration", "Secret")
+    off = render(helm)
+    assert [d for d in off if d["kind"] in kinds] == []
+    assert not any(a.startswith("--webhook") for a in master_container(off)["args"])
+    on = render(helm, "--set", "webhook.enabled=true")
+    assert {d["kind"] for d in on} >= set(kinds)
+    container = master_container(on)
+    assert flags(container)["webhook-port"] == "9443"
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
+
+
+def test_the_charts_webhook_is_the_one_the_master_defines(helm: str) -> None:
+    from kubedrf.workloads.webhook import WEBHOOK_ID, configuration  # noqa: PLC0415
+
+    docs = render(helm, "--set", "webhook.enabled=true,webhook.failurePolicy=Ignore")
+    (registered,) = find(docs, "MutatingWebhookConfiguration")
+    (hook,) = registered["webhooks"]
+    client_config = hook.pop("clientConfig")
+    (expected,) = configuration("x", {}, ["kubedrf-system"], "Ignore")["webhooks"]
+    del expected["clientConfig"]
+    assert hook == expected
+    assert client_config["service"] == {
+        "name": "rel-kubedrf-webhook",
+        "namespace": "kubedrf-system",
+        "path": f"/{WEBHOOK_ID}",
+        "port": 443,
+    }
+
+
+def test_the_webhooks_certificate_is_signed_by_its_ca_bundle_for_its_service(
+    helm: str,
+) -> None:
+    import base64  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+
+    docs = render(helm, "--set", "webhook.enabled=true", namespace="sched")
+    (secret,) = find(docs, "Secret")
+    (registered,) = find(docs, "MutatingWebhookConfiguration")
+    ca = x509.load_pem_x509_certificate(
+        base64.b64decode(registered["webhooks"][0]["clientConfig"]["caBundle"])
+    )
+    serving = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    serving.verify_directly_issued_by(ca)
+    names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "rel-kubedrf-webhook.sched.svc" in names.get_values_for_type(x509.DNSName)
+    (deployment,) = find(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "webhook-cert"]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "webhook-cert"]
+    given = flags(pod["containers"][0])
+    assert given["webhook-cert-file"] == f"{mount['mountPath']}/tls.crt"
+    assert given["webhook-key-file"] == f"{mount['mountPath']}/tls.key"
+
+
 @pytest.mark.parametrize(
     ("value", "complaint"),
     [
@@ -436,6 +499,7 @@ def test_the_admission_policy_can_be_left_out(helm: str) -> None:
         ("leaderElection.name=Not_A_Name", "/leaderElection/name"),
         ("metrics.serviceMonitor.enable=true", "additional properties 'enable' not allowed"),
         ("admissionPolicy.exemptNamespaces={Kube_System}", "/admissionPolicy/exemptNamespaces/0"),
+        ("webhook.failurePolicy=Maybe", "/webhook/failurePolicy"),
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: str, value: str, complaint: str) -> None:

@@ -27,6 +27,16 @@
 {{- printf "%s-managed-nodes" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The admission webhook's Service, Secret and MutatingWebhookConfiguration. */}}
+{{- define "kubedrf.webhook" -}}
+{{- printf "%s-webhook" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Where the master reads the webhook's certificate (the Secret, mounted). */}}
+{{- define "kubedrf.webhookCertDir" -}}
+/etc/kubedrf/webhook
+{{- end }}
+
 {{- define "kubedrf.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}

@@ -80,6 +80,26 @@ def _remove_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook(args: argparse.Namespace) -> int:
+    """Register the admission webhook for a master on this host, or remove the registration."""
+    from kubedrf.devcluster import webhook  # noqa: PLC0415 (loads cryptography only here)
+
+    dev = _running(args.name)
+    if args.remove:
+        webhook.unregister(dev)
+        return 0
+    made = webhook.register(dev, args.port, failure_policy=args.failure_policy)
+    provision.log(
+        f"Pods created in namespaces labelled kubedrf.io/role now go to https://127.0.0.1:{args.port};"
+        " start the master with:"
+    )
+    print(
+        f"kubedrf master --webhook-port={args.port} --webhook-cert-file={made.cert_file}"
+        f" --webhook-key-file={made.key_file}"
+    )
+    return 0
+
+
 def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Report the errors a user can act on in one line, without a traceback."""
 
@@ -166,6 +186,27 @@ def add_parser(subparsers: Any) -> None:
         "--unmanaged", action="store_true", help="no kubedrf.io/managed label and taint"
     )
     add_cmd.set_defaults(func=_guarded(_add_node))
+
+    webhook_cmd = commands.add_parser(
+        "webhook",
+        help="make a certificate and register the gate-adding admission webhook of a master"
+        " running on this host; print the master's flags",
+    )
+    _name_option(webhook_cmd)
+    webhook_cmd.add_argument(
+        "--port", type=int, default=9443, help="the master's --webhook-port (%(default)s)"
+    )
+    webhook_cmd.add_argument(
+        "--failure-policy",
+        choices=("Fail", "Ignore"),
+        default="Fail",
+        help="what the apiserver does when the master does not answer (%(default)s; see the"
+        " README)",
+    )
+    webhook_cmd.add_argument(
+        "--remove", action="store_true", help="delete the registration instead"
+    )
+    webhook_cmd.set_defaults(func=_guarded(_webhook))
 
     remove_cmd = commands.add_parser("remove-node", help="delete fake nodes")
     _name_option(remove_cmd)

@@ -157,6 +157,22 @@ def add_parser(subparsers: Any) -> None:
         help="on: run the built-in framework, whose tasks are Pods of any workload gated with"
         " kubedrf.io/offer (default: %(default)s)",
     )
+    parser.add_argument(
+        "--webhook-port",
+        type=int,
+        default=defaults.webhook_port,
+        metavar="PORT",
+        help="TCP port of the admission webhook that adds the gate kubedrf.io/offer to Pods"
+        " created in namespaces labelled kubedrf.io/role; 0: none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--webhook-cert-file",
+        metavar="PATH",
+        help="the webhook's TLS certificate (PEM); `kubedrf dev webhook` makes one locally",
+    )
+    parser.add_argument(
+        "--webhook-key-file", metavar="PATH", help="the webhook's TLS private key (PEM)"
+    )
     parser.add_argument("--verbose", action="store_true", help="log at DEBUG level")
     parser.set_defaults(func=run)
 
@@ -209,16 +225,27 @@ def run(args: argparse.Namespace) -> int:
             max_revocations_per_cycle=args.max_revocations_per_cycle,
             binder=args.binder,
             workloads=args.workloads == "on",
+            webhook_port=args.webhook_port,
+            webhook_cert_file=args.webhook_cert_file,
+            webhook_key_file=args.webhook_key_file,
         )
     except ValidationError as error:
         message = validation_message(error, "flags")
         message = re.sub(r"\bflags\.(\w+)", lambda m: "--" + m[1].replace("_", "-"), message)
+        # A rule across settings names them bare (``webhook_port``): flags here, too.
+        fields = "|".join(name for name in MasterSettings.model_fields if "_" in name)
+        message = re.sub(rf"\b({fields})\b", lambda m: "--" + m[1].replace("_", "-"), message)
+        message = message.replace("flags: Value error, ", "")
         print(f"error: {message} (see {SETTINGS_DOC})", file=sys.stderr)
         return 2
     # Imported here: loading kopf and the handlers is only needed to run the master.
     import kopf  # noqa: PLC0415
 
-    import kubedrf.master.handlers  # noqa: F401, PLC0415
+    import kubedrf.master.handlers  # noqa: PLC0415
+
+    if settings.webhook_port:
+        # Only then: kopf refuses to start with an admission handler and no server.
+        import kubedrf.master.admission  # noqa: F401, PLC0415
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

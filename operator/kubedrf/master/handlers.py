@@ -57,9 +57,15 @@ RECONNECT_BACKOFFS = Backoffs((0.2, 0.5), then=1.0)
 CONNECT_TIMEOUT_S = 5.0
 
 
+def settings_of(memo: kopf.Memo) -> MasterSettings:
+    """The flags ``kubedrf master`` put in the memo, else (``kopf run``) the environment."""
+    given: MasterSettings | None = memo.get("settings")
+    return given or MasterSettings.from_env()
+
+
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    master_settings: MasterSettings = memo.get("settings") or MasterSettings.from_env()
+    master_settings = settings_of(memo)
     settings.posting.level = logging.WARNING
     # Our kinds are known; scanning CRDs would need RBAC the chart rightly does not grant.
     settings.scanning.disabled = True

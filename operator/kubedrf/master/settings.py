@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from kubedrf.allocator import AllocatorConfig, Mode, RevocationPolicy
 from kubedrf.api.conventions import SCHEDULER_NAME
@@ -48,6 +48,23 @@ class MasterSettings(BaseModel):
     binder: Literal["kubedrf", "kube-scheduler"] = "kubedrf"
     #: Run the built-in framework (gated Pods of any workload as tasks) inside the master.
     workloads: bool = True
+    #: Port of the admission webhook that gates Pods in role-labelled namespaces; 0: none.
+    webhook_port: int = Field(default=0, ge=0, le=65535)
+    #: The webhook's TLS certificate and key (PEM), which the apiserver must trust.
+    webhook_cert_file: str | None = None
+    webhook_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _webhook_has_its_certificate(self) -> MasterSettings:
+        if not self.webhook_port:
+            return self
+        for field in ("webhook_cert_file", "webhook_key_file"):
+            path = getattr(self, field)
+            if not path:
+                raise ValueError(f"{field} is required when webhook_port is set (TLS only)")
+            if not os.path.isfile(path):
+                raise ValueError(f"{field}: no such file {path!r}")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MasterSettings:
