@@ -127,6 +127,21 @@ def test_offer_columns_answer_at_a_glance() -> None:
     assert inverse[:3] == ["Framework", "Node", "For"] and "Phase" in inverse
 
 
+def test_no_printer_column_prints_a_list_as_json() -> None:
+    for kind in KINDS:
+        crd = crd_manifest(kind)
+        version = crd["spec"]["versions"][0]
+        for column in version["additionalPrinterColumns"]:
+            path = column["jsonPath"]
+            if "[" in path or path.startswith(".metadata"):
+                continue  # a filter picks one item; metadata is not in the schema
+            schema = version["schema"]["openAPIV3Schema"]
+            for part in path.strip(".").split("."):
+                # A key of a map (.spec.resources.cpu) has the map's value schema.
+                schema = schema.get("properties", {}).get(part) or schema["additionalProperties"]
+            assert schema.get("type") != "array", f"{kind.kind} column {column['name']}: {path}"
+
+
 def _columns(kind: str) -> list[dict[str, Any]]:
     crd = next(crd_manifest(k) for k in KINDS if k.kind == kind)
     columns: list[dict[str, Any]] = crd["spec"]["versions"][0]["additionalPrinterColumns"]

@@ -50,6 +50,17 @@ def test_a_written_framework_status_reads_back_unchanged_through_its_model() -> 
     assert {c["type"] for c in written["conditions"]} >= {"Ready", "Connected", "Offered"}
 
 
+def test_status_lists_the_roles_as_plain_text_for_the_roles_column() -> None:
+    cache = cache_with(
+        nodes=[node("n1")], frameworks=[framework("A", A_TASKS, roles=["eng", "ops"])]
+    )
+    view = cache.freeze(NOW)
+    status = framework_status(
+        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    )
+    assert status.role_list == "eng,ops"
+
+
 def test_a_frozen_view_does_not_change_when_the_cache_does() -> None:
     cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
     view = cache.freeze(NOW)

@@ -110,6 +110,7 @@ def framework_status(
         conditions.set(ConditionType.REVOKING, False, "NothingAsked", "no resources asked back")
     return FrameworkStatus(
         observed_generation=generation,
+        role_list=",".join(record.spec.roles) if record.spec else None,
         allocated={role: total(items).to_quantities() for role, items in by_role.items()},
         dominant_share=round(shares.frameworks.get(record.key, 0.0), 4),
         tasks=sum(h.tasks for h in mine),
