@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kubedrf.allocator import allocate
+from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.shares import shares
 from kubedrf.api import FrameworkStatus
 from kubedrf.api.offer import OfferPhase
@@ -59,6 +60,26 @@ def test_status_lists_the_roles_as_plain_text_for_the_roles_column() -> None:
         view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
     )
     assert status.role_list == "eng,ops"
+
+
+def test_a_task_larger_than_every_node_turns_tasks_fit_false_naming_shape_and_node() -> None:
+    huge = [{"resources": {"cpu": "16", "memory": "1Gi"}, "count": 2}]
+    cache = cache_with(
+        nodes=[node("n1")], frameworks=[framework("A", huge), framework("B", A_TASKS)]
+    )
+    view = cache.freeze(NOW)
+    snapshot = view.snapshot()
+    too_large = oversized(snapshot)
+    conditions = {}
+    for name in ("team/A", "team/B"):
+        status = framework_status(
+            view, view.frameworks[name], shares=shares(snapshot), result=None, oversized=too_large
+        )
+        conditions[name] = {c["type"]: c for c in status_patch(status)["conditions"]}
+    fit = conditions["team/A"]["TasksFit"]
+    assert (fit["status"], fit["reason"]) == ("False", "TaskLargerThanAnyNode")
+    assert "cpu=16, memory=1Gi" in fit["message"] and "n1, has cpu=9" in fit["message"]
+    assert conditions["team/B"]["TasksFit"]["status"] == "True"
 
 
 def test_a_frozen_view_does_not_change_when_the_cache_does() -> None:

@@ -7,10 +7,11 @@ Statuses carry conditions with ``observedGeneration``; a condition keeps its
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubedrf.allocator import AllocationResult, Reason
+from kubedrf.allocator.oversized import Oversized
 from kubedrf.allocator.roles import lineage
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FrameworkStatus, QuotaStatus, ReservationStatus, RoleStatus
@@ -57,8 +58,13 @@ def framework_status(
     *,
     shares: Shares,
     result: AllocationResult | None,
+    oversized: Sequence[Oversized] = (),
 ) -> FrameworkStatus:
-    """Allocated, tasks and offers from the view's holdings; the share DRF sorted by."""
+    """Allocated, tasks and offers from the view's holdings; the share DRF sorted by.
+
+    ``oversized`` are the cycle's task shapes that no node can hold (``allocator.oversized``);
+    this framework's get a condition, and so a Warning Event when it turns False.
+    """
     body = view.bodies.get(("framework", record.key))
     generation = record.generation
     mine = [h for h in holdings(view, result) if h.framework == record.key]
@@ -102,6 +108,13 @@ def framework_status(
         conditions.set(ConditionType.OFFERED, False, reason, message)
     else:
         conditions.set(ConditionType.OFFERED, False, "NoOffers", "no offers outstanding")
+    too_large = [o.message() for o in oversized if o.framework == record.key]
+    if too_large:
+        message = "; ".join(too_large)
+        conditions.set(ConditionType.TASKS_FIT, False, "TaskLargerThanAnyNode", message)
+    else:
+        message = "every task it demands fits some node"
+        conditions.set(ConditionType.TASKS_FIT, True, "TasksFit", message)
     asked = pending_inverse_offers(view, record.key)
     if asked:
         message = "; ".join(_asked(r) for r in asked)
