@@ -6,6 +6,7 @@ from kubedrf.allocator import allocate
 from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.shares import shares
 from kubedrf.api import FrameworkStatus
+from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.lifecycle import reconcile
 from kubedrf.master.metrics import Metrics
@@ -49,6 +50,25 @@ def test_a_written_framework_status_reads_back_unchanged_through_its_model() -> 
     assert status_patch(FrameworkStatus.model_validate(written)) == written
     assert {"allocated", "dominantShare", "tasks", "outstandingOffers", "revoking"} <= set(written)
     assert {c["type"] for c in written["conditions"]} >= {"Ready", "Connected", "Offered"}
+
+
+def test_a_condition_keeps_its_transition_time_and_a_malformed_one_restarts_at_now() -> None:
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
+    body = cache.freeze(NOW).bodies[("framework", "team/A")]
+    body["status"] = {
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+            {"type": "Connected", "status": "True", "lastTransitionTime": "yesterday"},
+        ]
+    }
+    cache.apply("framework", "MODIFIED", body)
+    view = cache.freeze(NOW)
+    status = framework_status(
+        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    )
+    since = {c["type"]: c["lastTransitionTime"] for c in status_patch(status)["conditions"]}
+    assert since["Ready"] == "2020-01-01T00:00:00Z"
+    assert since["Connected"] == format_time(NOW)
 
 
 def test_status_lists_the_roles_as_plain_text_for_the_roles_column() -> None:

@@ -35,11 +35,13 @@ class ConditionSet:
     def set(self, type_: ConditionType, status: bool, reason: str, message: str) -> None:
         value = "True" if status else "False"
         old = self.previous.get(type_)
-        since = (
-            old["lastTransitionTime"]
-            if old and old.get("status") == value and old.get("lastTransitionTime")
-            else moment(self.now)
+        # A time that does not parse (written by hand, say) restarts at now, never fails.
+        kept = (
+            parse_time(old.get("lastTransitionTime"))
+            if old and old.get("status") == value
+            else None
         )
+        since = moment(self.now if kept is None else kept)
         self.items.append(
             Condition(
                 type=type_,
