@@ -255,6 +255,10 @@ class Resources(Mapping[str, int]):
         """Kubernetes quantity strings, for the API and for people."""
         return {name: format_amount(name, value) for name, value in self._amounts.items()}
 
+    def describe(self) -> str:
+        """``cpu=16, memory=4Gi``: for messages people read."""
+        return ", ".join(f"{k}={v}" for k, v in self.to_quantities().items())
+
     def to_canonical(self) -> dict[str, int | float]:
         """Numbers in canonical units (cpu in cores), for JSON reports."""
         return {name: canonical_number(name, value) for name, value in self._amounts.items()}

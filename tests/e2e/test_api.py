@@ -339,13 +339,19 @@ def test_framework_columns(kubectl: Kubectl, ns: str, made: list[Manifest]) -> N
         "reason": "Registered",
         "lastTransitionTime": "2026-01-01T00:00:00Z",
     }
-    status = {"dominantShare": 0.5, "tasks": 3, "outstandingOffers": 1, "conditions": [ready]}
+    status = {
+        "roleList": "eng,ops",
+        "dominantShare": 0.5,
+        "tasks": 3,
+        "outstandingOffers": 1,
+        "conditions": [ready],
+    }
     _set_status(kubectl, ns, made_framework, status)
     name = made_framework["metadata"]["name"]
     header, rows = _table(kubectl, "frameworks", f"--namespace={ns}")
     assert header == ["NAME", "ROLES", "SHARE", "TASKS", "OFFERS", "READY", "CONNECTED", "AGE"]
     # Connected is empty (no such condition yet), so the row has no cell for it.
-    assert rows[name][:-1] == [name, '["eng","ops"]', "0.5", "3", "1", "True"]
+    assert rows[name][:-1] == [name, "eng,ops", "0.5", "3", "1", "True"]
 
 
 # Objects the apiserver must refuse, each naming the field at fault.

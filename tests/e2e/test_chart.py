@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -103,7 +104,19 @@ def release(
             }
         )
     )
-    helm("install", ours.name, str(CHART), "-n", ours.namespace, "-f", str(values), "--wait")
+    # Other tests of the session may have applied crds/ with kubectl already: the release takes
+    # them over, as a user's first install or an upgrade from 0.1.0 does.
+    helm(
+        "install",
+        ours.name,
+        str(CHART),
+        "-n",
+        ours.namespace,
+        "-f",
+        str(values),
+        "--take-ownership",
+        "--wait",
+    )
     try:
         yield ours
     finally:
@@ -227,7 +240,9 @@ def kubeconform(cluster: devcluster.Cluster, location: str, *files: Path) -> lis
 def test_install_serves_the_crds_and_creates_the_rbac(
     cluster: devcluster.Cluster, release: Release
 ) -> None:
-    crds = [path.stem.removeprefix("kubedrf.io_") + ".kubedrf.io" for path in CHART.glob("crds/*")]
+    crds = [
+        path.stem.removeprefix("kubedrf.io_") + ".kubedrf.io" for path in CHART.glob("files/crds/*")
+    ]
     assert len(crds) == 6
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", *crds)
     account = release.service_account
@@ -593,6 +608,33 @@ def test_upgrade_changes_the_allocation_interval(
     assert f"--leader-election-namespace={release.namespace}" in args
     status = json.loads(helm("status", release.name, "-n", release.namespace, "-o", "json"))
     assert (status["version"], status["info"]["status"]) == (2, "deployed")
+
+
+def test_upgrade_brings_the_crds_up_to_date(
+    cluster: devcluster.Cluster, helm: Helm, release: Release, tmp_path: Path
+) -> None:
+    """An older chart whose Framework CRD lacks status.roleList and prints spec.roles, then
+    an upgrade to this one: the field and the column arrive with the upgrade alone."""
+    older = tmp_path / "kubedrf"
+    shutil.copytree(CHART, older)
+    path = older / "files" / "crds" / "kubedrf.io_frameworks.yaml"
+    crd = yaml.safe_load(path.read_text())
+    version = crd["spec"]["versions"][0]
+    del version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["roleList"]
+    version["additionalPrinterColumns"][0]["jsonPath"] = ".spec.roles"
+    path.write_text(yaml.safe_dump(crd, sort_keys=False))
+
+    def served() -> tuple[bool, str]:
+        live = json.loads(cluster.kubectl("get", "crd", "frameworks.kubedrf.io", "-o", "json"))
+        version = live["spec"]["versions"][0]
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
+        return "roleList" in status, version["additionalPrinterColumns"][0]["jsonPath"]
+
+    upgrade = ("upgrade", release.name, "-n", release.namespace, "--reuse-values", "--wait")
+    helm(*upgrade[:2], str(older), *upgrade[2:])
+    assert served() == (False, ".spec.roles")
+    helm(*upgrade[:2], str(CHART), *upgrade[2:])
+    assert served() == (True, ".status.roleList")
 
 
 def test_uninstall_leaves_only_the_crds(

@@ -320,6 +320,29 @@ def test_a_role_closed_to_the_namespace_is_refused_with_a_reason(
     assert any(e.reason == "RoleRefused" and private in (e.message or "") for e in events)
 
 
+def test_a_task_larger_than_every_node_is_a_warning_naming_the_shape_and_the_node(
+    pool: NodePool,
+    start_master: MasterFactory,
+    frameworks: Frameworks,
+    core: client.CoreV1Api,
+) -> None:
+    (node,) = pool.add(1, NodeShape(cpu="2", memory="8Gi"))
+    start_master()
+    frameworks.create("a", {"cpu": "16", "memory": "1Gi"}, count=1)
+    condition = wait_for(
+        lambda: (c := frameworks.condition("a", "TasksFit")) and c["status"] == "False" and c,
+        "the oversized task in status",
+    )
+    assert condition["reason"] == "TaskLargerThanAnyNode"
+    assert "cpu=16, memory=1Gi" in condition["message"]
+    assert f"{node}, has cpu=2" in condition["message"]
+    assert frameworks.get("a")["status"]["roleList"] == "default"
+    events = core.list_namespaced_event(
+        frameworks.namespace, field_selector="involvedObject.name=a"
+    ).items
+    assert any(e.reason == "TaskLargerThanAnyNode" and e.type == "Warning" for e in events)
+
+
 def test_tasks_an_accept_lists_before_their_pods_exist_are_kept(
     pool: NodePool,
     start_master: MasterFactory,

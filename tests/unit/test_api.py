@@ -21,13 +21,15 @@ from kubedrf.api import (
 from kubedrf.api.crdgen import KINDS, api_reference, crd_manifest, drift, reference_drift
 from kubedrf.api.tenancy import refusal
 from kubedrf.api.types import RESOURCE_NAMES
+from kubedrf.cli.crds import DEFAULT_DIRECTORIES
 from kubedrf.resources import resource_name_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_crds_match_the_models() -> None:
-    stale = drift([ROOT / "crds", ROOT / "charts" / "kubedrf" / "crds"])
+    # The chart's copies too: its templates install them (one source, drift-checked).
+    stale = drift([ROOT / directory for directory in DEFAULT_DIRECTORIES])
     assert stale == [], "run `kubedrf crds` and commit the result"
 
 
@@ -125,6 +127,21 @@ def test_offer_columns_answer_at_a_glance() -> None:
     assert wide == ["Revoking"]  # kubectl get -o wide
     inverse = [c["name"] for c in _columns("InverseOffer")]
     assert inverse[:3] == ["Framework", "Node", "For"] and "Phase" in inverse
+
+
+def test_no_printer_column_prints_a_list_as_json() -> None:
+    for kind in KINDS:
+        crd = crd_manifest(kind)
+        version = crd["spec"]["versions"][0]
+        for column in version["additionalPrinterColumns"]:
+            path = column["jsonPath"]
+            if "[" in path or path.startswith(".metadata"):
+                continue  # a filter picks one item; metadata is not in the schema
+            schema = version["schema"]["openAPIV3Schema"]
+            for part in path.strip(".").split("."):
+                # A key of a map (.spec.resources.cpu) has the map's value schema.
+                schema = schema.get("properties", {}).get(part) or schema["additionalProperties"]
+            assert schema.get("type") != "array", f"{kind.kind} column {column['name']}: {path}"
 
 
 def _columns(kind: str) -> list[dict[str, Any]]:

@@ -420,6 +420,25 @@ def test_the_admission_policy_follows_the_managed_taint_and_exempt_namespaces(he
     assert selector["values"] == ["sched", "agents"]  # the release namespace once
 
 
+def test_the_crds_are_templates_so_that_helm_upgrade_updates_them(helm: str) -> None:
+    # Helm installs a chart's crds/ directory once and never upgrades it.
+    assert not (CHART / "crds").exists()
+    rendered = {
+        doc["metadata"]["name"]: doc for doc in find(render(helm), "CustomResourceDefinition")
+    }
+    generated = [
+        yaml.safe_load(path.read_text()) for path in sorted((ROOT / "crds").glob("*.yaml"))
+    ]
+    assert len(generated) == 6
+    # One source: what the chart installs is what `kubedrf crds` generates.
+    assert rendered == {crd["metadata"]["name"]: crd for crd in generated}
+    for crd in rendered.values():
+        # An uninstall must not delete the CRDs, and every kubedrf object with them.
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert "labels" not in crd["metadata"]  # nor do they count among the release's objects
+    assert find(render(helm, "--set", "crds.install=false"), "CustomResourceDefinition") == []
+
+
 def test_the_admission_policy_can_be_left_out(helm: str) -> None:
     docs = render(helm, "--set", "admissionPolicy.enabled=false")
     assert find(docs, "ValidatingAdmissionPolicy") == []

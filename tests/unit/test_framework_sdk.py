@@ -344,6 +344,30 @@ def test_a_task_whose_pod_cannot_be_created_is_failed_and_the_launch_raises() ->
     assert "Forbidden" in driver.tasks["job-1"].message
 
 
+class ErrorRecorder(Scheduler):
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    async def error(self, driver: SchedulerDriver, message: str) -> None:
+        self.errors.append(message)
+
+
+def test_a_task_larger_than_every_node_reaches_the_scheduler_once_through_error() -> None:
+    scheduler = ErrorRecorder()
+    driver = kube_driver(scheduler)
+    condition = {
+        "type": "TasksFit",
+        "status": "False",
+        "reason": "TaskLargerThanAnyNode",
+        "message": "a task of cpu=16 is larger than every node: the largest for it, n1, has cpu=9",
+    }
+    framework = {"metadata": {"name": "job"}, "status": {"conditions": [condition]}}
+    for _ in range(2):  # the status again at the next cycle: told once
+        run(driver._on_framework(WatchEvent("MODIFIED", [framework])))
+    (message,) = scheduler.errors
+    assert "TasksFit is False" in message and "larger than every node" in message
+
+
 def test_a_relist_kills_live_tasks_whose_pods_are_gone_but_not_ended_ones() -> None:
     recorder = Recorder()
     driver = kube_driver(recorder)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from kubedrf.allocator import allocate
+from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.shares import shares
 from kubedrf.api import FrameworkStatus
+from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.lifecycle import reconcile
 from kubedrf.master.metrics import Metrics
@@ -48,6 +50,56 @@ def test_a_written_framework_status_reads_back_unchanged_through_its_model() -> 
     assert status_patch(FrameworkStatus.model_validate(written)) == written
     assert {"allocated", "dominantShare", "tasks", "outstandingOffers", "revoking"} <= set(written)
     assert {c["type"] for c in written["conditions"]} >= {"Ready", "Connected", "Offered"}
+
+
+def test_a_condition_keeps_its_transition_time_and_a_malformed_one_restarts_at_now() -> None:
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
+    body = cache.freeze(NOW).bodies[("framework", "team/A")]
+    body["status"] = {
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+            {"type": "Connected", "status": "True", "lastTransitionTime": "yesterday"},
+        ]
+    }
+    cache.apply("framework", "MODIFIED", body)
+    view = cache.freeze(NOW)
+    status = framework_status(
+        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    )
+    since = {c["type"]: c["lastTransitionTime"] for c in status_patch(status)["conditions"]}
+    assert since["Ready"] == "2020-01-01T00:00:00Z"
+    assert since["Connected"] == format_time(NOW)
+
+
+def test_status_lists_the_roles_as_plain_text_for_the_roles_column() -> None:
+    cache = cache_with(
+        nodes=[node("n1")], frameworks=[framework("A", A_TASKS, roles=["eng", "ops"])]
+    )
+    view = cache.freeze(NOW)
+    status = framework_status(
+        view, view.frameworks["team/A"], shares=shares(view.snapshot()), result=None
+    )
+    assert status.role_list == "eng,ops"
+
+
+def test_a_task_larger_than_every_node_turns_tasks_fit_false_naming_shape_and_node() -> None:
+    huge = [{"resources": {"cpu": "16", "memory": "1Gi"}, "count": 2}]
+    cache = cache_with(
+        nodes=[node("n1")], frameworks=[framework("A", huge), framework("B", A_TASKS)]
+    )
+    view = cache.freeze(NOW)
+    snapshot = view.snapshot()
+    too_large = oversized(snapshot)
+    conditions = {}
+    for name in ("team/A", "team/B"):
+        status = framework_status(
+            view, view.frameworks[name], shares=shares(snapshot), result=None, oversized=too_large
+        )
+        conditions[name] = {c["type"]: c for c in status_patch(status)["conditions"]}
+    fit = conditions["team/A"]["TasksFit"]
+    assert (fit["status"], fit["reason"]) == ("False", "TaskLargerThanAnyNode")
+    assert "cpu=16, memory=1Gi" in fit["message"] and "n1, has cpu=9" in fit["message"]
+    assert conditions["team/B"]["TasksFit"]["status"] == "True"
 
 
 def test_a_frozen_view_does_not_change_when_the_cache_does() -> None:

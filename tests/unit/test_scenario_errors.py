@@ -164,6 +164,49 @@ def test_every_field_error_is_reported_at_once(
         assert f"error: {path}: {field}: " in err
 
 
+def test_cross_field_errors_come_with_the_field_errors_in_one_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        NODE + "roles:\n  - {name: eng}\n"
+        "quotas:\n  - {role: eng, guarantee: {cpu: '4'}, limit: {cpu: '2', memroy: 1Gi}}\n"
+        "frameworks:\n  - {name: A, roles: [eng, ghost], refuseSeconds: soon}\n"
+        "events:\n  - {at: 1s, setTasks: {framework: Z, count: 2}}\n"
+        "  - {at: 2s, revive: {framework: A, role: x}}\n"
+    )
+    assert main(["simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    for problem in [
+        "quotas[0].limit.memroy: resource name 'memroy' is not valid",  # field errors
+        "frameworks[0].refuseSeconds: 'soon' is not a duration",
+        "quotas[0].limit.cpu: must be at least the guarantee (4), got 2",  # cross-field ones
+        "frameworks[0].roles[1]: role 'ghost' is not declared under roles",
+        "events[0].setTasks.framework: framework 'Z' is not among the scenario's frameworks",
+        "events[1].revive.role: framework 'A' has no role 'x'",
+    ]:
+        assert f"error: {path}: {problem}" in err
+
+
+def test_an_invalid_item_left_out_is_not_reported_missing_where_it_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "left-out.yaml"
+    path.write_text(
+        NODE + "frameworks:\n  - {name: A, tasks: {count: 1}}\n  - {name: B}\n"
+        "  - {name: C, roles: [eng], tasks: {count: 1, resources: {cpu: '1'}}}\n"
+        "roles:\n  - {name: ops}\n"
+        "events:\n  - {at: 1s, suppress: {framework: A}}\n  - {at: 1s, suppress: {framework: Y}}\n"
+    )
+    assert main(["simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {path}: frameworks[0].tasks.resources: Field required" in err
+    # A was invalid, not absent; Y is absent; C's index is its own, though A was left out.
+    assert "framework 'A' is not among" not in err
+    assert f"error: {path}: events[1].suppress.framework: framework 'Y' is not among" in err
+    assert f"error: {path}: frameworks[2].roles[0]: role 'eng' is not declared under roles" in err
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", str(tmp_path / "nope.yaml")]) == 2
     assert "cannot read the file" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubedrf.cli.main import main
-from kubedrf.simulator import parse_scenario, simulate
+from kubedrf.simulator import load_scenario, parse_scenario, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "examples" / "scenarios").glob("*.yaml"))
@@ -127,3 +127,30 @@ def test_the_simulator_runs_until_nothing_changes() -> None:
         "inline",
     )
     assert len(simulate(scenario).cycles) == 2
+
+
+def test_a_task_larger_than_every_node_is_warned_about_in_the_table_and_the_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "too-big.yaml"
+    path.write_text(
+        "nodes:\n  - {name: n1, allocatable: {cpu: '9', memory: 18Gi}}\n"
+        "frameworks:\n  - {name: A, tasks: {count: 2, resources: {cpu: '16', memory: 1Gi}}}\n"
+        "  - {name: B, tasks: {count: 2, resources: {cpu: '1'}}}\n"
+    )
+    warning = (
+        "framework A: a task of cpu=16, memory=1Gi is larger than every node: the largest for"
+        " it, n1, has cpu=9, memory=18Gi allocatable"
+    )
+    code, out, _ = kubedrf_in_process(capsys, "simulate", str(path), "--json")
+    assert code == 0
+    assert json.loads(out)["warnings"] == [warning]
+    code, out, _ = kubedrf_in_process(capsys, "simulate", str(path))
+    assert code == 0
+    assert out.rstrip().endswith(f"warning: {warning}")
+    assert out.count("warning:") == 1  # once, not once per cycle
+
+
+def test_a_run_whose_tasks_all_fit_has_no_warnings() -> None:
+    report = simulate(load_scenario(ROOT / "examples/scenarios/seed-drf.yaml"))
+    assert report.warnings == []

@@ -81,6 +81,10 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return dict(_structural(schema, schema.get("$defs", {})))
 
 
+#: The annotation that keeps Helm from deleting an object with its release.
+HELM_RESOURCE_POLICY = "helm.sh/resource-policy"
+
+
 def crd_manifest(kind: Kind) -> dict[str, Any]:
     spec_schema = openapi_schema(kind.spec)
     root: dict[str, Any] = {
@@ -121,7 +125,9 @@ def crd_manifest(kind: Kind) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": kind.crd_name},
+        # Deleting a CRD deletes every object of its kind: the chart installs the CRDs as
+        # templates (so that upgrades update them), and this keeps an uninstall from doing so.
+        "metadata": {"name": kind.crd_name, "annotations": {HELM_RESOURCE_POLICY: "keep"}},
         "spec": {
             "group": GROUP,
             "scope": kind.scope,

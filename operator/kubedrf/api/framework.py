@@ -137,6 +137,10 @@ class FrameworkStatus(KubeModel):
     observed_generation: int | None = Field(
         default=None, description="The metadata.generation this status was computed from."
     )
+    role_list: str | None = Field(
+        default=None,
+        description="spec.roles joined by commas, for the Roles column of kubectl get.",
+    )
     allocated: dict[str, ReportedResources] = Field(
         default_factory=dict, description="Allocated and offered resources per role."
     )
@@ -171,7 +175,7 @@ FRAMEWORK = Kind(
     ),
     description="A kubedrf framework: a second-level scheduler that receives Offers.",
     columns=(
-        PrinterColumn("Roles", ".spec.roles", description="The roles it is offered under."),
+        PrinterColumn("Roles", ".status.roleList", description="The roles it is offered under."),
         PrinterColumn(
             "Share", ".status.dominantShare", "number", "Its dominant share of the cluster (0..1)."
         ),

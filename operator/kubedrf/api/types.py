@@ -279,6 +279,7 @@ class ConditionType(StrEnum):
     ROLES_ALLOWED = "RolesAllowed"
     OFFERED = "Offered"
     REVOKING = "Revoking"
+    TASKS_FIT = "TasksFit"
     VALID = "Valid"
     GUARANTEE_FITS = "GuaranteeFits"
 

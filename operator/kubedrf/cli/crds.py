@@ -9,7 +9,9 @@ from typing import Any
 
 from kubedrf.api import crdgen
 
-DEFAULT_DIRECTORIES = ("crds", "charts/kubedrf/crds")
+#: The chart's copies are not in its crds/ directory, which Helm installs once and never
+#: upgrades, but where its templates/crds.yaml reads them.
+DEFAULT_DIRECTORIES = ("crds", "charts/kubedrf/files/crds")
 
 
 def add_parser(subparsers: Any) -> None:

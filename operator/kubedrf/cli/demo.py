@@ -72,6 +72,8 @@ def _demo(args: argparse.Namespace) -> int:
             RELEASE_NAMESPACE,
             "--create-namespace",
             "--wait",
+            # CRDs applied by hand, or by the 0.1.0 chart's crds/, become the release's.
+            "--take-ownership",
             "--set",
             "replicas=0",
             f"--kubeconfig={dev.kubeconfig}",

@@ -55,7 +55,11 @@ LAUNCH_CONCURRENCY = 8
 #: Seconds between heartbeats (at most: a third of a shorter failoverTimeout).
 HEARTBEAT_SECONDS = 5.0
 #: Conditions of the Framework's status the scheduler hears of through ``error`` when False.
-REPORTED_CONDITIONS = (ConditionType.ROLES_ALLOWED, ConditionType.CONNECTED)
+REPORTED_CONDITIONS = (
+    ConditionType.ROLES_ALLOWED,
+    ConditionType.CONNECTED,
+    ConditionType.TASKS_FIT,
+)
 
 #: How launched tasks become Pods on the offer's node, answering the names of those that did;
 #: the default creates them. A framework whose Pods already exist (the built-in one releases
@@ -285,8 +289,8 @@ class KubedrfSchedulerDriver(TaskLedger):
 
     async def _on_framework(self, event: WatchEvent) -> None:
         """Tell the scheduler, through ``error``, what the master's status refuses it (its
-        roles closed to this namespace, its heartbeat not reaching the master): once per
-        message, not at every heartbeat."""
+        roles closed to this namespace, its heartbeat not reaching the master, a task no node
+        can hold): once per message, not at every heartbeat."""
         for body in event.objects:
             conditions = (body.get("status") or {}).get("conditions") or []
             for condition in conditions:

@@ -171,7 +171,7 @@ class Master:
         await self._bounded(self._make_offer(view, decision) for decision in result.offers)
         # 9. Report: statuses and Events that changed, and gauges, from the same shares.
         cycle_shares = shares(snapshot, result, config)
-        await self._bounded(self.reporter.writes(view, result, cycle_shares))
+        await self._bounded(self.reporter.writes(view, snapshot, result, cycle_shares))
         self.reporter.gauges(view, snapshot, result, cycle_shares, config)
         self.cycles += 1
         self.metrics.allocation_runs.inc()

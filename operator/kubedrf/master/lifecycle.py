@@ -327,13 +327,9 @@ def _judge_claim(
         return (
             "ExceedsOffer",
             f"tasks of offer {offer.name} would request more than it offered"
-            f" ({_describe(offer.resources())})",
+            f" ({offer.resources().describe()})",
         )
     return None
-
-
-def _describe(resources: Resources) -> str:
-    return ", ".join(f"{k}={v}" for k, v in resources.to_quantities().items())
 
 
 def _finished(view: MasterView, offer: OfferRecord) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot
+from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
 from kubedrf.api.types import ConditionType
@@ -41,12 +42,15 @@ class Reporter:
         self._last_idle: dict[str, str] = {}
 
     def writes(
-        self, view: MasterView, result: AllocationResult, shares: Shares
+        self, view: MasterView, snapshot: Snapshot, result: AllocationResult, shares: Shares
     ) -> list[Awaitable[None]]:
         """The status patches and Events this cycle calls for (only what changed)."""
         jobs: list[Awaitable[None]] = []
+        too_large = oversized(snapshot)
         for record in view.frameworks.values():
-            status = status_patch(framework_status(view, record, shares=shares, result=result))
+            status = status_patch(
+                framework_status(view, record, shares=shares, result=result, oversized=too_large)
+            )
             body = view.bodies.get(("framework", record.key))
             if differs(body, status):
                 jobs.extend(self._condition_events(body, status))

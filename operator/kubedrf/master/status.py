@@ -7,10 +7,11 @@ Statuses carry conditions with ``observedGeneration``; a condition keeps its
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubedrf.allocator import AllocationResult, Reason
+from kubedrf.allocator.oversized import Oversized
 from kubedrf.allocator.roles import lineage
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FrameworkStatus, QuotaStatus, ReservationStatus, RoleStatus
@@ -34,11 +35,13 @@ class ConditionSet:
     def set(self, type_: ConditionType, status: bool, reason: str, message: str) -> None:
         value = "True" if status else "False"
         old = self.previous.get(type_)
-        since = (
-            old["lastTransitionTime"]
-            if old and old.get("status") == value and old.get("lastTransitionTime")
-            else moment(self.now)
+        # A time that does not parse (written by hand, say) restarts at now, never fails.
+        kept = (
+            parse_time(old.get("lastTransitionTime"))
+            if old and old.get("status") == value
+            else None
         )
+        since = moment(self.now if kept is None else kept)
         self.items.append(
             Condition(
                 type=type_,
@@ -57,8 +60,13 @@ def framework_status(
     *,
     shares: Shares,
     result: AllocationResult | None,
+    oversized: Sequence[Oversized] = (),
 ) -> FrameworkStatus:
-    """Allocated, tasks and offers from the view's holdings; the share DRF sorted by."""
+    """Allocated, tasks and offers from the view's holdings; the share DRF sorted by.
+
+    ``oversized`` are the cycle's task shapes that no node can hold (``allocator.oversized``);
+    this framework's get a condition, and so a Warning Event when it turns False.
+    """
     body = view.bodies.get(("framework", record.key))
     generation = record.generation
     mine = [h for h in holdings(view, result) if h.framework == record.key]
@@ -102,6 +110,13 @@ def framework_status(
         conditions.set(ConditionType.OFFERED, False, reason, message)
     else:
         conditions.set(ConditionType.OFFERED, False, "NoOffers", "no offers outstanding")
+    too_large = [o.message() for o in oversized if o.framework == record.key]
+    if too_large:
+        message = "; ".join(too_large)
+        conditions.set(ConditionType.TASKS_FIT, False, "TaskLargerThanAnyNode", message)
+    else:
+        message = "every task it demands fits some node"
+        conditions.set(ConditionType.TASKS_FIT, True, "TasksFit", message)
     asked = pending_inverse_offers(view, record.key)
     if asked:
         message = "; ".join(_asked(r) for r in asked)
@@ -110,6 +125,7 @@ def framework_status(
         conditions.set(ConditionType.REVOKING, False, "NothingAsked", "no resources asked back")
     return FrameworkStatus(
         observed_generation=generation,
+        role_list=",".join(record.spec.roles) if record.spec else None,
         allocated={role: total(items).to_quantities() for role, items in by_role.items()},
         dominant_share=round(shares.frameworks.get(record.key, 0.0), 4),
         tasks=sum(h.tasks for h in mine),

@@ -41,6 +41,7 @@ from kubedrf.allocator import (
     without_revoked,
 )
 from kubedrf.allocator.filters import expire, refusal_expiry, revive
+from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.roles import lineage
 from kubedrf.allocator.sorter import Client
 from kubedrf.resources import EMPTY, Resources, total, zero_named
@@ -92,6 +93,8 @@ class CycleRecord:
 class SimulationResult:
     scenario: Scenario
     cycles: list[CycleRecord] = field(default_factory=list)
+    #: What a user should know about the run, such as tasks no node can hold, each once.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def final(self) -> CycleRecord:
@@ -176,6 +179,8 @@ class Simulation:
         for event in scenario.events:
             self.events[scenario.cycle_of(event.at)].append(event)
         self.last_change = max([*self.leaving, *self.arriving, *self.events], default=0)
+        #: Warnings in the order they first arose, each once.
+        self.warnings: dict[str, None] = {}
 
     def _referenced_roles(self) -> list[str]:
         scenario = self.scenario
@@ -245,6 +250,8 @@ class Simulation:
         self.filters = list(expire(self.filters, now))
         started = self._revoke(now) if self.policy is not None else ()
         snapshot = self._snapshot(now)
+        for found in oversized(snapshot):
+            self.warnings.setdefault(f"framework {found.framework}: {found.message()}", None)
         held = self._holds(snapshot, now)
         result = allocate(replace(snapshot, filters=snapshot.filters + held), self.config)
         launched: dict[str, int] = defaultdict(int)
@@ -430,4 +437,5 @@ def simulate(scenario: Scenario) -> SimulationResult:
         result.cycles.append(record)
         if not changing:
             break
+    result.warnings = list(simulation.warnings)
     return result

@@ -77,6 +77,7 @@ def to_json(result: SimulationResult) -> str:
         },
         "roles": {name: _usage_json(u) for name, u in final.roles.items()},
         "trace": [_trace_json(record) for record in result.cycles],
+        "warnings": result.warnings,
     }
     return json.dumps(document, indent=2, sort_keys=True)
 
@@ -108,11 +109,13 @@ def to_table(result: SimulationResult) -> str:
     lines.append(f"  {'role':<{width}} {'tasks':>6} {'dominant':>9}  allocated")
     for name, usage in result.final.roles.items():
         lines.append(_usage_line(name, usage, width))
+    if result.warnings:
+        lines += ["", *(f"warning: {warning}" for warning in result.warnings)]
     return "\n".join(lines)
 
 
 def _usage_line(name: str, usage: Usage, width: int) -> str:
-    allocated = ", ".join(f"{k}={v}" for k, v in usage.allocated.to_quantities().items()) or "-"
+    allocated = usage.allocated.describe() or "-"
     return f"  {name:<{width}} {usage.tasks:>6} {usage.dominant_share:>9.3f}  {allocated}"
 
 

@@ -5,7 +5,10 @@ Every error names the file, the field and the rule, so a bad scenario is fixed i
 
 from __future__ import annotations
 
+import copy
 import math
+import re
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -393,6 +396,141 @@ def _timeline_problems(
             yield f"{where}.role", f"framework {fw.name!r} has no role {role!r}"
 
 
+#: Cross-field rules that look a name up in a whole list (and the key of its items that holds
+#: the name): when an invalid item was left out, a rule that may have looked for it is not
+#: judged, since it would fail for no fault of the user's.
+_LOOKUPS = {
+    "nodes": ("name", ("is not among the scenario's nodes", "does not exist at that time")),
+    "roles": ("name", ("is not declared under roles",)),
+    "frameworks": ("name", ("is not among the scenario's frameworks",)),
+    "quotas": ("role", ("has no quota at that time",)),
+}
+_SECTION_INDEX = re.compile(r"^(\w+)\[(\d+)\]")
+
+
+def _valid_part(
+    document: Mapping[str, Any], error: ValidationError
+) -> tuple[Scenario, dict[str, list[int]], list[str]] | None:
+    """The scenario without what ``error`` found invalid, to judge cross-field rules on in the
+    same pass: invalid leaves (a misspelt key, a bad amount) are left out, and a whole list
+    item when that is not enough. Returns the scenario, the original index of each item kept
+    per top-level list, and the lists whose items moved; ``None`` when nothing valid
+    remains to judge (no nodes, say)."""
+    doc: dict[str, Any] = copy.deepcopy(dict(document))
+    dropped: dict[str, set[int]] = defaultdict(set)
+    kept: dict[str, list[int]] = {}
+    changed: list[str] = []
+    pruned: set[tuple[str, int]] = set()  # items already missing a leaf
+    errors = error.errors()
+    for _ in range(4):
+        retried = set(pruned)
+        for item in errors:
+            location = _original(tuple(p for p in item["loc"] if p != "[key]"), kept)
+            section = location[0] if location else None
+            index = location[1] if len(location) >= 2 else None
+            in_list = isinstance(section, str) and isinstance(doc.get(section), list)
+            if in_list and isinstance(index, int):
+                assert isinstance(section, str)
+                whole = len(location) == 2 or item["type"] == "missing"
+                if whole or (section, index) in retried or not _remove(doc, location):
+                    dropped[section].add(index)
+                    continue
+                pruned.add((section, index))
+            elif section in dropped or not _remove(doc, location):
+                return None  # the list refused without the items left out (too short, say)
+            if isinstance(location[-1], int):  # the list's later items moved up one
+                changed.append(_field_path(location[:-1]))
+        _sweep(doc)
+        kept = {
+            section: [i for i in range(len(doc[section])) if i not in indices]
+            for section, indices in dropped.items()
+        }
+        candidate = {**doc, **{s: [doc[s][i] for i in kept[s]] for s in kept}}
+        try:
+            return Scenario.model_validate(candidate), kept, changed
+        except ValidationError as again:
+            errors = again.errors()  # what leaving out leaves broke: leave out more
+    return None
+
+
+def _original(location: tuple[int | str, ...], kept: dict[str, list[int]]) -> tuple[int | str, ...]:
+    """``location`` in a scenario without some items, as a location in the file."""
+    if len(location) >= 2 and isinstance(location[0], str) and location[0] in kept:
+        index = location[1]
+        if isinstance(index, int):
+            return (location[0], kept[location[0]][index], *location[2:])
+    return location
+
+
+def _remove(doc: Any, location: tuple[int | str, ...]) -> bool:
+    """Remove what ``location`` names from ``doc``; False when there is nothing to remove."""
+    *path, last = location or ("",)
+    parent = doc
+    for part in path:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if isinstance(parent, dict) and last in parent:
+        del parent[last]
+        return True
+    if isinstance(parent, list) and isinstance(last, int) and 0 <= last < len(parent):
+        parent[last] = _GONE  # swept later: deleting now would shift the next error's index
+        return True
+    return False
+
+
+_GONE = object()
+
+
+def _sweep(value: Any) -> None:
+    """Drop the list items ``_remove`` marked, everywhere in ``value``."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _sweep(item)
+    elif isinstance(value, list):
+        value[:] = [item for item in value if item is not _GONE]
+        for item in value:
+            _sweep(item)
+
+
+def _cross_field_problems(
+    document: Mapping[str, Any], error: ValidationError
+) -> list[tuple[str, str]]:
+    """The cross-field rules broken by the part of a scenario that is valid, with paths into
+    the file as written, leaving out what the field errors already explain."""
+    part = _valid_part(document, error)
+    if part is None:
+        return []
+    scenario, kept, changed = part
+    problems = []
+    for found, rule in _semantic_problems(scenario):
+        field = found
+        if (match := _SECTION_INDEX.match(found)) and match[1] in kept:
+            section, index = match[1], int(match[2])
+            field = f"{section}[{kept[section][index]}]{found[match.end() :]}"
+        inside_changed = any(field == c or field.startswith((f"{c}.", f"{c}[")) for c in changed)
+        if inside_changed or _looked_for_a_left_out_item(rule, document, kept):
+            continue
+        problems.append((field, rule))
+    return problems
+
+
+def _looked_for_a_left_out_item(
+    rule: str, document: Mapping[str, Any], kept: dict[str, list[int]]
+) -> bool:
+    for section, (key, texts) in _LOOKUPS.items():
+        if section not in kept or not any(text in rule for text in texts):
+            continue
+        items = document[section]
+        left_out = [items[i] for i in range(len(items)) if i not in kept[section]]
+        names = [item.get(key) if isinstance(item, Mapping) else None for item in left_out]
+        # An item without a readable name might have been any: judge none of its kind.
+        if any(not isinstance(n, str) or repr(n) in rule for n in names):
+            return True
+    return False
+
+
 def parse_scenario(document: Mapping[str, Any] | Any, source: str) -> Scenario:
     if not isinstance(document, Mapping):
         raise ScenarioError(
@@ -401,7 +539,9 @@ def parse_scenario(document: Mapping[str, Any] | Any, source: str) -> Scenario:
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as error:
-        raise ScenarioError(source, _pydantic_problems(error)) from None
+        # Cross-field problems too, so that one pass shows everything to fix.
+        problems = _pydantic_problems(error) + _cross_field_problems(document, error)
+        raise ScenarioError(source, problems) from None
     problems = list(_semantic_problems(scenario))
     if problems:
         raise ScenarioError(source, problems)
