@@ -154,6 +154,34 @@ def test_a_framework_wanting_a_single_task_gets_it() -> None:
     assert [r.beneficiary for r in revocations(lone)] == ["C"]
 
 
+def test_one_large_task_is_revoked_rather_than_many_small_ones_further_above() -> None:
+    # n1 has 1 CPU and no memory free; the newcomer's task needs {1.5 CPU, 3 GiB}. Small
+    # has three {0.5, 1 GiB} tasks there and is the furthest above its target; Large has
+    # a {0.5, 3 GiB} task whose end alone makes room. Found by the property test below.
+    small = res(cpu="500m", memory="1Gi")
+    large = res(cpu="500m", memory="3Gi")
+    tasks = [
+        Task(f"large{i}", "Large", "a", n, large)
+        for i, n in enumerate(["n0", "n1", "n1", "n2", "n2"])
+    ]
+    tasks += [Task(f"small{i}", "Small", "a", "n1", small) for i in range(3)]
+    tasks += [Task(f"small{i}", "Small", "a", "n2", small) for i in range(3, 10)]
+    snapshot = (
+        make_snapshot()
+        .node("n0", cpu="1", memory="3Gi")
+        .node("n1", cpu="3500m", memory="9Gi")
+        .node("n2", cpu="4500m", memory="13Gi")
+        .framework(
+            make_framework("Large").role("a").demand(0, cpu="500m", memory="3Gi"),
+            make_framework("Small").role("a").demand(0, cpu="500m", memory="1Gi"),
+            make_framework("New").role("a").demand(2, cpu="1500m", memory="3Gi"),
+        )
+        .at(10)
+    )
+    first = revocations(with_tasks(snapshot.obj(), tasks))[0]
+    assert (first.framework, first.node, len(first.tasks)) == ("Large", "n1", 1)
+
+
 def test_tasks_younger_than_min_runtime_are_not_revoked() -> None:
     snapshot = seed()  # now = 10; b1 started at 1, b0 at 0, a2 at 2
     assert revocations(snapshot, policy=RevocationPolicy(min_runtime=9.5)) == (

@@ -480,13 +480,43 @@ class _Planner:
         self, n: int, role: str, vector: Vector, ceiling: float
     ) -> list[_Candidate] | None:
         """The fewest candidates on node ``n`` whose end lets a task of ``vector`` fit,
-        of clients whose share is above ``ceiling``."""
+        of clients whose share is above ``ceiling``.
+
+        Taken furthest above target first, the greedy pass can end many small tasks where
+        one large one of a client nearer its target would do (three tasks of 1 GiB for a
+        shortfall of 3 GiB beside one task of 3 GiB): a second pass takes first the tasks
+        covering most of the shortfall, and the shorter list wins (the first on a tie)."""
+        room = self._room(n, role)
+        short = [max(0, v - r) for v, r in zip(vector, room, strict=True)]
+        by_excess = self._free_in(self.candidates[n], n, role, vector, ceiling)
+        if by_excess is not None and len(by_excess) <= 1:
+            return by_excess
+
+        def covered(c: _Candidate) -> float:
+            return -sum(min(v, s) / s for v, s in zip(c.vector, short, strict=True) if s)
+
+        by_size = sorted(self.candidates[n], key=covered)  # stable: ties stay furthest first
+        by_cover = self._free_in(by_size, n, role, vector, ceiling)
+        if by_cover is not None and (by_excess is None or len(by_cover) < len(by_excess)):
+            return by_cover
+        return by_excess
+
+    def _free_in(
+        self,
+        candidates: Sequence[_Candidate],
+        n: int,
+        role: str,
+        vector: Vector,
+        ceiling: float,
+    ) -> list[_Candidate] | None:
+        """Candidates taken in the given order until the task fits, then those not needed
+        put back; ``None`` when the node cannot be freed for it."""
         room = self._room(n, role)
         short = [max(0, v - r) for v, r in zip(vector, room, strict=True)]
         blocked = [owner for owner in self.reserved_by.get(n, ()) if not in_subtree(role, owner)]
         chosen: list[_Candidate] = []
         taking: dict[Client, Resources] = {}
-        for c in self.candidates[n]:
+        for c in candidates:
             if not any(short):
                 break
             if c.client in self.exhausted or c.task.name in self.revoked:
