@@ -124,6 +124,14 @@ def test_the_cycle_allocates_on_the_view_its_settlements_leave() -> None:
     assert allocate(view.snapshot()).offers != ()
 
 
+def test_a_cycle_that_settles_nothing_derives_its_view_only_once() -> None:
+    cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
+    view = cache.freeze(NOW)
+    plan = reconcile(view)
+    assert not plan.transitions and not plan.refusals
+    assert plan.applied_to(view) is view
+
+
 def test_role_statuses_and_gauges_take_the_allocators_shares() -> None:
     cache = cache_with(nodes=[node("n1")], frameworks=[framework("A", A_TASKS)])
     view = cache.freeze(NOW)

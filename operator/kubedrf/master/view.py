@@ -110,6 +110,8 @@ class MasterView:
     ) -> MasterView:
         """The view once the cycle's settlements are written: offers with their new status,
         refused Pods and cleaned-up Offers gone. Decided on, never read back from the API."""
+        if not (statuses or deleted_pods or deleted_offers):
+            return self  # nothing settled: deriving again would only cost a pass over Pods
         offers = {
             key: dataclasses.replace(o, status=statuses[key]) if key in statuses else o
             for key, o in self.offers.items()
