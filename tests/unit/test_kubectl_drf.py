@@ -121,7 +121,7 @@ def test_why_says_when_the_filter_of_a_declined_offer_expires() -> None:
     (b_chain,) = explain.why(explain.analyse(cache.freeze(NOW)), "team/B")
     steps = {step.kind: step.message for step in b_chain.steps}
     assert b_chain.outcome == "InsufficientCapacity"  # n1 is too full to tell a filter apart
-    assert steps["FilterExpires"].endswith("(at 2030-01-01T00:00:00Z)")
+    assert steps["FilterExpires"].endswith("the first filter expires at 2030-01-01T00:00:00Z")
 
 
 def test_why_a_late_framework_names_the_cpu_shortfall_holders_and_the_revocation_under_way() -> (
@@ -138,7 +138,7 @@ def test_why_a_late_framework_names_the_cpu_shortfall_holders_and_the_revocation
     assert c.waiting is not None
     assert [h.framework for h in c.waiting.holders] == ["team/B", "team/A"]
     assert steps["Revocation"] == (
-        "team/B gives back 1 task(s) on n1 for it, deadline in 30s (at 1970-01-12T13:47:10Z)"
+        "team/B gives back 1 task(s) on n1 for it by the deadline at 1970-01-12T13:47:10Z"
     )
 
 

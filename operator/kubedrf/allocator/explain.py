@@ -61,6 +61,11 @@ class Next:
     text: str
     deadline: float | None = None
 
+    def describe(self, when: Callable[[float], str] = lambda t: f"t={t:g}s") -> str:
+        """The text with its deadline, formatted by ``when`` (seconds since the epoch in the
+        master); an absolute time, so the sentence stays the same from cycle to cycle."""
+        return self.text if self.deadline is None else f"{self.text} at {when(self.deadline)}"
+
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
@@ -95,7 +100,7 @@ class Waiting:
             return f"a task needs {need} on one node with the rest of its shape; no node has both"
         return f"a task needs {need} on one node; the most free on any node is {have}"
 
-    def sentence(self, when: Callable[[float], str] | None = None) -> str:
+    def sentence(self, when: Callable[[float], str] = lambda t: f"t={t:g}s") -> str:
         """One line for a condition message or an Event; ``when`` formats a deadline."""
         parts = [self.reason.value]
         if (short := self.shortfall()) is not None:
@@ -106,12 +111,12 @@ class Waiting:
                 f"{h.framework} ({h.role}) {h.share:.3f} > {h.fair_share:.3f}" for h in self.holders
             )
             parts.append(f"above their fair share: {above}")
-        for step in self.next:
-            text = step.text
-            if step.deadline is not None and when is not None:
-                text += f" (at {when(step.deadline)})"
-            parts.append(f"next: {text}")
+        parts += [f"next: {step.describe(when)}" for step in self.next]
         return "; ".join(parts)
+
+
+#: Holders a sentence names; the structured field has them all.
+_NAMED = 5
 
 
 def quantity(name: str, amount: int) -> str:
@@ -296,8 +301,8 @@ class _Context:
                 steps.append(
                     Next(
                         "Revocation",
-                        f"{r.framework} gives back {r.tasks} task(s) on {r.node} for it,"
-                        f" deadline in {max(0.0, r.deadline - now):.0f}s",
+                        f"{r.framework} gives back {r.tasks} task(s) on {r.node} for it by the"
+                        " deadline",
                         r.deadline,
                     )
                 )
@@ -329,7 +334,7 @@ class _Context:
                     Next(
                         "FilterExpires",
                         f"declined offers filter {len(expiring)} node(s) for it; the first"
-                        f" filter expires in {first - now:.0f}s",
+                        " filter expires",
                         first,
                     )
                 )

@@ -291,7 +291,7 @@ def _explain_role(a: Analysis, framework: str, role: str) -> RoleExplanation:
             )
             for h in waiting.holders
         ]
-        steps += [_next_step(a, n) for n in waiting.next]
+        steps += [_next_step(n) for n in waiting.next]
     steps += _quota_steps(a, role)
     role_share = a.held.roles.get(role, 0.0)
     steps.append(
@@ -305,10 +305,8 @@ def _explain_role(a: Analysis, framework: str, role: str) -> RoleExplanation:
     return RoleExplanation(role, outcome, share, fair_share, tuple(steps), waiting)
 
 
-def _next_step(a: Analysis, step: Next) -> Step:
-    if step.deadline is None:
-        return Step(step.kind, step.text)
-    return Step(step.kind, f"{step.text} (at {format_time(step.deadline)})")
+def _next_step(step: Next) -> Step:
+    return Step(step.kind, step.describe(format_time))
 
 
 def _quota_steps(a: Analysis, role: str) -> Iterator[Step]:
