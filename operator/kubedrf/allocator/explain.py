@@ -169,6 +169,9 @@ class _Context:
         self.frameworks = {fw.name: fw for fw in snapshot.frameworks}
         self._free: tuple[NodePool, ResourceIndex, list[Vector]] | None = None
         self._held: Mapping[str, Resources] | None = None
+        self._taken: dict[str, dict[int, int]] | None = None
+        self._most: dict[tuple[str, bool], Vector] = {}
+        self._holders: tuple[Holder, ...] | None = None
 
     def waiting(self, framework: str, role: str, reason: Reason) -> Waiting:
         client = self.fair.clients.get((framework, role))
@@ -176,14 +179,7 @@ class _Context:
         fair_share = client.target_share if client else 0.0
         holders: tuple[Holder, ...] = ()
         if fair_share > share + EPSILON:
-            holders = tuple(
-                Holder(f.framework, f.role, f.share, f.target_share)
-                for f in sorted(
-                    self.fair.clients.values(),
-                    key=lambda f: (f.target_share - f.share, f.framework, f.role),
-                )
-                if f.share > f.target_share + EPSILON and (f.framework, f.role) != (framework, role)
-            )
+            holders = tuple(h for h in self._above() if (h.framework, h.role) != (framework, role))
         waiting = Waiting(framework, role, reason, share, fair_share, holders=holders)
         fw = self.frameworks.get(framework)
         if fw is None or reason in (Reason.NO_DEMAND, Reason.SUPPRESSED):
@@ -200,18 +196,34 @@ class _Context:
             waiting = replace(waiting, resource=name, needed=needed, available=available)
         return replace(waiting, next=tuple(self._next(framework, role, reason, fw, limit_note)))
 
+    def _above(self) -> tuple[Holder, ...]:
+        """Every client above its fair share, furthest above first: the same for each
+        waiting client, so sorted once."""
+        if self._holders is None:
+            self._holders = tuple(
+                Holder(f.framework, f.role, f.share, f.target_share)
+                for f in sorted(
+                    self.fair.clients.values(),
+                    key=lambda f: (f.target_share - f.share, f.framework, f.role),
+                )
+                if f.share > f.target_share + EPSILON
+            )
+        return self._holders
+
     # -- shortfalls ------------------------------------------------------------------------
 
     def _shapes(self, fw: Framework) -> list[Resources]:
         """What one more unit needs: the shapes still demanded (after this cycle's offers),
         or in classic mode the smallest offer it takes."""
         if fw.demand is None:
-            return list(fw.min_allocatable or self.config.min_allocatable) or []
-        taken: dict[int, int] = {}
-        for offer in self.result.offers:
-            if offer.framework == fw.name:
-                for index, count in offer.tasks:
-                    taken[index] = taken.get(index, 0) + count
+            return list(fw.min_allocatable or self.config.min_allocatable)
+        if self._taken is None:
+            self._taken = {}
+            for offer in self.result.offers:
+                counts = self._taken.setdefault(offer.framework, {})
+                for i, count in offer.tasks:
+                    counts[i] = counts.get(i, 0) + count
+        taken = self._taken.get(fw.name, {})
         return [
             shape.resources
             for i, shape in enumerate(fw.demand)
@@ -223,20 +235,34 @@ class _Context:
     ) -> tuple[str, int, int] | None:
         """For the shape nearest to fitting, its scarcest resource: what one task needs of
         it and the most any node the client may use has free after this cycle's offers."""
-        pool, index, free = self._free_after_offers()
-        gpu_allowed = GPU_RESOURCES in fw.capabilities
-        usable = [n for n in range(len(free)) if gpu_allowed or not pool.gpu[n]]
+        _, index, _ = self._free_after_offers()
+        most = self._most_free(role, GPU_RESOURCES in fw.capabilities)
         best: tuple[float, str, int, int] | None = None
         for shape in shapes:
             for name, needed in sorted(shape.items()):
                 i = index.position.get(name)
-                most = 0
-                if i is not None:
-                    most = max((self._offerable(pool, free, n, role)[i] for n in usable), default=0)
-                ratio = most / needed
+                available = 0 if i is None else most[i]
+                ratio = available / needed
                 if best is None or ratio < best[0]:
-                    best = (ratio, name, needed, most)
+                    best = (ratio, name, needed, available)
         return None if best is None else best[1:]
+
+    def _most_free(self, role: str, gpu_allowed: bool) -> Vector:
+        """Per resource, the most any node ``role`` may use has free: once per role, not
+        per waiting client, since thousands may wait on thousands of nodes."""
+        key = (role, gpu_allowed)
+        most = self._most.get(key)
+        if most is None:
+            pool, index, free = self._free_after_offers()
+            most = [0] * len(index)
+            for n in range(len(free)):
+                if gpu_allowed or not pool.gpu[n]:
+                    most = [
+                        max(m, f)
+                        for m, f in zip(most, self._offerable(pool, free, n, role), strict=True)
+                    ]
+            self._most[key] = most
+        return most
 
     def _free_after_offers(self) -> tuple[NodePool, ResourceIndex, list[Vector]]:
         if self._free is None:
