@@ -14,7 +14,9 @@ import yaml
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster.cluster import NodeShape
+from tests.e2e.conftest import MasterFactory
 from tests.e2e.support import POOL_LABEL, Frameworks, MasterProcess, NodePool, wait_for
+from tests.e2e.test_revocation import C_TASK, hold_the_seed_node, inverse_offers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("crds")]
 
@@ -75,7 +77,7 @@ def test_status_why_top_and_simulate_read_the_live_cluster(
     )
     (chain,) = why["roles"]
     assert chain["outcome"] == "InsufficientCapacity"
-    assert [s["kind"] for s in chain["steps"]][:2] == ["InsufficientCapacity", "Share"]
+    assert [s["kind"] for s in chain["steps"]][:3] == ["InsufficientCapacity", "Shortfall", "Share"]
     table = kubectl_drf(cluster, seed_example, "why", f"{ns}/a")
     assert f"Framework: {ns}/a" in table and "dominant share 0.667, fair share 0.667" in table
 
@@ -93,3 +95,45 @@ def test_status_why_top_and_simulate_read_the_live_cluster(
     )
     final = json.loads(simulated.stdout)["frameworks"]
     assert final[f"{ns}/a"]["tasks"] == 3 and final[f"{ns}/b"]["tasks"] == 2
+
+
+def test_why_a_late_framework_waits_names_the_shortfall_the_holders_and_the_revocation(
+    cluster: devcluster.Cluster, pool: NodePool, frameworks: Frameworks, start_master: MasterFactory
+) -> None:
+    # A long grace period: the revocation is still under way when the questions are asked.
+    hold_the_seed_node(pool, frameworks, start_master, **{"grace-period": "300s"})
+    frameworks.create("c", C_TASK)
+    wait_for(lambda: len(inverse_offers(frameworks, "Outstanding")) == 2, "two inverse offers")
+    ns = frameworks.namespace
+
+    why: dict[str, Any] = yaml.safe_load(
+        kubectl_drf(cluster, pool, "why", "c", "-n", ns, "-o", "yaml")
+    )
+    (chain,) = why["roles"]
+    waiting = chain["waiting"]
+    assert chain["outcome"] == "InsufficientCapacity"
+    assert (waiting["resource"], waiting["needed"], waiting["available"]) == ("cpu", 1000, 0)
+    assert {h["framework"] for h in waiting["holders"]} == {f"{ns}/a", f"{ns}/b"}
+    assert sorted(n["kind"] for n in waiting["next"]) == ["Revocation", "Revocation"]
+    table = kubectl_drf(cluster, pool, "why", f"{ns}/c")
+    assert "a task needs 1 CPU on one node; the most free on any node is 0 CPU" in table
+    assert f"{ns}/a under role default holds 0.667, above its fair share 0.444" in table
+    assert f"{ns}/b gives back 1 task(s) on" in table
+
+    status = kubectl_drf(cluster, pool, "status", "-n", ns)
+    rows = {line.split()[0]: line.split() for line in status.splitlines() if line.startswith(ns)}
+    shares = {name: (float(row[5]), float(row[6])) for name, row in rows.items()}
+    assert shares == {
+        f"{ns}/a": (0.667, 0.444),
+        f"{ns}/b": (0.667, 0.333),
+        f"{ns}/c": (0.0, 0.444),
+    }
+
+    def explained() -> dict[str, Any] | None:
+        waits = (frameworks.get("c").get("status") or {}).get("waiting") or []
+        return waits[0] if waits and len(waits[0].get("next") or []) == 2 else None
+
+    reported = wait_for(explained, "the Framework status to say why c waits")
+    assert (reported["resource"], reported["needed"], reported["available"]) == ("cpu", "1", "0")
+    offered = frameworks.condition("c", "Offered")
+    assert offered is not None and "the most free on any node is 0 CPU" in offered["message"]

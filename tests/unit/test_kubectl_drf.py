@@ -15,6 +15,7 @@ from kubedrf.master.cache import ClusterCache
 from kubedrf.master.metrics import Metrics
 from kubedrf.simulator import load_scenario, simulate
 from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, offer, pod
+from tests.unit.test_master_revoking import inverse_offer, seed_held
 
 A_TASKS = [{"resources": {"cpu": "2", "memory": "4Gi"}, "count": 10}]
 B_TASKS = [{"resources": {"cpu": "3", "memory": "1Gi"}, "count": 10}]
@@ -83,29 +84,62 @@ def test_why_names_who_holds_above_their_fair_share() -> None:
     (chain,) = explain.why(explain.analyse(a_holds_everything().freeze(NOW)), "team/B")
     kinds = [step.kind for step in chain.steps]
     assert chain.outcome == "InsufficientCapacity"
-    assert kinds[:3] == ["InsufficientCapacity", "Share", "AboveFairShare"]
-    assert "team/A under role default holds 0.889" in chain.steps[2].message
+    assert kinds[:4] == ["InsufficientCapacity", "Shortfall", "Share", "AboveFairShare"]
+    assert chain.steps[1].message == (
+        "a task needs 3 CPU on one node; the most free on any node is 1 CPU"
+    )
+    assert "team/A under role default holds 0.889" in chain.steps[3].message
+    assert chain.waiting is not None and chain.waiting.holders[0].framework == "team/A"
     assert chain.share == 0.0 and chain.fair_share > 0
 
 
-def test_why_reports_a_reached_quota_limit_and_a_filter() -> None:
-    declined = offer(
+def declined_by_b_until(expires: str) -> dict[str, Any]:
+    return offer(
         "b-1",
         "B",
         phase="Declined",
-        filterExpiresAt="2030-01-01T00:00:00Z",
+        filterExpiresAt=expires,
         finishedAt="2000-01-01T00:00:00Z",
         refused={"cpu": "1"},
     )
+
+
+def test_why_reports_a_reached_quota_limit_with_what_it_leaves() -> None:
     cache = a_holds_everything()
     cache.apply("quota", "ADDED", quota("default", {}, {"cpu": "8"}))
-    cache.apply("offer", "ADDED", declined)
+    cache.apply("offer", "ADDED", declined_by_b_until("2030-01-01T00:00:00Z"))
     (b_chain,) = explain.why(explain.analyse(cache.freeze(NOW)), "team/B")
-    kinds = [step.kind for step in b_chain.steps]
+    steps = {step.kind: step.message for step in b_chain.steps}
     assert b_chain.outcome == "QuotaLimitReached"
-    assert "Filtered" in kinds and "QuotaLimit" in kinds
-    limit = next(step for step in b_chain.steps if step.kind == "QuotaLimit")
-    assert "limit reached on cpu" in limit.message
+    assert steps["Shortfall"] == "a task needs 3 CPU; the quota limit leaves 0 CPU"
+    assert steps["QuotaLimit"].startswith("quota of role default: 8 CPU in use of its limit 8 CPU")
+
+
+def test_why_says_when_the_filter_of_a_declined_offer_expires() -> None:
+    cache = a_holds_everything()
+    cache.apply("offer", "ADDED", declined_by_b_until("2030-01-01T00:00:00Z"))
+    (b_chain,) = explain.why(explain.analyse(cache.freeze(NOW)), "team/B")
+    steps = {step.kind: step.message for step in b_chain.steps}
+    assert b_chain.outcome == "InsufficientCapacity"  # n1 is too full to tell a filter apart
+    assert steps["FilterExpires"].endswith("the first filter expires at 2030-01-01T00:00:00Z")
+
+
+def test_why_a_late_framework_names_the_cpu_shortfall_holders_and_the_revocation_under_way() -> (
+    None
+):
+    asked = inverse_offer("b-revoke-1", "B", ["b1"], deadline=NOW + 30)
+    view = seed_held(inverseoffers=[asked]).freeze(NOW)
+    (c,) = explain.why(explain.analyse(view), "team/C")
+    steps = {step.kind: step.message for step in c.steps}
+    assert c.outcome == "InsufficientCapacity"
+    assert (
+        steps["Shortfall"] == "a task needs 1 CPU on one node; the most free on any node is 0 CPU"
+    )
+    assert c.waiting is not None
+    assert [h.framework for h in c.waiting.holders] == ["team/B", "team/A"]
+    assert steps["Revocation"] == (
+        "team/B gives back 1 task(s) on n1 for it by the deadline at 1970-01-12T13:47:10Z"
+    )
 
 
 def test_why_an_unknown_framework_names_the_ones_that_exist() -> None:

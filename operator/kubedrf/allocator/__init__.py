@@ -1,6 +1,7 @@
 """The pure hierarchical DRF allocator: snapshot in, offer decisions out. No Kubernetes here."""
 
 from kubedrf.allocator.cycle import allocate
+from kubedrf.allocator.explain import Holder, Next, RevocationUnderWay, Waiting, explain
 from kubedrf.allocator.model import (
     DEFAULT_ROLE,
     GPU_RESOURCES,
@@ -41,7 +42,9 @@ __all__ = [
     "FairShare",
     "Filter",
     "Framework",
+    "Holder",
     "Mode",
+    "Next",
     "Node",
     "OfferDecision",
     "Quota",
@@ -50,12 +53,15 @@ __all__ = [
     "Reservation",
     "Revocation",
     "RevocationPolicy",
+    "RevocationUnderWay",
     "Role",
     "Snapshot",
     "Stage",
     "Task",
     "TaskShape",
+    "Waiting",
     "allocate",
+    "explain",
     "hold_freed",
     "revocation_target",
     "revocations",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
@@ -131,6 +132,59 @@ class FrameworkSpec(KubeModel):
         return [role for role in self.roles if role not in self.suppressed_roles]
 
 
+#: Holders, steps and roles listed in ``status.waiting``: the API bounds every list.
+MAX_WAITING_ITEMS = 16
+
+
+class HolderAboveFairShare(KubeModel):
+    """A framework holding more than its fair share: where a revocation would take from."""
+
+    framework: str = Field(description="The framework, as namespace/name.")
+    role: str = Field(description="The role it holds under.")
+    dominant_share: float = Field(description="Its dominant share now (0..1).")
+    fair_share: float = Field(description="Its DRF fair share under current demand (0..1).")
+
+
+class WaitingNext(KubeModel):
+    """What ends the wait, if anything does by itself."""
+
+    kind: str = Field(
+        description="Revocation, FilterExpires, QuotaLimit, HeldForGuarantees,"
+        " ReservedElsewhere, Suppressed, NoDemand or Capacity."
+    )
+    message: str = Field(description="What happens, for people.")
+    at: datetime | None = Field(
+        default=None, description="When: a revocation's deadline, a filter's expiry."
+    )
+
+
+class RoleWaiting(KubeModel):
+    """Why the last cycle offered the framework nothing under one role, with the numbers."""
+
+    role: str = Field(description="The role left without an offer.")
+    reason: str = Field(description="The allocator's reason, as in the Offered condition.")
+    message: str = Field(description="All of it in one sentence.")
+    resource: str | None = Field(
+        default=None, description="The resource that blocks one more task, if an amount does."
+    )
+    needed: str | None = Field(default=None, description="What one task needs of it.")
+    available: str | None = Field(
+        default=None,
+        description="The most any usable node has free of it, or what the quota limit leaves.",
+    )
+    dominant_share: float = Field(description="Its dominant share under the role (0..1).")
+    fair_share: float = Field(description="Its DRF fair share under current demand (0..1).")
+    holders_above_fair_share: list[HolderAboveFairShare] = Field(
+        default_factory=list,
+        max_length=MAX_WAITING_ITEMS,
+        description="Who holds more than their fair share while it has less than its own,"
+        " furthest above theirs first.",
+    )
+    next: list[WaitingNext] = Field(
+        default_factory=list, max_length=MAX_WAITING_ITEMS, description="What happens next."
+    )
+
+
 class FrameworkStatus(KubeModel):
     """What the master last saw of the framework, written after each cycle."""
 
@@ -154,6 +208,11 @@ class FrameworkStatus(KubeModel):
     )
     revoking: int | None = Field(
         default=None, description="Tasks the master has asked back (pending InverseOffers)."
+    )
+    waiting: list[RoleWaiting] = Field(
+        default_factory=list,
+        max_length=MAX_WAITING_ITEMS,
+        description="Per role the last cycle offered nothing: why, and by how much.",
     )
     conditions: Conditions = Field(default_factory=list)
 

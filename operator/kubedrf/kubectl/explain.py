@@ -20,10 +20,10 @@ from kubedrf.allocator import (
     Snapshot,
     allocate,
 )
-from kubedrf.allocator.revocation import EPSILON
+from kubedrf.allocator.explain import Next, Waiting, explain
 from kubedrf.allocator.roles import in_subtree, lineage, role_weights
 from kubedrf.allocator.shares import Shares, fair_shares, shares
-from kubedrf.api.conventions import parse_time
+from kubedrf.api.conventions import format_time, parse_time
 from kubedrf.master.view import MasterView
 from kubedrf.resources import EMPTY, Resources, total
 
@@ -53,6 +53,8 @@ class Analysis:
     #: Per role, its weighted fair share.
     fair_roles: Mapping[str, float]
     weights: dict[str, float]
+    #: Per (framework, role) the next cycle offers nothing, the allocator's explanation.
+    waiting: Mapping[tuple[str, str], Waiting]
 
 
 def analyse(view: MasterView) -> Analysis:
@@ -62,15 +64,18 @@ def analyse(view: MasterView) -> Analysis:
     fair = fair_shares(snapshot, config)
     referenced = [role for fw in snapshot.frameworks for role in fw.roles]
     referenced += [q.role for q in snapshot.quotas] + list(held.roles)
+    result = allocate(snapshot, config)
+    waiting = explain(snapshot, result, config, under_way=view.revocations_under_way(), fair=fair)
     return Analysis(
         view=view,
         snapshot=snapshot,
         config=config,
-        result=allocate(snapshot, config),
+        result=result,
         held=held,
         fair=fair.clients,
         fair_roles=fair.roles,
         weights=role_weights({r.name: r.weight for r in snapshot.roles}, referenced),
+        waiting={(w.framework, w.role): w for w in waiting},
     )
 
 
@@ -206,6 +211,8 @@ class RoleExplanation:
     share: float
     fair_share: float
     steps: tuple[Step, ...]
+    #: The allocator's explanation when the next cycle offers the role nothing.
+    waiting: Waiting | None = None
 
 
 class UnknownFrameworkError(LookupError):
@@ -218,8 +225,9 @@ def _amounts(resources: Resources) -> str:
 
 def why(analysis: Analysis, framework: str) -> tuple[RoleExplanation, ...]:
     """For each role of ``framework`` (``namespace/name``), the chain of reasons behind what
-    the next cycle would do for it: verdict, share against fair share, who holds above
-    theirs, then what else stands in the way (tenancy, suppression, filters, quota)."""
+    the next cycle would do for it: verdict, then for a role offered nothing the allocator's
+    own explanation (shortfall, who holds above their fair share, what happens next), then
+    the guarantees owed and the role's share."""
     a = analysis
     record = a.view.frameworks.get(framework)
     if record is None:
@@ -227,13 +235,10 @@ def why(analysis: Analysis, framework: str) -> tuple[RoleExplanation, ...]:
         raise UnknownFrameworkError(f"framework {framework!r} not found (frameworks: {known})")
     if record.spec is None:
         raise UnknownFrameworkError(f"framework {framework!r} has an invalid spec: {record.error}")
-    allocator_view = next((fw for fw in a.snapshot.frameworks if fw.name == framework), None)
-    return tuple(_explain_role(a, framework, role, allocator_view) for role in record.spec.roles)
+    return tuple(_explain_role(a, framework, role) for role in record.spec.roles)
 
 
-def _explain_role(
-    a: Analysis, framework: str, role: str, allocator_view: Framework | None
-) -> RoleExplanation:
+def _explain_role(a: Analysis, framework: str, role: str) -> RoleExplanation:
     cluster, excluded = a.held.cluster, a.config.fairness_excluded
     fair = a.fair.get((framework, role))
     share = fair.share if fair else 0.0
@@ -274,34 +279,19 @@ def _explain_role(
             ),
         )
     )
-    if fair_share > share + EPSILON:
-        above = [
-            f
-            for f in a.fair.values()
-            if f.share > f.target_share + EPSILON and (f.framework, f.role) != (framework, role)
+    waiting = a.waiting.get((framework, role)) if not offers else None
+    if waiting is not None:
+        if (short := waiting.shortfall()) is not None:
+            steps.insert(1, Step("Shortfall", short))
+        steps += [
+            Step(
+                "AboveFairShare",
+                f"{h.framework} under role {h.role} holds {h.share:.3f},"
+                f" above its fair share {h.fair_share:.3f}",
+            )
+            for h in waiting.holders
         ]
-        for holder in sorted(above, key=lambda h: h.target_share - h.share):
-            steps.append(
-                Step(
-                    "AboveFairShare",
-                    f"{holder.framework} under role {holder.role} holds {holder.share:.3f},"
-                    f" above its fair share {holder.target_share:.3f}",
-                )
-            )
-    if allocator_view is not None and role in allocator_view.suppressed_roles:
-        steps.append(Step("Suppressed", f"role {role} is suppressed by the framework"))
-    for refusal in a.snapshot.filters:
-        if refusal.framework != framework or refusal.role != role:
-            continue
-        if refusal.expires_at > a.snapshot.now:
-            left = refusal.expires_at - a.snapshot.now
-            steps.append(
-                Step(
-                    "Filtered",
-                    f"node {refusal.node} is filtered for {left:.0f}s more (a declined offer"
-                    f" of {_amounts(refusal.refused)})",
-                )
-            )
+        steps += [_next_step(n) for n in waiting.next]
     steps += _quota_steps(a, role)
     role_share = a.held.roles.get(role, 0.0)
     steps.append(
@@ -312,11 +302,16 @@ def _explain_role(
             + ("" if not excluded else f", not counting {', '.join(sorted(excluded))}"),
         )
     )
-    return RoleExplanation(role, outcome, share, fair_share, tuple(steps))
+    return RoleExplanation(role, outcome, share, fair_share, tuple(steps), waiting)
+
+
+def _next_step(step: Next) -> Step:
+    return Step(step.kind, step.describe(format_time))
 
 
 def _quota_steps(a: Analysis, role: str) -> Iterator[Step]:
-    """Every quota on the role's lineage: a guarantee still owed, a limit reached."""
+    """Every quota on the role's lineage with a guarantee still owed (served first); a limit
+    that blocks is the allocator's explanation's to tell."""
     for quota in a.snapshot.quotas:
         if not in_subtree(role, quota.role):
             continue
@@ -327,17 +322,6 @@ def _quota_steps(a: Analysis, role: str) -> Iterator[Step]:
                 f"quota of role {quota.role}: consumes {_amounts(consumed)}, below its"
                 f" guarantee {_amounts(quota.guarantee)} (served first)",
             )
-        if quota.limit is not None or quota.zero_limit:
-            limit = quota.limit or EMPTY
-            reached = sorted(
-                name for name in set(limit) | quota.zero_limit if consumed[name] >= limit[name]
-            )
-            if reached:
-                yield Step(
-                    "QuotaLimit",
-                    f"quota of role {quota.role}: limit reached on {', '.join(reached)}"
-                    f" (consumes {_amounts(consumed)}, limit {_amounts(limit)})",
-                )
 
 
 # -- top ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from enum import Enum
 from typing import Any
 
 import yaml
@@ -38,6 +39,8 @@ def plain(value: Any) -> Any:
     """Dataclasses, resource maps and tuples as JSON-ready values; quantities as strings."""
     if isinstance(value, Resources):
         return value.to_quantities()
+    if isinstance(value, Enum):
+        return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {_camel(f.name): plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from kubedrf.allocator import AllocationResult, OfferDecision, Revocation, allocate
+from kubedrf.allocator import AllocationResult, OfferDecision, Revocation, allocate, explain
 from kubedrf.allocator.shares import shares
 from kubedrf.allocator.sorter import DRFSorter, SorterFactory
 from kubedrf.api import (
@@ -169,9 +169,13 @@ class Master:
         result = await asyncio.to_thread(allocate, snapshot, config, self.sorter)
         # 8. Write the offers.
         await self._bounded(self._make_offer(view, decision) for decision in result.offers)
-        # 9. Report: statuses and Events that changed, and gauges, from the same shares.
+        # 9. Report: statuses and Events that changed, and gauges, from the same shares;
+        #    why each client offered nothing waits, explained on the same snapshot.
         cycle_shares = shares(snapshot, result, config)
-        await self._bounded(self.reporter.writes(view, snapshot, result, cycle_shares))
+        waiting = await asyncio.to_thread(
+            explain, snapshot, result, config, under_way=view.revocations_under_way()
+        )
+        await self._bounded(self.reporter.writes(view, snapshot, result, cycle_shares, waiting))
         self.reporter.gauges(view, snapshot, result, cycle_shares, config)
         self.cycles += 1
         self.metrics.allocation_runs.inc()

@@ -6,13 +6,15 @@ read back from what the master just wrote, so a status shows the share DRF sorte
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections import defaultdict
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot
+from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot, Waiting
 from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
+from kubedrf.api.conventions import format_time
 from kubedrf.api.types import ConditionType
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.status import (
@@ -42,14 +44,26 @@ class Reporter:
         self._last_idle: dict[str, str] = {}
 
     def writes(
-        self, view: MasterView, snapshot: Snapshot, result: AllocationResult, shares: Shares
+        self,
+        view: MasterView,
+        snapshot: Snapshot,
+        result: AllocationResult,
+        shares: Shares,
+        waiting: Sequence[Waiting] = (),
     ) -> list[Awaitable[None]]:
-        """The status patches and Events this cycle calls for (only what changed)."""
+        """The status patches and Events this cycle calls for (only what changed);
+        ``waiting`` is the allocator's explanation of the clients the cycle offered nothing."""
         jobs: list[Awaitable[None]] = []
         too_large = oversized(snapshot)
+        by_framework: dict[str, list[Waiting]] = defaultdict(list)
+        for w in waiting:
+            by_framework[w.framework].append(w)
         for record in view.frameworks.values():
+            mine = by_framework.get(record.key, [])
             status = status_patch(
-                framework_status(view, record, shares=shares, result=result, oversized=too_large)
+                framework_status(
+                    view, record, shares=shares, result=result, oversized=too_large, waiting=mine
+                )
             )
             body = view.bodies.get(("framework", record.key))
             if differs(body, status):
@@ -57,7 +71,7 @@ class Reporter:
                 jobs.append(
                     self.writer.patch_status(FRAMEWORK, record.name, status, record.namespace)
                 )
-            jobs.extend(self._explain_idle(view, record.key, result))
+            jobs.extend(self._explain_idle(view, record.key, result, mine))
         for kind, statuses in (
             (ROLE, role_statuses(view, shares, result)),
             (QUOTA, quota_statuses(view, shares)),
@@ -118,21 +132,39 @@ class Reporter:
         return events
 
     def _explain_idle(
-        self, view: MasterView, framework: str, result: AllocationResult
+        self,
+        view: MasterView,
+        framework: str,
+        result: AllocationResult,
+        waiting: Sequence[Waiting],
     ) -> list[Awaitable[None]]:
-        """An Event when the answer to "why did my framework get no offer?" changes."""
+        """An Event when the answer to "why did my framework get no offer?" changes: its
+        reason, the resource that blocks, or what happens next, not every share that moves
+        (the status has those)."""
         reasons = idle_reasons(view.frameworks[framework], result)
         offered = any(o.framework == framework for o in result.offers)
-        summary = (
+        explained = {w.role: w for w in waiting}
+        answer = (
             ""
             if offered or not reasons
-            else "; ".join(f"role {role}: {why.value}" for role, why in sorted(reasons.items()))
+            else repr(
+                [
+                    (role, why, w.resource, [(n.kind, n.deadline) for n in w.next])
+                    if (w := explained.get(role))
+                    else (role, why)
+                    for role, why in sorted(reasons.items())
+                ]
+            )
         )
-        if self._last_idle.get(framework, "") == summary:
+        if self._last_idle.get(framework, "") == answer:
             return []
-        self._last_idle[framework] = summary
+        self._last_idle[framework] = answer
         body = view.bodies.get(("framework", framework))
-        if not summary or body is None:
+        if not answer or body is None:
             return []
+        summary = " | ".join(
+            f"role {role}: {w.sentence(format_time) if (w := explained.get(role)) else why.value}"
+            for role, why in sorted(reasons.items())
+        )
         reason = next(iter(sorted(reasons.items())))[1].value
         return [self.writer.event(body, reason, f"no (further) offer: {summary}", "Normal")]

@@ -10,12 +10,18 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubedrf.allocator import AllocationResult, Reason
+from kubedrf.allocator import AllocationResult, Reason, Waiting
 from kubedrf.allocator.oversized import Oversized
 from kubedrf.allocator.roles import lineage
 from kubedrf.allocator.shares import Shares
 from kubedrf.api import FrameworkStatus, QuotaStatus, ReservationStatus, RoleStatus
 from kubedrf.api.conventions import format_time, moment, parse_time
+from kubedrf.api.framework import (
+    MAX_WAITING_ITEMS,
+    HolderAboveFairShare,
+    RoleWaiting,
+    WaitingNext,
+)
 from kubedrf.api.types import Condition, ConditionType, KubeModel, to_api
 from kubedrf.master.records import FrameworkRecord, InverseOfferRecord
 from kubedrf.master.view import Holding, MasterView
@@ -61,11 +67,13 @@ def framework_status(
     shares: Shares,
     result: AllocationResult | None,
     oversized: Sequence[Oversized] = (),
+    waiting: Sequence[Waiting] = (),
 ) -> FrameworkStatus:
     """Allocated, tasks and offers from the view's holdings; the share DRF sorted by.
 
     ``oversized`` are the cycle's task shapes that no node can hold (``allocator.oversized``);
     this framework's get a condition, and so a Warning Event when it turns False.
+    ``waiting`` is the allocator's explanation for each of its roles offered nothing.
     """
     body = view.bodies.get(("framework", record.key))
     generation = record.generation
@@ -105,7 +113,10 @@ def framework_status(
     if outstanding or offered_now:
         conditions.set(ConditionType.OFFERED, True, "OffersMade", "offers outstanding")
     elif idle:
-        message = "; ".join(f"role {role}: {why.value}" for role, why in sorted(idle.items()))
+        explained = {w.role: w.sentence(format_time) for w in waiting}
+        message = " | ".join(
+            f"role {role}: {explained.get(role, why.value)}" for role, why in sorted(idle.items())
+        )
         reason = next(iter(sorted(idle.items())))[1].value
         conditions.set(ConditionType.OFFERED, False, reason, message)
     else:
@@ -131,7 +142,40 @@ def framework_status(
         tasks=sum(h.tasks for h in mine),
         outstanding_offers=outstanding,
         revoking=sum(len(r.spec.tasks) for r in asked if r.spec),
+        waiting=[role_waiting(w) for w in waiting[:MAX_WAITING_ITEMS]],
         conditions=conditions.items,
+    )
+
+
+def role_waiting(waiting: Waiting) -> RoleWaiting:
+    """The allocator's explanation as the Framework status carries it."""
+    amount = waiting.resource
+    return RoleWaiting(
+        role=waiting.role,
+        reason=waiting.reason.value,
+        message=waiting.sentence(format_time),
+        resource=amount,
+        needed=None if amount is None else format_amount(amount, waiting.needed),
+        available=None if amount is None else format_amount(amount, waiting.available),
+        dominant_share=round(waiting.dominant_share, 4),
+        fair_share=round(waiting.fair_share, 4),
+        holders_above_fair_share=[
+            HolderAboveFairShare(
+                framework=h.framework,
+                role=h.role,
+                dominant_share=round(h.share, 4),
+                fair_share=round(h.fair_share, 4),
+            )
+            for h in waiting.holders[:MAX_WAITING_ITEMS]
+        ],
+        next=[
+            WaitingNext(
+                kind=n.kind,
+                message=n.text,
+                at=None if n.deadline is None else moment(n.deadline),
+            )
+            for n in waiting.next[:MAX_WAITING_ITEMS]
+        ],
     )
 
 

@@ -26,6 +26,7 @@ from kubedrf.allocator import (
     Task,
     TaskShape,
 )
+from kubedrf.allocator.explain import RevocationUnderWay
 from kubedrf.api import OfferStatus, QuotaSpec, ReservationSpec, RoleSpec
 from kubedrf.api.conventions import parse_time
 from kubedrf.api.offer import OfferPhase
@@ -168,6 +169,28 @@ class MasterView:
                 expires,
                 Resources.parse(status.refused),
             )
+
+    def revocations_under_way(self) -> tuple[RevocationUnderWay, ...]:
+        """Pending inverse offers as the explain step reads them: the allocator keeps no
+        revocation once asked, so what a waiting beneficiary expects next comes from here."""
+        under_way = []
+        for record in sorted(self.inverse_offers.values(), key=lambda r: r.key):
+            spec = record.spec
+            if not record.pending or spec is None or record.framework_key is None:
+                continue
+            beneficiary = spec.beneficiary
+            under_way.append(
+                RevocationUnderWay(
+                    framework=record.framework_key,
+                    role=spec.role,
+                    node=spec.node_name,
+                    tasks=len(spec.tasks),
+                    beneficiary=f"{beneficiary.namespace}/{beneficiary.framework}",
+                    beneficiary_role=beneficiary.role,
+                    deadline=parse_time(spec.deadline) or 0.0,
+                )
+            )
+        return tuple(under_way)
 
     # -- the allocator's snapshot --------------------------------------------------------------
 
