@@ -136,6 +136,20 @@ class _Placement(NamedTuple):
 
 
 @dataclass(slots=True)
+class _Run:
+    """``n`` tasks of a client's shape ``s`` scheduled in turn; ``taken`` so far.
+    ``remaining`` is its framework's demand, shared by the framework's roles."""
+
+    state: _ClientState
+    s: int
+    shape: Vector
+    fit: Fit
+    n: int
+    remaining: list[int]
+    taken: int = 0
+
+
+@dataclass(slots=True)
 class _PendingOffer:
     resources: Vector
     stage: Stage
@@ -437,52 +451,69 @@ class _Cycle:
         holds, so a client wanting millions costs no more than one wanting what fits.
         """
         active = set(self.clients)
-        sorter, clients = self.sorter, self.clients
+        sorter, clients, pool, offers = self.sorter, self.clients, self.pool, self.offers
+        free, gpu = pool.free, pool.gpu
         while True:
-            runs, shapes = self._runs(active)
-            order, independent = sorter.schedule(runs)
-            taken = dict.fromkeys(runs, 0)
+            runs = self._runs(active)
+            order, independent = sorter.schedule({c: (r.shape, r.n) for c, r in runs.items()})
             replan = False
             for client in order:
                 if client not in active:
                     continue
-                state = clients[client]
-                if client in shapes and taken[client] < runs[client][1]:
-                    s, fit = shapes[client]
-                    # A framework's roles share its demand: another may have taken the rest.
-                    found = self._search(state, s, fit) if self.remaining[client[0]][s] else None
+                run = runs.get(client)
+                if run is not None and run.taken < run.n and run.remaining[run.s]:
+                    # ``_search`` and ``_plain_commit`` inlined for the first node from the
+                    # cursor, where nearly every task goes: this runs once per task.
+                    state, s = run.state, run.s
+                    n = pool.live_from(state.cursors.get(s, 0))
+                    if (
+                        n < len(free)
+                        and n not in state.filtered
+                        and (state.gpu_allowed or not gpu[n])
+                        and run.fit.python(free[n])
+                    ):
+                        state.cursors[s] = n
+                        found: int | None = n
+                    else:
+                        found = self._search(state, s, run.fit)
                     if found is not None:
-                        self.remaining[client[0]][s] -= 1
-                        self._plain_commit(client, state, found, runs[client][0], s)
-                        taken[client] += 1
+                        run.remaining[s] -= 1
+                        run.taken += 1
+                        key = (client[0], client[1], found)
+                        pending = offers.get(key)
+                        if pending is None or not state.offered:
+                            self._plain_commit(client, state, found, run.shape, s)
+                            continue
+                        pool.take(found, run.shape, ())
+                        resources = pending.resources
+                        for i, amount in enumerate(run.shape):
+                            resources[i] += amount
+                        pending.tasks[s] = pending.tasks.get(s, 0) + 1
                         continue
                 # The sorter is told of the turns taken only before it computes turns again:
                 # it sums what it is told, so the order of its updates changes nothing.
-                if self._plain_turn(client, state):
+                if self._plain_turn(client, clients[client]):
                     replan = True
                     break
                 active.discard(client)
-                if client in shapes and taken[client] < runs[client][1] and not independent:
+                if run is not None and run.taken < run.n and not independent:
                     replan = True
                     break
-            self._tell(runs, taken)
+            self._tell(runs)
             if not replan:
                 return
 
-    def _tell(self, runs: dict[Client, tuple[Vector, int]], taken: dict[Client, int]) -> None:
+    def _tell(self, runs: dict[Client, _Run]) -> None:
         """Tell the sorter the tasks taken in turn, one update per client (integer sums, so
         its shares come out as if told task by task)."""
-        for client, (shape, _) in runs.items():
-            if k := taken[client]:
-                self.sorter.allocated(client, [a * k for a in shape], k)
+        for client, run in runs.items():
+            if k := run.taken:
+                self.sorter.allocated(client, [a * k for a in run.shape], k)
 
-    def _runs(
-        self, active: set[Client]
-    ) -> tuple[dict[Client, tuple[Vector, int]], dict[Client, tuple[int, Fit]]]:
-        """Per active client, the tasks of the first shape it still wants (at most as many
-        as the free capacity holds), and that shape's position and fit test."""
-        runs: dict[Client, tuple[Vector, int]] = {}
-        shapes: dict[Client, tuple[int, Fit]] = {}
+    def _runs(self, active: set[Client]) -> dict[Client, _Run]:
+        """Per active client, the tasks of the first shape it still wants: at most as many
+        as the free capacity holds."""
+        runs: dict[Client, _Run] = {}
         holds: dict[tuple[int, ...], int] = {}
         for client in active:
             name = client[0]
@@ -497,10 +528,9 @@ class _Cycle:
                 if n > 0:
                     fit = self.shape_fits[name][s]
                     assert fit is not None, "a shape some node has has a fit test"
-                    runs[client] = (shape, n)
-                    shapes[client] = (s, fit)
+                    runs[client] = _Run(self.clients[client], s, shape, fit, n, remaining)
                 break
-        return runs, shapes
+        return runs
 
     def _search(self, state: _ClientState, cursor: int, fit: Fit) -> int | None:
         """``NodePool.search`` from the client's cursor ``cursor``, trying the first live
