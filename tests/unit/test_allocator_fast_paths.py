@@ -1,8 +1,9 @@
 """The allocator's shortcuts give exactly what the straightforward code gives.
 
 A cycle without quotas or reservations runs stage 2 in one inlined loop
-(``_Cycle._plain_fair_share``); revocation's target sums a cycle's offers without building
-them (``offered_totals``). Each is compared here with the general code on random snapshots:
+(``_Cycle._plain_fair_share``), which in demand mode serves clients in turns the sorter
+computes ahead (``_plain_in_turns``); revocation's target sums a cycle's offers without
+building them (``offered_totals``). Each is compared here with the general code on random snapshots:
 small ones from ``tests/strategies.py`` with their quotas and reservations sometimes
 dropped, and wide ones where searches run past the nodes they probe one by one.
 """
@@ -19,10 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubedrf.allocator import (
+    Allocation,
     AllocatorConfig,
     Filter,
     Framework,
     Node,
+    Received,
+    Role,
     Snapshot,
     TaskShape,
     allocate,
@@ -32,7 +36,15 @@ from kubedrf.allocator import (
 from kubedrf.allocator.cycle import offered_totals
 from kubedrf.allocator.nodes import _PROBES
 from kubedrf.resources import EMPTY, Resources
-from tests.strategies import NOW, chance, configs, resource_maps, snapshots, task_shapes
+from tests.strategies import (
+    NOW,
+    ROLE_POOL,
+    chance,
+    configs,
+    resource_maps,
+    snapshots,
+    task_shapes,
+)
 
 MODES = st.sampled_from(["demand", "classic"]).flatmap(lambda mode: configs(mode=mode))
 
@@ -45,6 +57,17 @@ def general_loop_only() -> Iterator[None]:
         yield
     finally:
         cycle._Cycle.fast_paths = True
+
+
+@contextmanager
+def turn_by_turn() -> Iterator[None]:
+    """Run the plain loop asking the sorter for each turn, the reference for the turns it
+    computes ahead."""
+    cycle._Cycle.in_turns = False
+    try:
+        yield
+    finally:
+        cycle._Cycle.in_turns = True
 
 
 def reference(snapshot: Snapshot, config: AllocatorConfig) -> object:
@@ -82,6 +105,64 @@ def wide_snapshots(draw: st.DrawFn) -> Snapshot:
         if chance(draw, 60)
     )
     return Snapshot(nodes=nodes, frameworks=frameworks, filters=filters, now=NOW)
+
+
+@st.composite
+def crowded_snapshots(draw: st.DrawFn) -> Snapshot:
+    """Many clients competing for many nodes: a role tree with weights, frameworks in one or
+    two roles (sharing one demand), several shapes, demands past what fits, tasks held, and
+    allocation counts carried over (``received``), so turns tie, interleave across roles,
+    switch shapes and end mid-way."""
+    nodes = tuple(
+        Node(f"n{i:02d}", draw(resource_maps(cpu=8, memory=8, min_cpu=1, min_memory=1)))
+        for i in range(draw(st.integers(1, 12)))
+    )
+    roles = draw(st.lists(st.sampled_from(ROLE_POOL), min_size=1, max_size=4, unique=True))
+    frameworks = tuple(
+        Framework(
+            f"f{i}",
+            roles=tuple(
+                draw(st.lists(st.sampled_from(roles), min_size=1, max_size=2, unique=True))
+            ),
+            demand=tuple(
+                TaskShape(draw(task_shapes(gpu=False)), draw(st.integers(0, 40)))
+                for _ in range(draw(st.integers(1, 3)))
+            ),
+        )
+        for i in range(draw(st.integers(1, 10)))
+    )
+    clients = [(fw.name, role) for fw in frameworks for role in fw.roles]
+    allocations = tuple(
+        Allocation(fw, role, draw(st.sampled_from(nodes)).name, draw(task_shapes(gpu=False)))
+        for fw, role in clients
+        if chance(draw, 30)
+    )
+    received = None
+    if chance(draw, 40):
+        received = tuple(Received(fw, role, draw(st.integers(0, 5))) for fw, role in clients)
+    weights = (0.5, 1.0, 2.0, 3.0)
+    return Snapshot(
+        nodes=nodes,
+        frameworks=frameworks,
+        roles=tuple(Role(r, draw(st.sampled_from(weights))) for r in roles if chance(draw, 50)),
+        allocations=allocations,
+        received=received,
+        now=NOW,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    snapshot=st.one_of(plain_snapshots(), crowded_snapshots()),
+    config=configs(mode="demand"),
+)
+def test_turns_computed_ahead_offer_exactly_what_asking_the_sorter_each_turn_offers(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    with turn_by_turn():
+        expected = allocate(snapshot, config), offered_totals(snapshot, config)
+
+    assert (allocate(snapshot, config), offered_totals(snapshot, config)) == expected
 
 
 @settings(max_examples=400, deadline=None)

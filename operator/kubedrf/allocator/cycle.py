@@ -136,6 +136,20 @@ class _Placement(NamedTuple):
 
 
 @dataclass(slots=True)
+class _Run:
+    """``n`` tasks of a client's shape ``s`` scheduled in turn; ``taken`` so far.
+    ``remaining`` is its framework's demand, shared by the framework's roles."""
+
+    state: _ClientState
+    s: int
+    shape: Vector
+    fit: Fit
+    n: int
+    remaining: list[int]
+    taken: int = 0
+
+
+@dataclass(slots=True)
 class _PendingOffer:
     resources: Vector
     stage: Stage
@@ -146,6 +160,9 @@ class _Cycle:
     #: Whether stage 2 may take ``_plain_fair_share`` when nothing needs the general loop;
     #: tests switch it off to compare the two.
     fast_paths = True
+    #: Whether the plain loop in demand mode computes the sorter's turns ahead
+    #: (``_plain_in_turns``); tests switch it off to compare with the loop asking each turn.
+    in_turns = True
 
     def __init__(self, snapshot: Snapshot, config: AllocatorConfig, sorter: SorterFactory) -> None:
         self.snapshot = snapshot
@@ -353,64 +370,167 @@ class _Cycle:
         cycles and of revocation's target; its results equal the general loop's, which the
         tests check on random snapshots.
         """
-        sorter, clients, idle, offers = self.sorter, self.clients, self.idle, self.offers
-        pool = self.pool
-        free = pool.free
-        demand_mode = self.demand_mode
+        if self.demand_mode and self.in_turns:
+            self._plain_in_turns()
+            return
+        sorter, clients = self.sorter, self.clients
         while (client := sorter.first()) is not None:
-            state = clients[client]
-            found: int | None = None
-            unit: Vector = []
-            task = -1
-            if demand_mode:
-                name = state.framework.name
-                remaining = self.remaining.get(name)
-                if remaining is None or not any(remaining):
-                    reason = Reason.NO_DEMAND
-                else:
-                    fits = self.shape_fits[name]
-                    for s, shape in enumerate(self.shapes[name]):
-                        if not remaining[s] or shape is None:
-                            continue
-                        fit = fits[s]
-                        assert fit is not None, "a shape some node has has a fit test"
-                        found = self._search(state, s, fit)
-                        if found is not None:
-                            remaining[s] -= 1
-                            unit, task = shape, s
-                            break
-                    reason = Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
-            elif not state.min_allocatable:
-                reason = Reason.NO_CAPACITY
+            self._plain_turn(client, clients[client])
+
+    def _plain_turn(self, client: Client, state: _ClientState) -> bool:
+        """One turn of ``client`` in the plain loop: a unit placed (``True``), or the client
+        switched off with its reason."""
+        found: int | None = None
+        unit: Vector = []
+        task = -1
+        if self.demand_mode:
+            name = state.framework.name
+            remaining = self.remaining.get(name)
+            if remaining is None or not any(remaining):
+                reason = Reason.NO_DEMAND
             else:
-                if state.min_fit is None:
-                    state.min_fit = Fit(state.min_allocatable)
-                fit = state.min_fit
-                found = self._search(state, -1, fit)
-                if found is not None:
-                    unit = [f if f > 0 else 0 for f in free[found]]
+                fits = self.shape_fits[name]
+                for s, shape in enumerate(self.shapes[name]):
+                    if not remaining[s] or shape is None:
+                        continue
+                    fit = fits[s]
+                    assert fit is not None, "a shape some node has has a fit test"
+                    found = self._search(state, s, fit)
+                    if found is not None:
+                        remaining[s] -= 1
+                        unit, task = shape, s
+                        break
                 reason = Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
-            if found is None:
-                sorter.deactivate(client)
-                if not state.offered:
-                    idle[client] = reason
-                continue
-            # ``_commit`` without reserved draws or quota.
-            pool.take(found, unit, ())
-            key = (client[0], client[1], found)
-            pending = offers.get(key)
-            if pending is None:
-                offers[key] = pending = _PendingOffer(list(unit), Stage.FAIR_SHARE, {})
-            else:
-                resources = pending.resources
-                for i, amount in enumerate(unit):
-                    resources[i] += amount
-            if task >= 0:
-                pending.tasks[task] = pending.tasks.get(task, 0) + 1
-            if not state.offered:  # a reason is only ever kept for a client never offered
-                state.offered = True
-                idle.pop(client, None)
-            sorter.allocated(client, unit, 1)
+        elif not state.min_allocatable:
+            reason = Reason.NO_CAPACITY
+        else:
+            if state.min_fit is None:
+                state.min_fit = Fit(state.min_allocatable)
+            fit = state.min_fit
+            found = self._search(state, -1, fit)
+            if found is not None:
+                unit = [f if f > 0 else 0 for f in self.pool.free[found]]
+            reason = Reason.FILTERED if state.saw_filter else Reason.NO_CAPACITY
+        if found is None:
+            self.sorter.deactivate(client)
+            if not state.offered:
+                self.idle[client] = reason
+            return False
+        self._plain_commit(client, state, found, unit, task)
+        self.sorter.allocated(client, unit, 1)
+        return True
+
+    def _plain_commit(
+        self, client: Client, state: _ClientState, n: int, unit: Vector, task: int
+    ) -> None:
+        """``_commit`` without reserved draws, quota or the sorter."""
+        self.pool.take(n, unit, ())
+        key = (client[0], client[1], n)
+        pending = self.offers.get(key)
+        if pending is None:
+            self.offers[key] = pending = _PendingOffer(list(unit), Stage.FAIR_SHARE, {})
+        else:
+            resources = pending.resources
+            for i, amount in enumerate(unit):
+                resources[i] += amount
+        if task >= 0:
+            pending.tasks[task] = pending.tasks.get(task, 0) + 1
+        if not state.offered:  # a reason is only ever kept for a client never offered
+            state.offered = True
+            self.idle.pop(client, None)
+
+    def _plain_in_turns(self) -> None:
+        """The plain loop in demand mode with the sorter's turns computed ahead.
+
+        While each client's tasks are of the shape it takes now and find nodes, the sorter
+        names clients in the order ``Sorter.schedule`` computes, so they are served in that
+        order and the sorter is told once per client what they took. A turn that goes
+        otherwise (a task that finds no node, the next shape, a client's last turn) is
+        taken as the one-by-one loop takes it, and the turns are computed again when that
+        changes the others'. A client is scheduled no more tasks than the free capacity
+        holds, so a client wanting millions costs no more than one wanting what fits.
+        """
+        active = set(self.clients)
+        sorter, clients, pool, offers = self.sorter, self.clients, self.pool, self.offers
+        free, gpu = pool.free, pool.gpu
+        while True:
+            runs = self._runs(active)
+            order, independent = sorter.schedule({c: (r.shape, r.n) for c, r in runs.items()})
+            replan = False
+            for client in order:
+                if client not in active:
+                    continue
+                run = runs.get(client)
+                if run is not None and run.taken < run.n and run.remaining[run.s]:
+                    # ``_search`` and ``_plain_commit`` inlined for the first node from the
+                    # cursor, where nearly every task goes: this runs once per task.
+                    state, s = run.state, run.s
+                    n = pool.live_from(state.cursors.get(s, 0))
+                    if (
+                        n < len(free)
+                        and n not in state.filtered
+                        and (state.gpu_allowed or not gpu[n])
+                        and run.fit.python(free[n])
+                    ):
+                        state.cursors[s] = n
+                        found: int | None = n
+                    else:
+                        found = self._search(state, s, run.fit)
+                    if found is not None:
+                        run.remaining[s] -= 1
+                        run.taken += 1
+                        key = (client[0], client[1], found)
+                        pending = offers.get(key)
+                        if pending is None or not state.offered:
+                            self._plain_commit(client, state, found, run.shape, s)
+                            continue
+                        pool.take(found, run.shape, ())
+                        resources = pending.resources
+                        for i, amount in enumerate(run.shape):
+                            resources[i] += amount
+                        pending.tasks[s] = pending.tasks.get(s, 0) + 1
+                        continue
+                # The sorter is told of the turns taken only before it computes turns again:
+                # it sums what it is told, so the order of its updates changes nothing.
+                if self._plain_turn(client, clients[client]):
+                    replan = True
+                    break
+                active.discard(client)
+                if run is not None and run.taken < run.n and not independent:
+                    replan = True
+                    break
+            self._tell(runs)
+            if not replan:
+                return
+
+    def _tell(self, runs: dict[Client, _Run]) -> None:
+        """Tell the sorter the tasks taken in turn, one update per client (integer sums, so
+        its shares come out as if told task by task)."""
+        for client, run in runs.items():
+            if k := run.taken:
+                self.sorter.allocated(client, [a * k for a in run.shape], k)
+
+    def _runs(self, active: set[Client]) -> dict[Client, _Run]:
+        """Per active client, the tasks of the first shape it still wants: at most as many
+        as the free capacity holds."""
+        runs: dict[Client, _Run] = {}
+        holds: dict[tuple[int, ...], int] = {}
+        for client in active:
+            name = client[0]
+            remaining = self.remaining.get(name)
+            for s, shape in enumerate(self.shapes.get(name, ())):
+                if not remaining or not remaining[s] or shape is None:
+                    continue
+                key = tuple(shape)
+                if key not in holds:
+                    holds[key] = self.pool.holds(shape)
+                n = min(remaining[s], holds[key])
+                if n > 0:
+                    fit = self.shape_fits[name][s]
+                    assert fit is not None, "a shape some node has has a fit test"
+                    runs[client] = _Run(self.clients[client], s, shape, fit, n, remaining)
+                break
+        return runs
 
     def _search(self, state: _ClientState, cursor: int, fit: Fit) -> int | None:
         """``NodePool.search`` from the client's cursor ``cursor``, trying the first live

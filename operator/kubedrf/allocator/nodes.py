@@ -210,6 +210,16 @@ class NodePool:
             self._stale.clear()
         return self._matrix
 
+    def holds(self, vector: Sequence[int]) -> int:
+        """How many requests of ``vector`` the unreserved free capacity holds, node by node:
+        no more can be placed, whatever else is placed meanwhile."""
+        matrix = self.matrix
+        count = None
+        for i, amount in needs(vector):
+            fit = np.maximum(matrix[:, i], 0) // amount
+            count = fit if count is None else np.minimum(count, fit)
+        return 0 if count is None else int(count.sum())
+
     def reserved_for(self, n: int, role: str) -> list[tuple[str, Vector]]:
         """Reserved pools on node ``n`` that ``role`` may draw from (its own and ancestors')."""
         pools = self.reserved.get(n)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 #: A sorter client: (framework, role).
 Client = tuple[str, str]
@@ -26,6 +29,15 @@ class Sorter(Protocol):
 
     def first(self) -> Client | None:
         """The active client to serve next, or ``None`` when none is active."""
+
+    def schedule(
+        self, runs: Mapping[Client, tuple[Sequence[int], int]]
+    ) -> tuple[list[Client], bool]:
+        """The clients ``first`` would name in turn if every active client ``c`` were given
+        ``runs[c]`` (``n`` units of ``amounts``, one at a time) and then named once more
+        (its last turn, in which it is expected to be switched off); an active client
+        without a run has only that last turn. Nothing is recorded. The flag says whether
+        switching a client off early leaves the turns of the others as they were."""
 
 
 class SorterFactory(Protocol):
@@ -69,6 +81,15 @@ class _Node:
 
     def key(self) -> tuple[float, int, str, int, _Node]:
         return (self.share, self.count, self.name, self.version, self)
+
+
+class _Turns(NamedTuple):
+    """Turns in order: who (index into the clients met), what each receives, and whether
+    it counts as an allocation (a client's last turn receives nothing)."""
+
+    client: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
 
 
 class DRFSorter:
@@ -156,6 +177,94 @@ class DRFSorter:
             if parent.active_children > 0:
                 return
             node = parent
+
+    def schedule(
+        self, runs: Mapping[Client, tuple[Sequence[int], int]]
+    ) -> tuple[list[Client], bool]:
+        """Progressive filling in closed form: a client's turns come at the keys it reaches
+        unit by unit, and a role's at the keys its subtree's turns add up to, so each level
+        is one sort of its children's turns by key instead of a heap operation per unit
+        (the keys are computed as ``allocated`` computes them, so the order is the same)."""
+        clients: list[Client] = []
+        mixed: list[_Node] = []
+        turns = self._turns(self._root, runs, clients, mixed)
+        # Roles compete by their subtrees' sums, which change when a client leaves early.
+        return [clients[i] for i in turns.client.tolist()], not mixed
+
+    def _active_children(self, node: _Node) -> list[_Node]:
+        # A child is active exactly when a current entry of it is in its parent's heap.
+        seen: dict[int, _Node] = {}
+        for _, _, _, version, child in node.heap:
+            if child.active and child.version == version:
+                seen[id(child)] = child
+        return list(seen.values())
+
+    def _turns(
+        self,
+        node: _Node,
+        runs: Mapping[Client, tuple[Sequence[int], int]],
+        clients: list[Client],
+        mixed: list[_Node],
+    ) -> _Turns:
+        """The turns of ``node``'s subtree in order; ``clients`` collects who they name,
+        ``mixed`` the nodes whose turns interleave those of roles."""
+        width = self._resources
+        if node.client is not None:
+            amounts, n = runs.get(node.client, ((0,) * width, 0))
+            clients.append(node.client)
+            rows = np.zeros((n + 1, width), dtype=np.int64)
+            rows[:n] = np.asarray(amounts, dtype=np.int64)
+            units = np.ones(n + 1, dtype=np.int64)
+            units[n] = 0  # the last turn receives nothing
+            return _Turns(np.full(n + 1, len(clients) - 1, dtype=np.int64), rows, units)
+        children = sorted(self._active_children(node), key=lambda child: child.name)
+        parts = [self._turns(child, runs, clients, mixed) for child in children]
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return _Turns(empty, np.zeros((0, width), dtype=np.int64), empty)
+        if len(parts) == 1:
+            return parts[0]
+        if any(child.client is None for child in children):
+            mixed.append(node)
+        shares: list[npt.NDArray[np.float64]] = []
+        counts: list[npt.NDArray[np.int64]] = []
+        names: list[npt.NDArray[np.int64]] = []
+        positions: list[npt.NDArray[np.int64]] = []
+        for rank, (child, part) in enumerate(zip(children, parts, strict=True)):
+            share, count = self._keys(child, part)
+            shares.append(share)
+            counts.append(count)
+            names.append(np.full(len(share), rank, dtype=np.int64))
+            positions.append(np.arange(len(share), dtype=np.int64))
+        order = np.lexsort(
+            (
+                np.concatenate(positions),
+                np.concatenate(names),
+                np.concatenate(counts),
+                np.concatenate(shares),
+            )
+        )
+        return _Turns(
+            np.concatenate([p.client for p in parts])[order],
+            np.concatenate([p.rows for p in parts])[order],
+            np.concatenate([p.counts for p in parts])[order],
+        )
+
+    def _keys(
+        self, child: _Node, turns: _Turns
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """``child``'s share and count before each of its turns, as ``allocated`` computes
+        them (integer sums, then one division per resource: the same floats)."""
+        before = (
+            np.cumsum(turns.rows, axis=0)
+            - turns.rows
+            + np.asarray(child.allocation, dtype=np.int64)
+        )
+        best = np.zeros(len(before), dtype=np.float64)
+        for i, total in self._shared:
+            best = np.maximum(best, before[:, i] / total)
+        counts = np.cumsum(turns.counts) - turns.counts + child.count
+        return best / child.weight, counts
 
     def first(self) -> Client | None:
         node = self._root
