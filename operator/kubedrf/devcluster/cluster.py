@@ -94,8 +94,11 @@ def node_manifest(node: str, shape: NodeShape) -> dict[str, Any]:
     }
 
 
-def kwokctl_config(binaries: Mapping[str, Path]) -> str:
-    """kwokctl's configuration: binary runtime, local binaries only, our Stages."""
+def kwokctl_config(
+    binaries: Mapping[str, Path], component_patches: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """kwokctl's configuration: binary runtime, local binaries only, our Stages; and
+    ``componentsPatches`` (extra flags per component), which a real node needs."""
     options = {
         "runtime": "binary",
         "kubeVersion": versions.KUBERNETES,
@@ -112,11 +115,13 @@ def kwokctl_config(binaries: Mapping[str, Path]) -> str:
         # Nothing listens beyond this machine: etcd and the apiserver run without network policy.
         "bindAddress": "127.0.0.1",
     }
-    config = {
+    config: dict[str, Any] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",
         "options": options,
     }
+    if component_patches:
+        config["componentsPatches"] = [dict(patch) for patch in component_patches]
     return "---\n".join([json.dumps(config, indent=2) + "\n", *stages.STAGES])
 
 
@@ -196,7 +201,7 @@ class Cluster:
             pid = int(pid_file.read_text())
             os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while _running(pid) and time.monotonic() < deadline:
+            while process_running(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
 
     def start_component(self, component: str) -> int:
@@ -246,7 +251,7 @@ def component_spec(name: str, component: str) -> dict[str, Any]:
     raise ClusterError(f"cluster {name!r} has no component {component!r}")
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Alive and not a zombie (a killed child of ours stays a zombie until reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -288,10 +293,12 @@ def names() -> list[str]:
 
 def up(
     name: str = DEFAULT_NAME,
+    *,
     nodes: int = 3,
     shape: NodeShape = NodeShape(),
     timeout: float = 300,
     progress: provision.Progress = provision.log,
+    component_patches: Sequence[Mapping[str, Any]] = (),
 ) -> Cluster:
     """Start the cluster (or reuse a healthy one) with ``nodes`` Ready fake nodes."""
     started = time.monotonic()
@@ -306,7 +313,7 @@ def up(
         progress(f"starting cluster {name!r}: etcd, kube-apiserver, kube-scheduler, ...")
         config = provision.cache_dir() / "clusters" / f"{name}.kwokctl.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(kwokctl_config(binaries))
+        config.write_text(kwokctl_config(binaries, component_patches))
         _kwokctl(
             binaries,
             name,
