@@ -283,6 +283,7 @@ class Frameworks:
         scheduler: str | None = None,
         image: str = "task",
         command: list[str] | None = None,
+        restart_policy: str = "Always",
     ) -> str:
         spec = offer["spec"]
         labels = {
@@ -309,6 +310,7 @@ class Frameworks:
                         }
                     ],
                     "tolerations": [TOLERATION],
+                    "restartPolicy": restart_policy,
                     **({"schedulerName": scheduler} if scheduler else {}),
                     "affinity": {
                         "nodeAffinity": {

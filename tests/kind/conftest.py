@@ -45,7 +45,12 @@ def real() -> Iterator[RealCluster]:
     built = devimages.ensure_all(ROOT)
     kube_node = devnode.binaries()
     name = f"{KIND_PREFIX}{os.getpid()}"
-    dev = devcluster.up(name, nodes=0, component_patches=devnode.control_plane_patches())
+    dev = devcluster.up(
+        name,
+        nodes=0,
+        component_patches=devnode.control_plane_patches(),
+        extra_options=devnode.CONTROL_PLANE_OPTIONS,
+    )
     node = devnode.RealNode(
         cluster=dev,
         name=NODE,

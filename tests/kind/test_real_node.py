@@ -21,6 +21,8 @@ pytestmark = pytest.mark.kind
 
 LEASE = "kubedrf-master"
 MASTER_SELECTOR = "app.kubernetes.io/name=kubedrf"
+#: The release is named like the chart, so the chart's full name is just ``kubedrf``.
+METRICS_SERVICE = f"{RELEASE}-metrics"
 
 
 def _masters(core: client.CoreV1Api) -> list[Any]:
@@ -62,6 +64,7 @@ def test_a_task_pod_runs_its_command_to_completion_in_a_real_container(
         {"cpu": "100m", "memory": "64Mi"},
         image=real.images.base,
         command=["sh", "-c", "echo task ran on $(cat /etc/debian_version); exit 0"],
+        restart_policy="Never",
     )
     frameworks.respond(offer, {"action": "Accept", "tasks": [name]})
 
@@ -80,7 +83,7 @@ def test_a_task_pod_runs_its_command_to_completion_in_a_real_container(
 def test_the_metrics_service_answers_through_its_cluster_ip(
     real: RealCluster, core: client.CoreV1Api
 ) -> None:
-    service = core.read_namespaced_service(f"{RELEASE}-kubedrf-metrics", RELEASE_NAMESPACE)
+    service = core.read_namespaced_service(METRICS_SERVICE, RELEASE_NAMESPACE)
     url = f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}/metrics"
 
     def scraped() -> str | None:

@@ -95,10 +95,12 @@ def node_manifest(node: str, shape: NodeShape) -> dict[str, Any]:
 
 
 def kwokctl_config(
-    binaries: Mapping[str, Path], component_patches: Sequence[Mapping[str, Any]] = ()
+    binaries: Mapping[str, Path],
+    component_patches: Sequence[Mapping[str, Any]] = (),
+    extra_options: Mapping[str, Any] | None = None,
 ) -> str:
-    """kwokctl's configuration: binary runtime, local binaries only, our Stages; and
-    ``componentsPatches`` (extra flags per component), which a real node needs."""
+    """kwokctl's configuration: binary runtime, local binaries only, our Stages; and what a
+    real node needs besides: ``componentsPatches`` (extra flags per component) and options."""
     options = {
         "runtime": "binary",
         "kubeVersion": versions.KUBERNETES,
@@ -114,6 +116,7 @@ def kwokctl_config(
         "quietPull": True,
         # Nothing listens beyond this machine: etcd and the apiserver run without network policy.
         "bindAddress": "127.0.0.1",
+        **(extra_options or {}),
     }
     config: dict[str, Any] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
@@ -299,6 +302,7 @@ def up(
     timeout: float = 300,
     progress: provision.Progress = provision.log,
     component_patches: Sequence[Mapping[str, Any]] = (),
+    extra_options: Mapping[str, Any] | None = None,
 ) -> Cluster:
     """Start the cluster (or reuse a healthy one) with ``nodes`` Ready fake nodes."""
     started = time.monotonic()
@@ -313,7 +317,7 @@ def up(
         progress(f"starting cluster {name!r}: etcd, kube-apiserver, kube-scheduler, ...")
         config = provision.cache_dir() / "clusters" / f"{name}.kwokctl.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(kwokctl_config(binaries, component_patches))
+        config.write_text(kwokctl_config(binaries, component_patches, extra_options))
         _kwokctl(
             binaries,
             name,

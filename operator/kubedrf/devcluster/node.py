@@ -54,11 +54,35 @@ class NodeError(ClusterError):
     """The real node could not be started or stopped; the message names the component."""
 
 
+#: The ``kubernetes`` Service's ClusterIP: the first of the apiserver's default range.
+KUBERNETES_SERVICE_IP: Final = "10.0.0.1"
+
+#: kwokctl options of a control plane with a real node: Pods verify the apiserver's
+#: certificate at the Service's address (the CA is the cluster's own, mounted in every Pod).
+CONTROL_PLANE_OPTIONS: Final = {
+    "kubeApiserverCertSANs": [
+        KUBERNETES_SERVICE_IP,
+        GATEWAY,
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
+}
+
+
+#: The flags of ours that kwokctl v0.8.0 already passes (to the kwok controller and the
+#: apiserver); the others are added.
+KWOKCTL_FLAGS: Final = frozenset({"manage-all-nodes", "bind-address"})
+
+
 def control_plane_patches() -> list[dict[str, Any]]:
     """kwokctl ``componentsPatches`` that let a real kubelet share the control plane."""
 
     def arg(key: str, value: str) -> dict[str, Any]:
-        return {"key": key, "value": value, "override": True}
+        # kwokctl replaces a flag it sets itself only with ``override``, and with ``override``
+        # drops a flag it does not set: so ``override`` exactly for kwokctl's own flags.
+        return {"key": key, "value": value, "override": key in KWOKCTL_FLAGS}
 
     return [
         {
@@ -70,7 +94,12 @@ def control_plane_patches() -> list[dict[str, Any]]:
         },
         {
             "name": "kube-apiserver",
-            "extraArgs": [arg("bind-address", "0.0.0.0"), arg("advertise-address", GATEWAY)],
+            "extraArgs": [
+                arg("bind-address", "0.0.0.0"),
+                arg("advertise-address", GATEWAY),
+                # The node's hostname resolves nowhere: reach its kubelet (logs, exec) by IP.
+                arg("kubelet-preferred-address-types", "InternalIP"),
+            ],
         },
     ]
 
@@ -107,6 +136,10 @@ class RealNode:
                 f'  address = "{self.socket}"',
                 '[plugins."io.containerd.grpc.v1.cri"]',
                 f'  sandbox_image = "{self.pause_image}"',
+                # Root without CAP_SYS_RESOURCE (as in this project's sandboxed machines) cannot
+                # lower a process's OOM score, which the kubelet asks for (-998 for sandboxes):
+                # keep every score at or above containerd's own instead of failing the Pod.
+                "  restrict_oom_score_adj = true",
                 '[plugins."io.containerd.grpc.v1.cri".cni]',
                 f'  bin_dir = "{CNI_BIN_DIR}"',
                 f'  conf_dir = "{self.dir / "cni"}"',
@@ -114,6 +147,7 @@ class RealNode:
                 '  runtime_type = "io.containerd.runc.v2"',
                 '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
                 "  SystemdCgroup = false",
+                f'  Root = "{self.dir / "runc"}"',
                 "",
             ]
         )
@@ -160,6 +194,7 @@ class RealNode:
             "serializeImagePulls": False,
             "maxPods": 30,
             "resolvConf": "/etc/resolv.conf",
+            "podLogsDir": str(self.dir / "pod-logs"),
         }
 
     def kube_proxy_config(self) -> dict[str, Any]:
@@ -281,10 +316,32 @@ class RealNode:
         self._stop("containerd")
         with contextlib.suppress(NodeError):
             _check([str(self.kube_proxy), "--cleanup"], 60)
+        remove_kubelet_chains()
         for netns in Path("/var/run/netns").glob("cni-*"):
             _attempt(["ip", "netns", "delete", netns.name])
         unmount_under(self.dir)
         _attempt(["ip", "link", "delete", BRIDGE])
+
+
+#: The iptables chains a kubelet makes (table, chain, the built-in chains that jump to it).
+KUBELET_CHAINS: Final = (
+    ("filter", "KUBE-FIREWALL", ("INPUT", "OUTPUT")),
+    ("filter", "KUBE-KUBELET-CANARY", ()),
+    ("nat", "KUBE-KUBELET-CANARY", ()),
+    ("mangle", "KUBE-KUBELET-CANARY", ()),
+    ("mangle", "KUBE-IPTABLES-HINT", ()),
+)
+
+
+def remove_kubelet_chains() -> None:
+    """Undo the kubelet's own iptables chains (kube-proxy's go with ``--cleanup``)."""
+    for tool in ("iptables", "ip6tables"):
+        for table, chain, jumps in KUBELET_CHAINS:
+            for parent in jumps:
+                while _attempt([tool, "-t", table, "-D", parent, "-j", chain]):
+                    pass
+            _attempt([tool, "-t", table, "-F", chain])
+            _attempt([tool, "-t", table, "-X", chain])
 
 
 def unmount_under(path: Path) -> None:
