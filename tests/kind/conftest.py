@@ -27,6 +27,8 @@ KIND_PREFIX = "kubedrf-kind-"
 NODE = "kubedrf-real-0"
 RELEASE = "kubedrf"
 RELEASE_NAMESPACE = "kubedrf-system"
+#: The namespace of ``examples/frameworks/deploy/batch.yaml``.
+BATCH_NAMESPACE = "batch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,9 @@ def real() -> Iterator[RealCluster]:
                     # The one node is a managed one, so the master must tolerate its taint.
                     "tolerations": [TOLERATION],
                     "allocationInterval": "500ms",
+                    # The example framework's controller runs on that node too, so its
+                    # namespace may tolerate the taint (kind has unmanaged nodes for it).
+                    "admissionPolicy": {"exemptNamespaces": ["kube-system", BATCH_NAMESPACE]},
                 }
             )
         )

@@ -12,10 +12,11 @@ import urllib.request
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
-from tests.e2e.support import Frameworks, wait_for
-from tests.kind.conftest import NODE, RELEASE, RELEASE_NAMESPACE, RealCluster
+from tests.e2e.support import ROOT, TOLERATION, Frameworks, wait_for
+from tests.kind.conftest import BATCH_NAMESPACE, NODE, RELEASE, RELEASE_NAMESPACE, RealCluster
 
 pytestmark = pytest.mark.kind
 
@@ -111,3 +112,50 @@ def test_leadership_moves_to_the_other_replica_when_the_leader_pod_is_killed(
 
     successor = wait_for(taken_over, "another replica to take the Lease", timeout=90)
     assert any(successor.startswith(f"{pod}-") for pod in pods - {leader_pod})
+
+
+def _batch_manifest(real: RealCluster, tasks: int) -> str:
+    """The example's manifest as a user applies it, with the offline image, small tasks that
+    run a command, and the managed taint tolerated (this cluster has no other node)."""
+    documents = list(
+        yaml.safe_load_all((ROOT / "examples/frameworks/deploy/batch.yaml").read_text())
+    )
+    (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    pod["tolerations"] = [TOLERATION]
+    (container,) = pod["containers"]
+    container["image"] = real.images.kubedrf
+    container["imagePullPolicy"] = "Never"
+    flags = dict(zip(container["args"][::2], container["args"][1::2], strict=True))
+    flags |= {"--tasks": str(tasks), "--cpu": "100m", "--memory": "64Mi"}
+    flags |= {"--image": real.images.base, "--command": "sh -c 'echo batch task done'"}
+    container["args"] = [part for pair in flags.items() for part in pair]
+    return yaml.safe_dump_all(documents)
+
+
+def test_the_batch_example_deployed_as_a_pod_runs_its_tasks_to_completion(
+    real: RealCluster, core: client.CoreV1Api
+) -> None:
+    real.dev.kubectl("apply", "-f", "-", stdin=_batch_manifest(real, tasks=3))
+    try:
+
+        def succeeded() -> list[Any] | None:
+            pods = core.list_namespaced_pod(
+                BATCH_NAMESPACE, label_selector="kubedrf.io/framework=batch"
+            ).items
+            done = [pod for pod in pods if pod.status.phase == "Succeeded"]
+            return done if len(done) >= 3 else None
+
+        tasks = wait_for(succeeded, "3 batch tasks to succeed", timeout=180)
+        for pod in tasks:
+            assert pod.spec.node_name == NODE
+            (status,) = pod.status.container_statuses
+            assert status.state.terminated.exit_code == 0
+            log = core.read_namespaced_pod_log(pod.metadata.name, BATCH_NAMESPACE)
+            assert log == "batch task done\n"
+        controller = core.list_namespaced_pod(
+            BATCH_NAMESPACE, label_selector="app.kubernetes.io/name=batch-framework"
+        ).items
+        assert [pod.status.phase for pod in controller] == ["Running"]
+    finally:
+        real.dev.kubectl("delete", "-f", "-", "--wait=false", stdin=_batch_manifest(real, 3))
