@@ -110,6 +110,16 @@ def ensure_docker(progress: provision.Progress = provision.log, timeout: float =
         time.sleep(1)
 
 
+def container_runs(tag: str) -> bool:
+    """Whether a container of ``tag`` really starts and exits here (an engine that answers
+    may still be unable to: no cgroups, no overlay file system, a runtime refused)."""
+    try:
+        _run(["docker", "run", "--rm", "--network=none", tag, "true"], timeout=120)
+    except ImageError:
+        return False
+    return True
+
+
 def image_exists(tag: str) -> bool:
     try:
         _run(["docker", "image", "inspect", tag], timeout=30)
