@@ -42,8 +42,6 @@ class RealCluster:
 @pytest.fixture(scope="session")
 def real() -> Iterator[RealCluster]:
     """Images, control plane, real node and chart, once per session."""
-    if not devimages.docker_answers():
-        devimages.ensure_docker()
     built = devimages.ensure_all(ROOT)
     kube_node = devnode.binaries()
     name = f"{KIND_PREFIX}{os.getpid()}"
