@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit e2e chaos binaries bench clean
+.PHONY: demo test lint typecheck unit e2e chaos test-kind binaries bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ e2e: binaries
 ## chaos: three minutes of faults under load, checked against the invariants (not in `test` yet)
 chaos: binaries
 	$(BIN)/pytest -m chaos tests/e2e/test_chaos.py
+
+## test-kind: the chart and real containers on a real node (kubelet + containerd) beside the
+## local control plane; images built offline. Needs root, docker.io, containerd, debootstrap,
+## containernetworking-plugins (README, "Real containers"). Not part of `test`.
+test-kind: binaries
+	$(BIN)/pytest -m kind tests/kind
 
 ## binaries: build (or reuse from the cache) the pinned control-plane binaries
 binaries: $(STAMP)

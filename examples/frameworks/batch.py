@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from kubedrf.framework import (
@@ -30,10 +31,19 @@ COMPLETE_AFTER = "kubedrf.io/complete-after"
 
 
 class BatchScheduler(Scheduler):
-    def __init__(self, tasks: int, resources: Resources, complete_after: str | None = None) -> None:
+    def __init__(
+        self,
+        tasks: int,
+        resources: Resources,
+        complete_after: str | None = None,
+        image: str | None = None,
+        command: tuple[str, ...] = (),
+    ) -> None:
         self.total = tasks
         self.resources = resources
         self.complete_after = complete_after
+        self.image = image
+        self.command = command
 
     def still_to_launch(self, driver: SchedulerDriver) -> int:
         """Tasks neither running, staging nor finished: failed and lost ones count again."""
@@ -64,7 +74,13 @@ class BatchScheduler(Scheduler):
 
     def _task(self, driver: SchedulerDriver) -> TaskInfo:
         annotations = {COMPLETE_AFTER: self.complete_after} if self.complete_after else {}
-        return TaskInfo(driver.new_task_name(), self.resources, annotations=annotations)
+        return TaskInfo(
+            driver.new_task_name(),
+            self.resources,
+            image=self.image,
+            command=self.command,
+            annotations=annotations,
+        )
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         if status.state in (TaskState.FAILED, TaskState.LOST, TaskState.KILLED):
@@ -83,9 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--complete-after", metavar="DURATION", help="on kwok nodes: tasks succeed after this"
     )
+    parser.add_argument(
+        "--image", help="on real nodes: the tasks' image (default: a pause container that waits)"
+    )
+    parser.add_argument(
+        "--command",
+        default="",
+        help="on real nodes: what each task runs, split like a shell would (the task finishes "
+        "when it exits)",
+    )
     args = parser.parse_args(argv)
     resources = Resources.parse({"cpu": args.cpu, "memory": args.memory}, "--cpu/--memory")
-    scheduler = BatchScheduler(args.tasks, resources, args.complete_after)
+    command = tuple(shlex.split(args.command))
+    scheduler = BatchScheduler(args.tasks, resources, args.complete_after, args.image, command)
     return run(args, scheduler, demand=[(resources, args.tasks)])
 
 

@@ -52,6 +52,21 @@ def wait_for(
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class Helm:
+    """The pinned helm binary, pointed at the session cluster."""
+
+    def __init__(self, cluster: devcluster.Cluster) -> None:
+        self.binary = str(cluster.binaries["helm"])
+        self.kubeconfig = str(cluster.kubeconfig)
+
+    def __call__(self, *args: str, timeout: float = 180) -> str:
+        cmd = [self.binary, f"--kubeconfig={self.kubeconfig}", *args]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr.strip()}")
+        return result.stdout
+
+
 def install_crds(cluster: devcluster.Cluster) -> None:
     """Apply the generated CRDs and wait until the apiserver serves them."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -263,8 +278,12 @@ class Frameworks:
         offer: dict[str, Any],
         name: str,
         requests: dict[str, str],
+        *,
         node: str | None = None,
         scheduler: str | None = None,
+        image: str = "task",
+        command: list[str] | None = None,
+        restart_policy: str = "Always",
     ) -> str:
         spec = offer["spec"]
         labels = {
@@ -283,9 +302,15 @@ class Frameworks:
                 "metadata": {"name": name, "labels": labels},
                 "spec": {
                     "containers": [
-                        {"name": "task", "image": "task", "resources": {"requests": requests}}
+                        {
+                            "name": "task",
+                            "image": image,
+                            "resources": {"requests": requests},
+                            **({"command": command} if command else {}),
+                        }
                     ],
                     "tolerations": [TOLERATION],
+                    "restartPolicy": restart_policy,
                     **({"schedulerName": scheduler} if scheduler else {}),
                     "affinity": {
                         "nodeAffinity": {

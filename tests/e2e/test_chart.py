@@ -33,6 +33,7 @@ from tests.e2e.support import (
     ROOT,
     TOLERATION,
     Frameworks,
+    Helm,
     MasterProcess,
     NodePool,
     assert_no_overcommit,
@@ -44,21 +45,6 @@ pytestmark = pytest.mark.e2e
 
 CHART = ROOT / "charts" / "kubedrf"
 LEASE = "kubedrf-master"
-
-
-class Helm:
-    """The pinned helm binary, pointed at the session cluster."""
-
-    def __init__(self, cluster: devcluster.Cluster) -> None:
-        self.binary = str(cluster.binaries["helm"])
-        self.kubeconfig = str(cluster.kubeconfig)
-
-    def __call__(self, *args: str, timeout: float = 180) -> str:
-        cmd = [self.binary, f"--kubeconfig={self.kubeconfig}", *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        if result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr.strip()}")
-        return result.stdout
 
 
 @dataclass

@@ -36,13 +36,13 @@ def test_restart_kills_the_component_and_starts_it_again_with_its_recorded_comma
     second = fake_cluster.restart("etcd")
     try:
         assert second != first
-        assert not devcluster._running(first)
-        assert devcluster._running(second)
+        assert not devcluster.process_running(first)
+        assert devcluster.process_running(second)
         pid_file = devcluster.cluster_dir("fake") / "pids" / "etcd.pid"
         assert int(pid_file.read_text()) == second
     finally:
         fake_cluster.stop_component("etcd")
-    assert not devcluster._running(second)
+    assert not devcluster.process_running(second)
     os.waitpid(second, os.WNOHANG)
 
 

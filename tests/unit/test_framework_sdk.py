@@ -79,6 +79,16 @@ def test_batch_launches_what_fits_in_each_offer_and_declines_what_is_left() -> N
     assert driver.answers.demands == [[(TASK, 5)], [(TASK, 0)]]
 
 
+def test_batch_tasks_run_the_given_image_and_command_on_real_nodes() -> None:
+    batch = example("batch")
+    scheduler = batch.BatchScheduler(1, TASK, image="debian:12", command=("sh", "-c", "exit 0"))
+    driver = FakeDriver(scheduler, name="job")
+    run(driver.register())
+    run(driver.offer(offer("o1", cpu="2", memory="2Gi")))
+    (task,) = driver.answers.launched["o1"]
+    assert (task.image, task.command) == ("debian:12", ("sh", "-c", "exit 0"))
+
+
 def test_batch_launches_a_failed_task_again_under_a_new_name() -> None:
     driver = FakeDriver(example("batch").BatchScheduler(2, TASK), name="job")
     run(driver.register())

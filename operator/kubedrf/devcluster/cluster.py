@@ -94,8 +94,13 @@ def node_manifest(node: str, shape: NodeShape) -> dict[str, Any]:
     }
 
 
-def kwokctl_config(binaries: Mapping[str, Path]) -> str:
-    """kwokctl's configuration: binary runtime, local binaries only, our Stages."""
+def kwokctl_config(
+    binaries: Mapping[str, Path],
+    component_patches: Sequence[Mapping[str, Any]] = (),
+    extra_options: Mapping[str, Any] | None = None,
+) -> str:
+    """kwokctl's configuration: binary runtime, local binaries only, our Stages; and what a
+    real node needs besides: ``componentsPatches`` (extra flags per component) and options."""
     options = {
         "runtime": "binary",
         "kubeVersion": versions.KUBERNETES,
@@ -111,12 +116,15 @@ def kwokctl_config(binaries: Mapping[str, Path]) -> str:
         "quietPull": True,
         # Nothing listens beyond this machine: etcd and the apiserver run without network policy.
         "bindAddress": "127.0.0.1",
+        **(extra_options or {}),
     }
-    config = {
+    config: dict[str, Any] = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",
         "options": options,
     }
+    if component_patches:
+        config["componentsPatches"] = [dict(patch) for patch in component_patches]
     return "---\n".join([json.dumps(config, indent=2) + "\n", *stages.STAGES])
 
 
@@ -196,7 +204,7 @@ class Cluster:
             pid = int(pid_file.read_text())
             os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
             deadline = time.monotonic() + 10
-            while _running(pid) and time.monotonic() < deadline:
+            while process_running(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
 
     def start_component(self, component: str) -> int:
@@ -246,7 +254,7 @@ def component_spec(name: str, component: str) -> dict[str, Any]:
     raise ClusterError(f"cluster {name!r} has no component {component!r}")
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Alive and not a zombie (a killed child of ours stays a zombie until reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -288,10 +296,13 @@ def names() -> list[str]:
 
 def up(
     name: str = DEFAULT_NAME,
+    *,
     nodes: int = 3,
     shape: NodeShape = NodeShape(),
     timeout: float = 300,
     progress: provision.Progress = provision.log,
+    component_patches: Sequence[Mapping[str, Any]] = (),
+    extra_options: Mapping[str, Any] | None = None,
 ) -> Cluster:
     """Start the cluster (or reuse a healthy one) with ``nodes`` Ready fake nodes."""
     started = time.monotonic()
@@ -306,7 +317,7 @@ def up(
         progress(f"starting cluster {name!r}: etcd, kube-apiserver, kube-scheduler, ...")
         config = provision.cache_dir() / "clusters" / f"{name}.kwokctl.yaml"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(kwokctl_config(binaries))
+        config.write_text(kwokctl_config(binaries, component_patches, extra_options))
         _kwokctl(
             binaries,
             name,

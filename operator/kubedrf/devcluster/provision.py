@@ -181,6 +181,19 @@ PROMETHEUS = Recipe(
 )
 ADDONS: tuple[Recipe, ...] = (PROMETHEUS,)
 
+#: A real node for ``make test-kind``: the kubelet and kube-proxy of the same pinned Kubernetes
+#: build, kept apart from ``RECIPES`` so that ``make test`` never waits for their compilation.
+#: Most of their packages are the control plane's too, so a warm Go build cache shortens this.
+KUBE_NODE = Recipe(
+    name="kube-node",
+    version=versions.KUBERNETES,
+    module="k8s.io/kubernetes",
+    packages=("k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes/cmd/kube-proxy"),
+    binaries=("kubelet", "kube-proxy"),
+    ldflags=_kubernetes_ldflags(versions.KUBERNETES),
+    replace_staging=True,
+)
+
 #: Arguments that make each binary print its version.
 VERSION_ARGS: Mapping[str, tuple[str, ...]] = {
     "kubectl": ("version", "--client"),

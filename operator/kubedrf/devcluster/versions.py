@@ -30,6 +30,13 @@ ETCD: Final = "v3.6.16"
 #: module is tagged ``v0.X.Y`` for release ``3.X.Y`` (see ``prometheus_release``).
 PROMETHEUS: Final = "v0.316.0"
 
+#: The Debian release whose packages make the base image (debootstrap, minbase variant). Its
+#: Python is 3.11, like the Dockerfile's default ``python:3.11-slim``, which it stands in for.
+DEBIAN_SUITE: Final = "bookworm"
+DEBIAN_MIRROR: Final = "http://deb.debian.org/debian"
+#: Added to minbase: what the Dockerfile runs (pip, groupadd) and what clients need (TLS roots).
+DEBIAN_BASE_PACKAGES: Final = ("python3", "python3-pip", "passwd", "ca-certificates")
+
 
 def staging_version(kubernetes: str = KUBERNETES) -> str:
     """The ``v0.X.Y`` tag of the staging modules (``k8s.io/api`` …) of a ``v1.X.Y`` release."""

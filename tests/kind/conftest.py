@@ -1,0 +1,103 @@
+"""Fixtures of ``make test-kind``: real containers on a real node of the local control plane.
+
+The session builds the images offline (``kubedrf.devcluster.images``), starts a control plane
+named ``kubedrf-kind-<pid>`` with a real node beside it (``kubedrf.devcluster.node``) and
+installs the chart with the kubedrf image, so the master runs in its Pods. Everything it
+started is stopped at the end, the images excepted (they are the cache).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from kubedrf.devcluster import cluster as devcluster
+from kubedrf.devcluster import images as devimages
+from kubedrf.devcluster import node as devnode
+from tests.e2e.conftest import api, core, frameworks, namespace
+from tests.e2e.support import ROOT, TOLERATION, Helm
+
+__all__ = ["api", "core", "frameworks", "namespace"]
+
+KIND_PREFIX = "kubedrf-kind-"
+NODE = "kubedrf-real-0"
+RELEASE = "kubedrf"
+RELEASE_NAMESPACE = "kubedrf-system"
+#: The namespace of ``examples/frameworks/deploy/batch.yaml``.
+BATCH_NAMESPACE = "batch"
+
+
+@dataclass(frozen=True, slots=True)
+class RealCluster:
+    dev: devcluster.Cluster
+    node: devnode.RealNode
+    images: devimages.Images
+    helm: Helm
+
+
+@pytest.fixture(scope="session")
+def real() -> Iterator[RealCluster]:
+    """Images, control plane, real node and chart, once per session."""
+    built = devimages.ensure_all(ROOT)
+    kube_node = devnode.binaries()
+    name = f"{KIND_PREFIX}{os.getpid()}"
+    dev = devcluster.up(
+        name,
+        nodes=0,
+        component_patches=devnode.control_plane_patches(),
+        extra_options=devnode.CONTROL_PLANE_OPTIONS,
+    )
+    node = devnode.RealNode(
+        cluster=dev,
+        name=NODE,
+        kubelet=kube_node["kubelet"],
+        kube_proxy=kube_node["kube-proxy"],
+        pause_image=built.pause,
+    )
+    try:
+        archive = devimages.save(built.all, node.dir / "images.tar")
+        node.start(archive)
+        helm = Helm(dev)
+        repository, _, tag = built.kubedrf.rpartition(":")
+        values = node.dir / "values.yaml"
+        values.write_text(
+            yaml.safe_dump(
+                {
+                    "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+                    # The one node is a managed one, so the master must tolerate its taint.
+                    "tolerations": [TOLERATION],
+                    "allocationInterval": "500ms",
+                    # The example framework's controller runs on that node too, so its
+                    # namespace may tolerate the taint (kind has unmanaged nodes for it).
+                    "admissionPolicy": {"exemptNamespaces": ["kube-system", BATCH_NAMESPACE]},
+                }
+            )
+        )
+        helm(
+            "install",
+            RELEASE,
+            str(ROOT / "charts" / "kubedrf"),
+            "-n",
+            RELEASE_NAMESPACE,
+            "--create-namespace",
+            "-f",
+            str(values),
+            "--wait",
+            "--timeout=5m",
+            timeout=330,
+        )
+        yield RealCluster(dev=dev, node=node, images=built, helm=helm)
+    finally:
+        if os.environ.get("KUBEDRF_E2E_KEEP") != "1":
+            node.stop()
+            devcluster.down(name, dev.binaries)
+
+
+@pytest.fixture(scope="session")
+def cluster(real: RealCluster) -> devcluster.Cluster:
+    """The e2e fixtures (api, core, namespace, frameworks) then work on this cluster too."""
+    return real.dev
