@@ -185,10 +185,15 @@ def test_once_replaced_the_revocation_waits_on_its_substitute_not_on_the_protect
 
 def test_when_the_budget_protects_every_task_on_the_node_the_revocation_stays_blocked() -> None:
     io = inverse_offer("a-revoke-1", "A", ["a2"], phase="Evicting", deadline=NOW - 5)
-    cache = protected(seed_held(inverseoffers=[io]), "a0", "a1", "a2")
+    # a2 and a1 were refused long ago, as substitutes in turn; a0, the last, just now.
+    long_ago = NOW - 1 - refusal_memory(MasterSettings())
+    io["status"]["tasks"] = ["a0"]
+    cache = protected(seed_held(inverseoffers=[io]), "a0")
+    cache.refused_evictions.update({"team/a1": long_ago, "team/a2": long_ago})
     result, _ = plan(cache)
-    assert [e.pod.name for e in result.evictions] == ["a2"]  # tried again, in case
+    assert [e.pod.name for e in result.evictions] == ["a0"]  # tried again, in case
     assert result.transitions == []
+    # While it waits, none of the tasks refused here is chosen again, however long ago.
     assert {"team/a0", "team/a1", "team/a2"} <= result.blocked
     # C still lacks what a2 would free: the other victim gives down to its target, no more.
     asked = [(r.framework, r.tasks) for r in result.revocations]

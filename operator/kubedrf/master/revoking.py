@@ -183,7 +183,9 @@ def _settle(
     if view.now < deadline:
         return None
     if protected := [pod for pod in running if pod.key in plan.blocked]:
-        instead = substitutes(view, record, protected, plan.blocked)
+        # Never one refused before, however long ago: the revocation retries what it names
+        # rather than going round the framework's tasks.
+        instead = substitutes(view, record, protected, view.refused_evictions)
         if instead:
             spared = {pod.key for pod in protected}
             running = [pod for pod in running if pod.key not in spared] + instead
@@ -196,6 +198,10 @@ def _settle(
                 f" {_names(instead)} on {spec.node_name} in their place",
                 tasks=tuple(pod.name for pod in running),
             )
+        # Blocked: the tasks refused here earlier stay out of the planner's choice for as
+        # long as this waits, though only those it names are tried again.
+        refused = [p.key for p in _alongside(view, record) if p.key in view.refused_evictions]
+        plan.blocked |= frozenset(refused)
     # Protected ones too: the budget may allow it by now (its refusal is remembered anew).
     plan.evictions += [Eviction(record, pod) for pod in _newest_first(running)]
     if record.status.phase is InverseOfferPhase.EVICTING:
@@ -217,19 +223,9 @@ def substitutes(
     """Other tasks of the framework, under the same role on the same node, to end in place
     of ``protected``: taken newest first until they free at least what those would have
     (so the beneficiary still fits), then those not needed put back; none if they cannot."""
-    spec = record.spec
-    assert spec is not None
     named = set(as_revocation(record).tasks)
     need = total(pod.requests for pod in protected)
-    others = [
-        pod
-        for pod in view.live_pods()
-        if pod.framework_key == record.framework_key
-        and pod.role == spec.role
-        and pod.node == spec.node_name
-        and pod.key not in named
-        and pod.key not in refused
-    ]
+    others = [p for p in _alongside(view, record) if p.key not in named and p.key not in refused]
 
     def frees_enough(pods: Sequence[PodRecord]) -> bool:
         return not (need - total(pod.requests for pod in pods)).clamped()
@@ -246,6 +242,19 @@ def substitutes(
         if frees_enough(rest):
             taken = rest
     return taken
+
+
+def _alongside(view: MasterView, record: InverseOfferRecord) -> list[PodRecord]:
+    """The running tasks of the framework, under the role asked, on the node asked."""
+    spec = record.spec
+    assert spec is not None
+    return [
+        pod
+        for pod in view.live_pods()
+        if pod.framework_key == record.framework_key
+        and pod.role == spec.role
+        and pod.node == spec.node_name
+    ]
 
 
 def _newest_first(pods: Sequence[PodRecord]) -> list[PodRecord]:
