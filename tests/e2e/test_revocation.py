@@ -106,30 +106,39 @@ def test_a_framework_that_answers_chooses_which_task_ends(
     accept_until(frameworks, "c", 1)
 
 
-def test_a_pod_disruption_budget_makes_the_master_wait(
+def test_a_pod_disruption_budget_on_one_victim_turns_the_master_to_the_other(
     pool: NodePool, frameworks: Frameworks, start_master: MasterFactory, api: client.ApiClient
 ) -> None:
-    hold_the_seed_node(pool, frameworks, start_master, **{"grace-period": "1s"})
+    master = hold_the_seed_node(pool, frameworks, start_master, **{"grace-period": "1s"})
     policy = client.PolicyV1Api(api)
     budget = {
-        "metadata": {"name": "hold"},
+        "metadata": {"name": "hold-a"},
         "spec": {
             "maxUnavailable": 0,
-            "selector": {
-                "matchExpressions": [{"key": "kubedrf.io/framework", "operator": "Exists"}]
-            },
+            "selector": {"matchLabels": {"kubedrf.io/framework": "a"}},
         },
     }
     policy.create_namespaced_pod_disruption_budget(frameworks.namespace, budget)
-    frameworks.create("c", C_TASK, count=1)
-    wait_for(lambda: inverse_offers(frameworks, "Evicting") or None, "the deadline to pass")
-    settle(3)
-    assert (len(frameworks.running("a")), len(frameworks.running("b"))) == (3, 2)
+    frameworks.create("c", C_TASK)
+    # B gives its task above target; every task of A is protected, each refused once (the
+    # one named, then the others tried in its place). Without A, the DRF target lets C
+    # reach B's share, 3 tasks, not 4; and no more is asked while A stays protected.
+    accept_until(frameworks, "c", 3)
+    wait_for(
+        lambda: master.metric("kubedrf_allocator_revocations_total", outcome="blocked") == 3.0,
+        "every task of A refused once",
+    )
+    settle(5)
+    assert [len(frameworks.running(n)) for n in ("a", "b", "c")] == [3, 1, 3]
+    phases = {i["spec"]["framework"]: i["status"]["phase"] for i in inverse_offers(frameworks)}
+    assert phases == {"a": "Evicting", "b": "Completed"}
+    assert master.metric("kubedrf_allocator_revocations_total", outcome="blocked") == 3.0
     events = frameworks.core.list_namespaced_event(frameworks.namespace).items
-    assert any(e.reason == "EvictionBlocked" for e in events)
-    policy.delete_namespaced_pod_disruption_budget("hold", frameworks.namespace)
-    wait_for(lambda: inverse_offers(frameworks, "Completed") or None, "the eviction once allowed")
-    accept_until(frameworks, "c", 1)
+    assert {"EvictionBlocked", "Substituted"} <= {e.reason for e in events}
+    # Once the budget goes, the revocation that waited completes and C reaches its target.
+    policy.delete_namespaced_pod_disruption_budget("hold-a", frameworks.namespace)
+    accept_until(frameworks, "c", 4)
+    assert [len(frameworks.running(n)) for n in ("a", "b")] == [2, 1]
 
 
 def test_a_master_restart_mid_revocation_neither_loses_nor_repeats_it(

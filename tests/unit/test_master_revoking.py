@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from kubedrf.allocator import Snapshot, allocate
 from kubedrf.api import InverseOfferPhase
 from kubedrf.api.conventions import format_time
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.revoking import RevocationPlan, plan_revocations
+from kubedrf.master.core import Master
+from kubedrf.master.metrics import Metrics
+from kubedrf.master.revoking import RevocationPlan, plan_revocations, refusal_memory
 from kubedrf.master.settings import MasterSettings
 from tests.unit.test_master_lifecycle import NOW, cache_with, framework, node, pod
 
@@ -147,3 +151,100 @@ def test_a_task_being_evicted_is_not_asked_for_again_in_the_same_cycle() -> None
     result, _ = plan(cache)
     assert [e.pod.name for e in result.evictions] == ["b1"]
     assert all("team/b1" not in r.tasks for r in result.revocations)
+
+
+# -- PodDisruptionBudgets --------------------------------------------------------------------
+
+
+def protected(cache: ClusterCache, *names: str, at: float = NOW - 1) -> ClusterCache:
+    """``cache`` with the eviction of each named task of namespace team refused at ``at``."""
+    cache.refused_evictions.update({f"team/{name}": at for name in names})
+    return cache
+
+
+def test_a_task_a_budget_protects_gives_way_to_the_newest_other_task_on_its_node() -> None:
+    io = inverse_offer("a-revoke-1", "A", ["a2"], phase="Evicting", deadline=NOW - 5)
+    cache = protected(seed_held(inverseoffers=[io]), "a2")
+    result, _ = plan(cache)
+    assert [e.pod.name for e in result.evictions] == ["a1"]
+    (transition,) = result.transitions
+    assert (transition.phase, transition.reason) == (InverseOfferPhase.EVICTING, "Substituted")
+    assert transition.status(NOW).tasks == ["a1"]
+    # Neither is asked for again: a1 is being evicted, a2 is protected.
+    assert all(not {"team/a1", "team/a2"} & set(r.tasks) for r in result.revocations)
+
+
+def test_once_replaced_the_revocation_waits_on_its_substitute_not_on_the_protected_task() -> None:
+    io = inverse_offer("a-revoke-1", "A", ["a2"], phase="Evicting", deadline=NOW - 5)
+    io["status"]["tasks"] = ["a1"]
+    cache = protected(seed_held(inverseoffers=[io]), "a2")
+    cache.apply("pod", "DELETED", task("a1", "A", A_TASK, NOW - 99))
+    (transition,) = plan(cache)[0].transitions
+    assert transition.phase is InverseOfferPhase.COMPLETED
+
+
+def test_when_the_budget_protects_every_task_on_the_node_the_revocation_stays_blocked() -> None:
+    io = inverse_offer("a-revoke-1", "A", ["a2"], phase="Evicting", deadline=NOW - 5)
+    # a2 and a1 were refused long ago, as substitutes in turn; a0, the last, just now.
+    long_ago = NOW - 1 - refusal_memory(MasterSettings())
+    io["status"]["tasks"] = ["a0"]
+    cache = protected(seed_held(inverseoffers=[io]), "a0")
+    cache.refused_evictions.update({"team/a1": long_ago, "team/a2": long_ago})
+    result, _ = plan(cache)
+    assert [e.pod.name for e in result.evictions] == ["a0"]  # tried again, in case
+    assert result.transitions == []
+    # While it waits, none of the tasks refused here is chosen again, however long ago.
+    assert {"team/a0", "team/a1", "team/a2"} <= result.blocked
+    # C still lacks what a2 would free: the other victim gives down to its target, no more.
+    asked = [(r.framework, r.tasks) for r in result.revocations]
+    assert asked == [("team/B", ("team/b1",))]
+
+
+def test_a_task_whose_eviction_was_refused_lately_is_not_chosen_again() -> None:
+    result, _ = plan(protected(seed_held(), "b1"))
+    asked = [(r.framework, r.tasks) for r in result.revocations]
+    assert asked == [("team/B", ("team/b0",)), ("team/A", ("team/a2",))]
+    long_ago = NOW - 1 - refusal_memory(MasterSettings())
+    result, _ = plan(protected(seed_held(), "b1", at=long_ago))
+    assert result.revocations[0].tasks == ("team/b1",)
+
+
+class GuardedWriter:
+    """An ApiWriter whose evictions a budget refuses for ``protected`` Pods; records the
+    evictions and Events it gets and writes nothing else."""
+
+    def __init__(self, *protected: str) -> None:
+        self.protected = set(protected)
+        self.evicted: list[str] = []
+        self.events: list[str] = []
+
+    async def evict_pod(self, namespace: str, name: str) -> bool:
+        self.evicted.append(name)
+        return name not in self.protected
+
+    async def event(self, regarding: Any, reason: str, *args: Any) -> None:
+        self.events.append(reason)
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
+        async def call(*args: Any, **_: Any) -> None:
+            return None
+
+        return call
+
+
+def test_the_master_evicts_another_task_the_cycle_after_a_budget_refused_one() -> None:
+    io = inverse_offer("a-revoke-1", "A", ["a2"], phase="Evicting", deadline=NOW - 5)
+    cache = seed_held(inverseoffers=[io])
+    writer = GuardedWriter("a2")
+    metrics = Metrics()
+    master = Master(cache, cast(Any, writer), metrics, clock=lambda: NOW)
+    asyncio.run(master.cycle())
+    assert writer.evicted == ["a2"] and "team/a2" in cache.refused_evictions
+    asyncio.run(master.cycle())
+    assert writer.evicted == ["a2", "a1"]
+    # The refusal is counted and told once, not at every retry.
+    blocked = metrics.registry.get_sample_value(
+        "kubedrf_allocator_revocations_total", {"outcome": "blocked"}
+    )
+    assert blocked == 1.0
+    assert writer.events.count("EvictionBlocked") == 2  # on the Pod and on its Framework

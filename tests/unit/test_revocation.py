@@ -49,6 +49,24 @@ def seed(arrival: bool = True) -> Snapshot:
     return with_tasks(snapshot.obj(), tasks)
 
 
+def a_task_of_a_on_each_of_two_nodes() -> Snapshot:
+    """A (role a) runs a 2-CPU task on n1 (2 CPU) and on n2 (2.5 CPU); C (role c) wants two
+    1-CPU tasks: its target is one of A's nodes."""
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="2", memory="2Gi")
+        .node("n2", cpu="2500m", memory="2Gi")
+        .framework(
+            make_framework("A").role("a").demand(0, cpu="2"),
+            make_framework("C").role("c").demand(2, cpu="1"),
+        )
+        .at(10)
+        .obj()
+    )
+    tasks = [Task(f"a{i}", "A", "a", f"n{i}", res(cpu="2")) for i in (1, 2)]
+    return with_tasks(snapshot, tasks)
+
+
 def shares(snapshot: Snapshot) -> dict[str, FairShare]:
     return {s.framework: s for s in revocation_target(snapshot)}
 
@@ -109,20 +127,7 @@ def test_a_victim_is_never_taken_below_its_guarantee() -> None:
     # Role a is guaranteed 2.5 CPUs; A runs two 2-CPU tasks, and its target is one (the
     # guarantee stage cannot give it half a task). Ending one would help C, but would leave
     # role a below its guarantee.
-    two_cpus = res(cpu="2")
-    snapshot = (
-        make_snapshot()
-        .node("n1", cpu="2", memory="2Gi")
-        .node("n2", cpu="2500m", memory="2Gi")
-        .framework(
-            make_framework("A").role("a").demand(0, cpu="2"),
-            make_framework("C").role("c").demand(2, cpu="1"),
-        )
-        .at(10)
-        .obj()
-    )
-    tasks = [Task(f"a{i}", "A", "a", f"n{i}", two_cpus) for i in (1, 2)]
-    snapshot = with_tasks(snapshot, tasks)
+    snapshot = a_task_of_a_on_each_of_two_nodes()
     assert [r.tasks for r in revocations(snapshot)] == [("a1",)]
     guaranteed = replace(snapshot, quotas=(Quota("a", guarantee=res(cpu="2500m")),))
     assert shares(guaranteed)["A"].target_tasks == 1
@@ -249,6 +254,32 @@ def test_no_revocation_on_a_node_reserved_for_the_victims_role() -> None:
 def test_max_per_cycle_bounds_the_tasks_revoked() -> None:
     chosen = revocations(seed(), policy=RevocationPolicy(max_per_cycle=1))
     assert sum(len(r.tasks) for r in chosen) <= 1
+
+
+def test_a_task_whose_eviction_was_refused_gives_way_to_another_of_its_framework() -> None:
+    policy = RevocationPolicy(blocked=frozenset({"a2"}))
+    assert revocations(seed(), policy=policy) == (
+        Revocation("B", "default", "n1", ("b1",), B_TASK, "C", "default", shape=0),
+        Revocation("A", "default", "n1", ("a1",), A_TASK, "C", "default", shape=0),
+    )
+
+
+def test_a_victim_whose_every_task_is_blocked_leaves_the_other_down_to_its_target_only() -> None:
+    # A PodDisruptionBudget holds all of A: B gives its one task above target, and no more,
+    # however far below its target C stays.
+    policy = RevocationPolicy(blocked=frozenset({"a0", "a1", "a2"}))
+    chosen = revocations(seed(), policy=policy)
+    assert chosen == (Revocation("B", "default", "n1", ("b1",), B_TASK, "C", "default", shape=0),)
+    after = without_revoked(seed(), chosen)
+    assert shares(after)["B"].share == pytest.approx(shares(after)["B"].target_share)
+    assert revocations(after, policy=policy) == ()
+
+
+def test_a_blocked_task_turns_the_choice_to_another_node() -> None:
+    snapshot = a_task_of_a_on_each_of_two_nodes()
+    assert [(r.node, r.tasks) for r in revocations(snapshot)] == [("n1", ("a1",))]
+    policy = RevocationPolicy(blocked=frozenset({"a1"}))
+    assert [(r.node, r.tasks) for r in revocations(snapshot, policy=policy)] == [("n2", ("a2",))]
 
 
 def test_freed_room_is_held_for_the_beneficiary_not_the_first_served() -> None:

@@ -231,3 +231,15 @@ def test_once_converged_nothing_is_revoked_while_demand_is_steady(snapshot: Snap
     for _ in range(3):
         snapshot, revoked = step(snapshot)
         assert revoked == 0
+
+
+@given(clusters(), st.data())
+@settings(max_examples=200, deadline=None)
+def test_blocked_tasks_are_never_chosen_and_the_others_keep_every_rule(
+    snapshot: Snapshot, data: st.DataObject
+) -> None:
+    names = sorted(t.name for t in snapshot.tasks)
+    blocked = data.draw(st.frozensets(st.sampled_from(names)) if names else st.just(frozenset()))
+    chosen = revocations(snapshot, policy=RevocationPolicy(blocked=blocked))
+    assert not blocked & {name for r in chosen for name in r.tasks}
+    no_victim_below_target_or_guarantee(snapshot, chosen)

@@ -220,11 +220,14 @@ class RevocationPolicy:
 
     ``min_runtime``: a task younger than this (seconds) is never revoked, so a task gets
     some work done before it can be ended. ``max_per_cycle``: at most this many tasks per
-    cycle, so one arrival does not end half the cluster at once.
+    cycle, so one arrival does not end half the cluster at once. ``blocked``: tasks (by
+    name) whose eviction a PodDisruptionBudget refused lately; none is chosen, so a refusal
+    turns the next choice to another task, framework or node instead of waiting on it.
     """
 
     min_runtime: float = 0.0
     max_per_cycle: int = 100
+    blocked: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.min_runtime < 0:

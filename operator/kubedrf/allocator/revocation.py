@@ -358,6 +358,8 @@ class _Planner:
             n = self.pool.position.get(task.node)
             if client not in excess or n is None or task.started_at > oldest:
                 continue
+            if task.name in self.policy.blocked:
+                continue  # its eviction was refused lately: another victim, not a wait
             vector = self.index.dense_view(task.resources)
             by_node.setdefault(n, []).append(_Candidate(task, client, vector, excess[client]))
         for cands in by_node.values():

@@ -109,6 +109,13 @@ class InverseOfferStatus(KubeModel):
     evicted: list[str] = Field(
         default_factory=list, max_length=1024, description="Tasks the master evicted."
     )
+    tasks: list[str] = Field(
+        default_factory=list,
+        max_length=1024,
+        description="The tasks the master ends in place of those chosen, when a"
+        " PodDisruptionBudget protects some of them and others of the framework on the node"
+        " free as much; empty otherwise.",
+    )
     finished_at: datetime | None = Field(
         default=None, description="When it completed or was cancelled; deleted after a retention."
     )

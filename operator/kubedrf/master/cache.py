@@ -66,6 +66,9 @@ class ClusterCache:
     answered_at: dict[str, float] = field(default_factory=dict)
     #: Pods a fresh read found absent, by key: a listed task that will never come.
     confirmed_absent: set[str] = field(default_factory=set)
+    #: When an eviction of each Pod (by key) was last refused by a PodDisruptionBudget. A
+    #: memory, not truth: after a restart the master simply tries those evictions again.
+    refused_evictions: dict[str, float] = field(default_factory=dict)
     #: When this master last saw each framework show it is alive (see ``liveness``). A timer
     #: too: after a restart every framework is heard from afresh.
     heard_at: dict[str, float] = field(default_factory=dict)
@@ -102,6 +105,8 @@ class ClusterCache:
                 self.answered_at.pop(key, None)
             elif kind == "framework":
                 self.heard_at.pop(key, None)
+            elif kind == "pod":
+                self.refused_evictions.pop(key, None)
             return self._table(kind).pop(key, None) is not None
         if version is not None and known is not None and version < known:
             return False  # an older event than what our own write already recorded
@@ -196,4 +201,5 @@ class ClusterCache:
             answered_at=self.answered_at,
             confirmed_absent=self.confirmed_absent,
             heard_at=self.heard_at,
+            refused_evictions=self.refused_evictions,
         )

@@ -332,10 +332,16 @@ class Master:
         body = view.bodies.get(("pod", pod.key))
         framework = view.bodies.get(("framework", eviction.record.framework_key or ""))
         if done:
+            self.cache.refused_evictions.pop(pod.key, None)
             self.metrics.revocations.labels("evicted").inc()
             note = f"evicted after the deadline of {eviction.record.name}, for {beneficiary}"
             reason, type_ = "Revoked", "Warning"
         else:
+            # Remembered, so the next cycles evict another task in its place or choose
+            # another victim; counted and told once per task, not at every retry.
+            self.cache.refused_evictions[pod.key] = view.now
+            if pod.key in view.refused_evictions:
+                return False
             self.metrics.revocations.labels("blocked").inc()
             note = f"a PodDisruptionBudget blocks its eviction for now (for {beneficiary})"
             reason, type_ = "EvictionBlocked", "Warning"

@@ -87,7 +87,7 @@ class Metrics:
             f"{_PREFIX}_revocations",
             "Revocations by outcome: started; answered (the framework ended its tasks);"
             " evicted (the master did, after the deadline); blocked (a PodDisruptionBudget"
-            " refused an eviction for now); cancelled.",
+            " refused a task's eviction: once per task, not per retry); cancelled.",
             ["outcome"],
             registry=r,
         )

@@ -80,6 +80,8 @@ class MasterView:
     confirmed_absent: frozenset[str]
     #: When this master last heard from each framework, by its own clock (see ``liveness``).
     heard_at: Mapping[str, float]
+    #: When an eviction of each Pod was last refused by a PodDisruptionBudget (see the cache).
+    refused_evictions: Mapping[str, float]
     # -- derived once, in freeze() --
     managed: frozenset[str]
     usable: Mapping[str, NodeRecord]
@@ -132,6 +134,7 @@ class MasterView:
             "answered_at": self.answered_at,
             "confirmed_absent": self.confirmed_absent,
             "heard_at": self.heard_at,
+            "refused_evictions": self.refused_evictions,
         }
         return MasterView.freeze(self.settings, self.now, **tables)
 
