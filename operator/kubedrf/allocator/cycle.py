@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -94,6 +94,18 @@ def capacity(
     them: revocation plans on the same state the allocator offers from."""
     cycle = _Cycle(snapshot, config or AllocatorConfig(), DRFSorter)
     return cycle.pool, cycle.quota, cycle.index
+
+
+def wanting_roles(frameworks: Iterable[Framework], *, demand_mode: bool) -> set[str]:
+    """Roles some framework wants offers for: subscribed and not suppressed, and in demand
+    mode with a task still wanted (in classic mode a subscription is the wish, as in Mesos).
+    A lent guarantee comes back to its role as soon as one of these is in its subtree."""
+    roles: set[str] = set()
+    for fw in frameworks:
+        if demand_mode and not any(shape.count for shape in fw.demand or ()):
+            continue
+        roles.update(role for role in fw.roles if role not in fw.suppressed_roles)
+    return roles
 
 
 @dataclass(slots=True)
@@ -181,6 +193,8 @@ class _Cycle:
             unreserved_free=self.pool.free,
             index=self.index,
         )
+        if config.lend_guarantees and self.quota.active:
+            self.quota.lend(wanting_roles(snapshot.frameworks, demand_mode=self.demand_mode))
         totals = [0] * len(self.index)
         for vector in self.pool.allocatable:
             for i, amount in enumerate(vector):

@@ -1,0 +1,130 @@
+"""Lending guarantees (issue 13, item 4): headroom of an unmet guarantee goes to others while
+its role wants nothing, and revocation returns it when the role wants it again."""
+
+from __future__ import annotations
+
+import pytest
+from benchmarks.convergence import step, with_tasks
+
+from kubedrf.allocator import AllocatorConfig, Snapshot, Task, allocate, revocations
+from tests.builders import SnapshotBuilder, make_framework, make_snapshot, offered_to, res
+
+LENDING = AllocatorConfig(lend_guarantees=True)
+ONE_CPU = res(cpu="1")
+
+
+def guaranteed_and_borrower(guaranteed_wants: int) -> SnapshotBuilder:
+    """One 10-CPU node, role g guaranteed 6 CPUs, and B in another role wanting it all."""
+    return (
+        make_snapshot()
+        .node("n1", cpu="10", memory="10Gi")
+        .quota("g", guarantee=res(cpu="6"))
+        .framework(
+            make_framework("G").role("g").demand(guaranteed_wants, cpu="1"),
+            make_framework("B").role("b").demand(100, cpu="1"),
+        )
+    )
+
+
+def cpus(snapshot: Snapshot, framework: str) -> int:
+    return sum(1 for t in snapshot.tasks if t.framework == framework)
+
+
+def test_an_idle_guarantee_is_held_back_without_lending() -> None:
+    result = allocate(guaranteed_and_borrower(0).obj())
+    assert offered_to(result, "B") == res(cpu="4")
+
+
+def test_an_idle_guarantee_is_offered_to_others_with_lending() -> None:
+    result = allocate(guaranteed_and_borrower(0).obj(), LENDING)
+    assert offered_to(result, "B") == res(cpu="10")
+
+
+def test_a_guarantee_with_no_framework_at_all_is_lent() -> None:
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="10", memory="10Gi")
+        .quota("later", guarantee=res(cpu="6"))
+        .framework(make_framework("B").role("b").demand(100, cpu="1"))
+        .obj()
+    )
+    assert offered_to(allocate(snapshot), "B") == res(cpu="4")
+    assert offered_to(allocate(snapshot, LENDING), "B") == res(cpu="10")
+
+
+def test_a_suppressed_role_lends_its_guarantee_in_classic_mode() -> None:
+    builder = (
+        make_snapshot()
+        .node("n1", cpu="10", memory="10Gi")
+        .quota("g", guarantee=res(cpu="6"))
+        .framework(make_framework("B").role("b").no_demand())
+    )
+    classic = AllocatorConfig(mode="classic", lend_guarantees=True)
+    suppressed = builder.framework(make_framework("G").role("g").no_demand().suppress()).obj()
+    assert offered_to(allocate(suppressed, classic), "B") == res(cpu="10", memory="10Gi")
+    # In classic mode a subscription is the wish: G2 gets its guarantee first, B the rest.
+    subscribed = builder.framework(make_framework("G2").role("g").no_demand()).obj()
+    result = allocate(subscribed, classic)
+    assert offered_to(result, "G2")["cpu"] == res(cpu="6")["cpu"]
+    assert offered_to(result, "B") == res(cpu="4")
+
+
+def test_a_descendant_wanting_something_keeps_its_ancestors_guarantee_held() -> None:
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="10", memory="10Gi")
+        .quota("eng", guarantee=res(cpu="6"))
+        .framework(
+            make_framework("F").role("eng.web").demand(1, cpu="1"),
+            make_framework("B").role("b").demand(100, cpu="1"),
+        )
+        .obj()
+    )
+    result = allocate(snapshot, LENDING)
+    assert offered_to(result, "F") == ONE_CPU
+    assert offered_to(result, "B") == res(cpu="4")
+
+
+@pytest.mark.parametrize("guaranteed_wants", [1, 3, 6, 100])
+def test_lending_changes_nothing_while_the_guaranteed_role_wants_something(
+    guaranteed_wants: int,
+) -> None:
+    snapshot = guaranteed_and_borrower(guaranteed_wants).obj()
+    assert allocate(snapshot, LENDING) == allocate(snapshot)
+
+
+def borrowed(guaranteed_wants: int) -> Snapshot:
+    """B runs on all 10 CPUs it borrowed while G wanted nothing; now G wants tasks."""
+    tasks = [Task(f"b{i}", "B", "b", "n1", ONE_CPU, started_at=i) for i in range(10)]
+    return with_tasks(guaranteed_and_borrower(guaranteed_wants).at(20).obj(), tasks)
+
+
+def converge(snapshot: Snapshot, config: AllocatorConfig, cycles: int = 6) -> tuple[Snapshot, int]:
+    revoked = 0
+    for _ in range(cycles):
+        snapshot, n = step(snapshot, config=config)
+        revoked += n
+    return snapshot, revoked
+
+
+def test_revocation_returns_a_lent_guarantee_when_its_role_wants_it() -> None:
+    # Fair shares alone would stop at 5 CPUs each; the guarantee takes precedence over B's
+    # fair share, and B keeps its target (the 4 CPUs the guarantee leaves).
+    after, revoked = converge(borrowed(8), LENDING)
+    assert (cpus(after, "G"), cpus(after, "B")) == (6, 4)
+    assert revoked == 6
+    _, more = converge(after, LENDING)
+    assert more == 0
+
+
+def test_the_first_cycle_revokes_the_whole_guarantee_at_once() -> None:
+    chosen = revocations(borrowed(6), LENDING)
+    assert sum(len(r.tasks) for r in chosen) == 6
+    assert {(r.framework, r.beneficiary) for r in chosen} == {("B", "G")}
+
+
+def test_without_lending_revocation_stops_at_even_shares() -> None:
+    # Mesos' behaviour: B could only have borrowed the guarantee before the quota existed;
+    # revocation evens shares out and never trades a share for a guarantee.
+    after, _ = converge(borrowed(8), AllocatorConfig())
+    assert (cpus(after, "G"), cpus(after, "B")) == (5, 5)
