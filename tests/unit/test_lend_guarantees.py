@@ -7,7 +7,9 @@ import pytest
 from benchmarks.convergence import step, with_tasks
 
 from kubedrf.allocator import AllocatorConfig, Snapshot, Task, allocate, revocations
+from kubedrf.simulator import ScenarioError, parse_scenario, simulate
 from tests.builders import SnapshotBuilder, make_framework, make_snapshot, offered_to, res
+from tests.unit.test_simulator_revocation import load, long_run, revoking_cycles, run, tasks
 
 LENDING = AllocatorConfig(lend_guarantees=True)
 ONE_CPU = res(cpu="1")
@@ -128,3 +130,37 @@ def test_without_lending_revocation_stops_at_even_shares() -> None:
     # revocation evens shares out and never trades a share for a guarantee.
     after, _ = converge(borrowed(8), AllocatorConfig())
     assert (cpus(after, "G"), cpus(after, "B")) == (5, 5)
+
+
+# -- the simulator ----------------------------------------------------------------------------
+
+
+def test_the_scenario_returns_the_guarantee_after_the_borrower_held_it() -> None:
+    result = run(load("lend-guarantees.yaml"))
+    assert tasks(result, "B")[:10] == [10] * 10  # borrowed while G was not there
+    # Six inverse offers at 10 s; B ignores them, so eviction comes gracePeriod (5 s) later.
+    assert revoking_cycles(result.cycles) == [10]
+    g = tasks(result, "G")
+    assert g.index(6) == 15
+    assert (g[-1], tasks(result, "B")[-1]) == (6, 4)
+    revoked = [(r.framework, len(r.tasks)) for c in result.cycles for r in c.revocations]
+    assert sum(n for framework, n in revoked if framework == "B") == 6
+    assert {framework for framework, _ in revoked} == {"B"}
+
+
+def test_after_the_guarantee_is_back_nothing_more_is_revoked() -> None:
+    assert revoking_cycles(long_run(load("lend-guarantees.yaml"), 120)) == [10]
+
+
+def test_without_lending_the_scenario_holds_the_guarantee_idle() -> None:
+    document = load("lend-guarantees.yaml", revocation={"enabled": True, "gracePeriod": "5s"})
+    result = run(document)
+    assert tasks(result, "B")[:10] == [4] * 10
+    assert revoking_cycles(result.cycles) == []
+    assert tasks(result, "G")[-1] == 6
+
+
+def test_lending_without_revocation_is_refused_naming_the_field() -> None:
+    document = load("lend-guarantees.yaml", revocation={"enabled": False, "lendGuarantees": True})
+    with pytest.raises(ScenarioError, match=r"revocation: .*lendGuarantees needs enabled: true"):
+        simulate(parse_scenario(document, "inline"))
