@@ -7,6 +7,8 @@ import pytest
 from benchmarks.convergence import step, with_tasks
 
 from kubedrf.allocator import AllocatorConfig, Snapshot, Task, allocate, revocations
+from kubedrf.cli.main import main
+from kubedrf.master.settings import MasterSettings
 from kubedrf.simulator import ScenarioError, parse_scenario, simulate
 from tests.builders import SnapshotBuilder, make_framework, make_snapshot, offered_to, res
 from tests.unit.test_simulator_revocation import load, long_run, revoking_cycles, run, tasks
@@ -164,3 +166,19 @@ def test_lending_without_revocation_is_refused_naming_the_field() -> None:
     document = load("lend-guarantees.yaml", revocation={"enabled": False, "lendGuarantees": True})
     with pytest.raises(ScenarioError, match=r"revocation: .*lendGuarantees needs enabled: true"):
         simulate(parse_scenario(document, "inline"))
+
+
+# -- the master's setting -----------------------------------------------------------------
+
+
+def test_the_master_lends_guarantees_only_when_told() -> None:
+    assert MasterSettings().allocator_config().lend_guarantees is False
+    lending = MasterSettings.from_env({"KUBEDRF_LEND_GUARANTEES": "true"})
+    assert lending.allocator_config().lend_guarantees is True
+
+
+def test_lending_with_revocation_off_stops_the_master_naming_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["master", "--lend-guarantees=on", "--revocation=off"]) == 2
+    assert "--lend-guarantees needs revocation on" in capsys.readouterr().err
