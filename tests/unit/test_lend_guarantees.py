@@ -3,14 +3,32 @@ its role wants nothing, and revocation returns it when the role wants it again."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from benchmarks.convergence import step, with_tasks
+from hypothesis import given, settings
 
-from kubedrf.allocator import AllocatorConfig, Snapshot, Task, allocate, revocations
+from kubedrf.allocator import (
+    AllocatorConfig,
+    RevocationPolicy,
+    Snapshot,
+    Task,
+    allocate,
+    revocations,
+)
+from kubedrf.allocator.cycle import wanting_roles
+from kubedrf.allocator.roles import in_subtree
 from kubedrf.cli.main import main
 from kubedrf.master.settings import MasterSettings
 from kubedrf.simulator import ScenarioError, parse_scenario, simulate
 from tests.builders import SnapshotBuilder, make_framework, make_snapshot, offered_to, res
+from tests.strategies import configs, snapshots
+from tests.unit.test_revocation_properties import (
+    POLICIES,
+    clusters,
+    no_victim_below_target_or_guarantee,
+)
 from tests.unit.test_simulator_revocation import load, long_run, revoking_cycles, run, tasks
 
 LENDING = AllocatorConfig(lend_guarantees=True)
@@ -95,6 +113,40 @@ def test_lending_changes_nothing_while_the_guaranteed_role_wants_something(
 ) -> None:
     snapshot = guaranteed_and_borrower(guaranteed_wants).obj()
     assert allocate(snapshot, LENDING) == allocate(snapshot)
+
+
+@given(snapshot=snapshots(), config=configs(mode="demand"))
+def test_lending_changes_no_offer_while_every_guaranteed_role_wants_something(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    wanting = wanting_roles(snapshot.frameworks, demand_mode=True)
+    guaranteed = [q.role for q in snapshot.quotas if q.guarantee]
+    if all(any(in_subtree(r, role) for r in wanting) for role in guaranteed):
+        lending = allocate(snapshot, replace(config, lend_guarantees=True))
+        assert lending == allocate(snapshot, replace(config, lend_guarantees=False))
+
+
+@given(clusters(), POLICIES)
+@settings(max_examples=200, deadline=None)
+def test_with_lending_no_victim_goes_below_its_target_or_its_guarantee(
+    snapshot: Snapshot, policy: RevocationPolicy
+) -> None:
+    chosen = revocations(snapshot, LENDING, policy)
+    no_victim_below_target_or_guarantee(snapshot, chosen, LENDING)
+
+
+@given(clusters())
+@settings(max_examples=40, deadline=None)
+def test_with_lending_nothing_is_revoked_once_converged_while_demand_is_steady(
+    snapshot: Snapshot,
+) -> None:
+    quiet = 0
+    for _ in range(25):
+        snapshot, revoked = step(snapshot, config=LENDING)
+        quiet = quiet + 1 if revoked == 0 else 0
+        if quiet == 3:
+            break
+    assert quiet == 3, "did not converge in 25 cycles"
 
 
 def borrowed(guaranteed_wants: int) -> Snapshot:
