@@ -18,6 +18,7 @@ from kubedrf.allocator import (
     revocations,
 )
 from kubedrf.allocator.cycle import wanting_roles
+from kubedrf.allocator.explain import explain
 from kubedrf.allocator.roles import in_subtree
 from kubedrf.cli.main import main
 from kubedrf.master.settings import MasterSettings
@@ -113,6 +114,25 @@ def test_lending_changes_nothing_while_the_guaranteed_role_wants_something(
 ) -> None:
     snapshot = guaranteed_and_borrower(guaranteed_wants).obj()
     assert allocate(snapshot, LENDING) == allocate(snapshot)
+
+
+def test_held_for_guarantees_names_only_the_guarantees_not_lent() -> None:
+    snapshot = (
+        make_snapshot()
+        .node("n1", cpu="10", memory="10Gi")
+        .quota("idle", guarantee=res(cpu="3"))
+        .quota("g", guarantee=res(cpu="10"))
+        .framework(
+            make_framework("G").role("g").demand(1, cpu="1"),
+            make_framework("B").role("b").demand(100, cpu="1"),
+        )
+        .obj()
+    )
+    # g alone holds all that is free: B waits either way, and only g is named with lending.
+    for config, names in ((AllocatorConfig(), "g, idle"), (LENDING, "g")):
+        result = allocate(snapshot, config)
+        waiting = {(w.framework, w.role): w for w in explain(snapshot, result, config)}
+        assert waiting[("B", "b")].next[0].text.endswith(f": {names}")
 
 
 @given(snapshot=snapshots(), config=configs(mode="demand"))

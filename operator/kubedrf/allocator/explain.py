@@ -371,12 +371,18 @@ class _Context:
         return steps
 
     def _below_guarantee(self, role: str) -> list[str]:
+        """Roles below their guarantee whose headroom is held (a lent one holds none)."""
         held = self._role_holdings()
         own = set(lineage(role))
+        lent: frozenset[str] = frozenset()
+        if self.config.lend_guarantees:
+            lent = capacity(self.snapshot, self.config)[1].lent
         return sorted(
             q.role
             for q in self.snapshot.quotas
-            if q.role not in own and not q.guarantee <= held.get(q.role, EMPTY)
+            if q.role not in own
+            and not q.guarantee <= held.get(q.role, EMPTY)
+            and not any(in_subtree(q.role, root) for root in lent)
         )
 
     def _reserved_elsewhere(self, fw: Framework, role: str) -> list[Next]:

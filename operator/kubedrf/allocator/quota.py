@@ -235,14 +235,14 @@ class QuotaBook:
         else:
             limit_only = [UNLIMITED] * width
         unheld = list(unreserved)
-        own = self._own_unmet(root)
+        lent = root is not None and root.role in self.lent
+        own = root.unmet() if root is not None and not lent else [0] * width
         for i, (free, required, mine) in enumerate(
             zip(self.available, self.required, own, strict=True)
         ):
             held = max(0, min(free, required - mine))
             unreserved[i] = min(unreserved[i], free - held)
         if guarantee_stage and nearest is not None:
-            lent = root is not None and root.role in self.lent
             unmet = own if nearest is root and not lent else nearest.unmet()
             for i in nearest.guaranteed:
                 unreserved[i] = unheld[i] = min(unheld[i], unmet[i])
