@@ -17,11 +17,11 @@ from kubedrf.allocator import (
     allocate,
     revocations,
 )
-from kubedrf.allocator.cycle import wanting_roles
 from kubedrf.allocator.explain import explain
 from kubedrf.allocator.roles import in_subtree
 from kubedrf.cli.main import main
 from kubedrf.master.settings import MasterSettings
+from kubedrf.resources import Resources, total
 from kubedrf.simulator import ScenarioError, parse_scenario, simulate
 from tests.builders import SnapshotBuilder, make_framework, make_snapshot, offered_to, res
 from tests.strategies import configs, snapshots
@@ -92,7 +92,7 @@ def test_a_suppressed_role_lends_its_guarantee_in_classic_mode() -> None:
     assert offered_to(result, "B") == res(cpu="4")
 
 
-def test_a_descendant_wanting_something_keeps_its_ancestors_guarantee_held() -> None:
+def test_a_descendant_wanting_a_task_it_cannot_place_yet_keeps_the_guarantee_held() -> None:
     snapshot = (
         make_snapshot()
         .node("n1", cpu="10", memory="10Gi")
@@ -101,19 +101,28 @@ def test_a_descendant_wanting_something_keeps_its_ancestors_guarantee_held() -> 
             make_framework("F").role("eng.web").demand(1, cpu="1"),
             make_framework("B").role("b").demand(100, cpu="1"),
         )
+        # F declined n1 a moment ago: it still wants a task, which the headroom waits for.
+        .filter("F", "n1", expires_at=5, refused=res(cpu="10", memory="10Gi"), role="eng.web")
         .obj()
     )
     result = allocate(snapshot, LENDING)
-    assert offered_to(result, "F") == ONE_CPU
+    assert offered_to(result, "F") == res()
     assert offered_to(result, "B") == res(cpu="4")
 
 
-@pytest.mark.parametrize("guaranteed_wants", [1, 3, 6, 100])
-def test_lending_changes_nothing_while_the_guaranteed_role_wants_something(
+@pytest.mark.parametrize("guaranteed_wants", [6, 100])
+def test_lending_changes_nothing_while_the_guaranteed_role_wants_its_guarantee(
     guaranteed_wants: int,
 ) -> None:
     snapshot = guaranteed_and_borrower(guaranteed_wants).obj()
     assert allocate(snapshot, LENDING) == allocate(snapshot)
+
+
+def test_a_role_served_all_it_wants_lends_the_rest_of_its_guarantee() -> None:
+    snapshot = guaranteed_and_borrower(1).obj()
+    assert offered_to(allocate(snapshot), "B") == res(cpu="4")
+    result = allocate(snapshot, LENDING)
+    assert (offered_to(result, "G"), offered_to(result, "B")) == (ONE_CPU, res(cpu="9"))
 
 
 def test_held_for_guarantees_names_only_the_guarantees_not_lent() -> None:
@@ -126,22 +135,34 @@ def test_held_for_guarantees_names_only_the_guarantees_not_lent() -> None:
             make_framework("G").role("g").demand(1, cpu="1"),
             make_framework("B").role("b").demand(100, cpu="1"),
         )
+        .filter("G", "n1", expires_at=5, refused=res(cpu="10", memory="10Gi"), role="g")
         .obj()
     )
-    # g alone holds all that is free: B waits either way, and only g is named with lending.
+    # G still wants a task (it declined n1 a moment ago), so g holds all that is free: B
+    # waits either way, and only g is named with lending.
     for config, names in ((AllocatorConfig(), "g, idle"), (LENDING, "g")):
         result = allocate(snapshot, config)
         waiting = {(w.framework, w.role): w for w in explain(snapshot, result, config)}
         assert waiting[("B", "b")].next[0].text.endswith(f": {names}")
 
 
+def wants_its_guarantee(snapshot: Snapshot, role: str, guarantee: Resources) -> bool:
+    """Whether frameworks of ``role``'s subtree alone (each in one role) want, in all, at least
+    ``guarantee`` of every resource it names."""
+    wanted = total(
+        shape.resources * shape.count
+        for fw in snapshot.frameworks
+        if len(fw.roles) == 1 and in_subtree(fw.roles[0], role) and not fw.suppressed_roles
+        for shape in fw.demand or ()
+    )
+    return all(wanted[name] >= amount for name, amount in guarantee.items())
+
+
 @given(snapshot=snapshots(), config=configs(mode="demand"))
-def test_lending_changes_no_offer_while_every_guaranteed_role_wants_something(
+def test_lending_changes_no_offer_while_every_guaranteed_role_wants_its_guarantee(
     snapshot: Snapshot, config: AllocatorConfig
 ) -> None:
-    wanting = wanting_roles(snapshot.frameworks, demand_mode=True)
-    guaranteed = [q.role for q in snapshot.quotas if q.guarantee]
-    if all(any(in_subtree(r, role) for r in wanting) for role in guaranteed):
+    if all(wants_its_guarantee(snapshot, q.role, q.guarantee) for q in snapshot.quotas):
         lending = allocate(snapshot, replace(config, lend_guarantees=True))
         assert lending == allocate(snapshot, replace(config, lend_guarantees=False))
 
@@ -197,6 +218,22 @@ def test_the_first_cycle_revokes_the_whole_guarantee_at_once() -> None:
     chosen = revocations(borrowed(6), LENDING)
     assert sum(len(r.tasks) for r in chosen) == 6
     assert {(r.framework, r.beneficiary) for r in chosen} == {("B", "G")}
+
+
+def test_the_target_lends_what_the_cycle_lends_so_borrowers_share_it_fairly() -> None:
+    # G runs 2 tasks of its 6-CPU guarantee and wants no more: the other 4 are lent, and B
+    # borrowed them. C arrives: B and C share the 8 CPUs G does not use, 4 each, rather than
+    # C stopping at a target that still held G's 4 back.
+    tasks = [Task(f"g{i}", "G", "g", "n1", ONE_CPU, started_at=i) for i in range(2)]
+    tasks += [Task(f"b{i}", "B", "b", "n1", ONE_CPU, started_at=i) for i in range(8)]
+    snapshot = (
+        guaranteed_and_borrower(0)
+        .framework(make_framework("C").role("c").demand(100, cpu="1"))
+        .at(20)
+        .obj()
+    )
+    after, _ = converge(with_tasks(snapshot, tasks), LENDING)
+    assert [cpus(after, name) for name in "GBC"] == [2, 4, 4]
 
 
 def test_without_lending_revocation_stops_at_even_shares() -> None:

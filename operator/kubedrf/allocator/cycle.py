@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -96,13 +96,16 @@ def capacity(
     return cycle.pool, cycle.quota, cycle.index
 
 
-def wanting_roles(frameworks: Iterable[Framework], *, demand_mode: bool) -> set[str]:
-    """Roles some framework wants offers for: subscribed and not suppressed, and in demand
-    mode with a task still wanted (in classic mode a subscription is the wish, as in Mesos).
-    A lent guarantee comes back to its role as soon as one of these is in its subtree."""
+def wanting_roles(
+    frameworks: Iterable[Framework], remaining: Mapping[str, Sequence[int]] | None
+) -> set[str]:
+    """Roles some framework wants offers for: subscribed and not suppressed, and with a task
+    still wanted by ``remaining`` (counts per framework and shape), or in classic mode
+    (``None``) subscribed at all, as in Mesos. A lent guarantee comes back to its role as
+    soon as one of these is in its subtree."""
     roles: set[str] = set()
     for fw in frameworks:
-        if demand_mode and not any(shape.count for shape in fw.demand or ()):
+        if remaining is not None and not any(remaining.get(fw.name, ())):
             continue
         roles.update(role for role in fw.roles if role not in fw.suppressed_roles)
     return roles
@@ -193,8 +196,6 @@ class _Cycle:
             unreserved_free=self.pool.free,
             index=self.index,
         )
-        if config.lend_guarantees and self.quota.active:
-            self.quota.lend(wanting_roles(snapshot.frameworks, demand_mode=self.demand_mode))
         totals = [0] * len(self.index)
         for vector in self.pool.allocatable:
             for i, amount in enumerate(vector):
@@ -224,6 +225,7 @@ class _Cycle:
         self._quota_active = self.quota.active
         self._filters = self._active_filters()
         self._register_clients()
+        self._lend()
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -347,7 +349,19 @@ class _Cycle:
     def stages(self) -> None:
         if self.quota.active:
             self._stage(Stage.GUARANTEE)
+            if self.demand_mode:
+                self._lend()
         self._stage(Stage.FAIR_SHARE)
+
+    def _lend(self) -> None:
+        """With lending on, hold no headroom for guarantees whose roles want nothing more.
+
+        Asked again after the guarantee stage: a role that stage served all it wants holds
+        nothing for the rest of its guarantee. The target that revocation aims at (held
+        tasks turned into demand) then lends exactly what the cycle does."""
+        if self.config.lend_guarantees and self._quota_active:
+            remaining = self.remaining if self.demand_mode else None
+            self.quota.lend(wanting_roles(self.snapshot.frameworks, remaining))
 
     def _stage(self, stage: Stage) -> None:
         guarantee = stage is Stage.GUARANTEE

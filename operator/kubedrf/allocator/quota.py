@@ -12,7 +12,7 @@ back everything free, never more (the master reports such a guarantee on its Quo
 it never keeps a role below its own guarantee from being served first (see ``Caps``).
 
 Beyond Mesos, a guarantee may be lent (``QuotaBook.lend``): while nothing in its role's
-subtree wants anything, its headroom is not held, so other roles may use the capacity;
+subtree wants anything more, its headroom is not held, so other roles may use the capacity;
 revocation returns it once the role wants it again.
 """
 
@@ -179,9 +179,10 @@ class QuotaBook:
         """
         wanted = {root.role for role in wanting if (root := self.root_of(role)) is not None}
         self.lent = frozenset(root.role for root in self.roots if root.role not in wanted)
+        self.required = [0] * self.width
         for root in self.roots:
-            if root.role in self.lent:
-                _add(self.required, [-x for x in root.unmet()])
+            if root.role not in self.lent:
+                _add(self.required, root.unmet())
 
     def _own_unmet(self, root: QuotaState | None) -> Vector:
         """The headroom ``root`` holds for itself: its unmet guarantee unless lent."""
