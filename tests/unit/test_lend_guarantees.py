@@ -130,8 +130,10 @@ def test_held_for_guarantees_names_only_the_guarantees_not_lent() -> None:
         make_snapshot()
         .node("n1", cpu="10", memory="10Gi")
         .quota("idle", guarantee=res(cpu="3"))
+        .quota("served", guarantee=res(cpu="3"))
         .quota("g", guarantee=res(cpu="10"))
         .framework(
+            make_framework("S").role("served").demand(1, cpu="1"),
             make_framework("G").role("g").demand(1, cpu="1"),
             make_framework("B").role("b").demand(100, cpu="1"),
         )
@@ -139,8 +141,9 @@ def test_held_for_guarantees_names_only_the_guarantees_not_lent() -> None:
         .obj()
     )
     # G still wants a task (it declined n1 a moment ago), so g holds all that is free: B
-    # waits either way, and only g is named with lending.
-    for config, names in ((AllocatorConfig(), "g, idle"), (LENDING, "g")):
+    # waits either way, and only g is named with lending: "idle" wants nothing, and "served"
+    # got all it wants in the guarantee stage.
+    for config, names in ((AllocatorConfig(), "g, idle, served"), (LENDING, "g")):
         result = allocate(snapshot, config)
         waiting = {(w.framework, w.role): w for w in explain(snapshot, result, config)}
         assert waiting[("B", "b")].next[0].text.endswith(f": {names}")
