@@ -69,14 +69,18 @@ def with_tasks(snapshot: Snapshot, tasks: Sequence[Task]) -> Snapshot:
     )
 
 
-def step(snapshot: Snapshot, policy: RevocationPolicy | None = None) -> tuple[Snapshot, int]:
+def step(
+    snapshot: Snapshot,
+    policy: RevocationPolicy | None = None,
+    config: AllocatorConfig | None = None,
+) -> tuple[Snapshot, int]:
     """One cycle with revocation: the chosen tasks end at once, their nodes are held for the
     beneficiaries, every offer is accepted in full as new tasks, and ``INTERVAL`` passes.
     Returns the next snapshot and how many tasks were revoked."""
-    chosen = revocations(snapshot, policy=policy)
+    chosen = revocations(snapshot, config, policy)
     after = without_revoked(snapshot, chosen)
     after = replace(after, filters=after.filters + hold_freed(after, chosen, after.now + 1))
-    result = allocate(after)
+    result = allocate(after, config)
     demand = {fw.name: list(fw.demand or ()) for fw in after.frameworks}
     launched = []
     for o in result.offers:

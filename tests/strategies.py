@@ -231,9 +231,11 @@ def snapshots(draw: st.DrawFn, *, gpu: bool | None = None) -> Snapshot:
 
 @st.composite
 def configs(draw: st.DrawFn, *, mode: Mode) -> AllocatorConfig:
-    """Demand or classic mode, sometimes a node shuffle seed, excluded memory or other minimums."""
+    """Demand or classic mode, sometimes a node shuffle seed, excluded memory, other minimums
+    or guarantees lent while their roles want nothing."""
     seed = draw(st.one_of(st.none(), st.integers(0, 1000)))
     excluded = frozenset({MEMORY}) if chance(draw, 15) else frozenset()
+    lend = chance(draw, 20)
     if chance(draw, 25):
         minimum = (draw(resource_maps(cpu=4, memory=4, min_cpu=1)),)
         return AllocatorConfig(
@@ -241,8 +243,9 @@ def configs(draw: st.DrawFn, *, mode: Mode) -> AllocatorConfig:
             seed=seed,
             fairness_excluded=excluded,
             min_allocatable=minimum,
+            lend_guarantees=lend,
         )
-    return AllocatorConfig(mode=mode, seed=seed, fairness_excluded=excluded)
+    return AllocatorConfig(mode=mode, seed=seed, fairness_excluded=excluded, lend_guarantees=lend)
 
 
 @st.composite

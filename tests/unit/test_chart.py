@@ -91,6 +91,7 @@ def test_values_become_the_masters_flags(helm: str) -> None:
         "grace-period": "30s",
         "min-runtime": "0s",
         "max-revocations-per-cycle": "100",
+        "lend-guarantees": "off",
         "binder": "kubedrf",
         "workloads": "on",
     }
@@ -201,6 +202,7 @@ def test_chart_defaults_match_the_masters_defaults(helm: str) -> None:
             grace_period=revocation["gracePeriod"],
             min_runtime=revocation["minRuntime"],
             max_revocations_per_cycle=revocation["maxPerCycle"],
+            lend_guarantees=revocation["lendGuarantees"],
         )
         == defaults
     )

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubedrf.allocator import (
+    AllocatorConfig,
     FairShare,
     Framework,
     Node,
@@ -84,8 +85,10 @@ def cluster_total(snapshot: Snapshot) -> Resources:
     return total(node.allocatable for node in snapshot.nodes)
 
 
-def targets(snapshot: Snapshot) -> dict[tuple[str, str], FairShare]:
-    return {(s.framework, s.role): s for s in revocation_target(snapshot)}
+def targets(
+    snapshot: Snapshot, config: AllocatorConfig | None = None
+) -> dict[tuple[str, str], FairShare]:
+    return {(s.framework, s.role): s for s in revocation_target(snapshot, config)}
 
 
 def revoked_tasks(snapshot: Snapshot, chosen: Sequence[Revocation]) -> list[Task]:
@@ -110,11 +113,13 @@ def test_revocations_name_real_old_enough_tasks_once_each(
         assert (r.framework, r.role) != (r.beneficiary, r.beneficiary_role)
 
 
-def no_victim_below_target_or_guarantee(snapshot: Snapshot, chosen: Sequence[Revocation]) -> None:
+def no_victim_below_target_or_guarantee(
+    snapshot: Snapshot, chosen: Sequence[Revocation], config: AllocatorConfig | None = None
+) -> None:
     """What ``chosen`` takes leaves every victim at or above its target, and every role at or
     above its guarantee unless the beneficiary is in that role. (The simulator's tests check
     its every decision with this too.)"""
-    shares = targets(snapshot)
+    shares = targets(snapshot, config)
     whole = cluster_total(snapshot)
     lost: dict[tuple[str, str], Resources] = {}
     for task in revoked_tasks(snapshot, chosen):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gc
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -94,6 +94,21 @@ def capacity(
     them: revocation plans on the same state the allocator offers from."""
     cycle = _Cycle(snapshot, config or AllocatorConfig(), DRFSorter)
     return cycle.pool, cycle.quota, cycle.index
+
+
+def wanting_roles(
+    frameworks: Iterable[Framework], remaining: Mapping[str, Sequence[int]] | None
+) -> set[str]:
+    """Roles some framework wants offers for: subscribed and not suppressed, and with a task
+    still wanted by ``remaining`` (counts per framework and shape), or in classic mode
+    (``None``) subscribed at all, as in Mesos. A lent guarantee comes back to its role as
+    soon as one of these is in its subtree."""
+    roles: set[str] = set()
+    for fw in frameworks:
+        if remaining is not None and not any(remaining.get(fw.name, ())):
+            continue
+        roles.update(role for role in fw.roles if role not in fw.suppressed_roles)
+    return roles
 
 
 @dataclass(slots=True)
@@ -210,6 +225,7 @@ class _Cycle:
         self._quota_active = self.quota.active
         self._filters = self._active_filters()
         self._register_clients()
+        self._lend()
 
     # -- setup -----------------------------------------------------------------------------
 
@@ -333,7 +349,19 @@ class _Cycle:
     def stages(self) -> None:
         if self.quota.active:
             self._stage(Stage.GUARANTEE)
+            if self.demand_mode:
+                self._lend()
         self._stage(Stage.FAIR_SHARE)
+
+    def _lend(self) -> None:
+        """With lending on, hold no headroom for guarantees whose roles want nothing more.
+
+        Asked again after the guarantee stage: a role that stage served all it wants holds
+        nothing for the rest of its guarantee. The target that revocation aims at (held
+        tasks turned into demand) then lends exactly what the cycle does."""
+        if self.config.lend_guarantees and self._quota_active:
+            remaining = self.remaining if self.demand_mode else None
+            self.quota.lend(wanting_roles(self.snapshot.frameworks, remaining))
 
     def _stage(self, stage: Stage) -> None:
         guarantee = stage is Stage.GUARANTEE

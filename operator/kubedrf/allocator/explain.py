@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from kubedrf.allocator.cycle import capacity
+from kubedrf.allocator.cycle import capacity, wanting_roles
 from kubedrf.allocator.model import (
     GPU_RESOURCES,
     AllocationResult,
@@ -217,18 +217,22 @@ class _Context:
         or in classic mode the smallest offer it takes."""
         if fw.demand is None:
             return list(fw.min_allocatable or self.config.min_allocatable)
+        taken = self._taken_tasks().get(fw.name, {})
+        return [
+            shape.resources
+            for i, shape in enumerate(fw.demand)
+            if shape.count - taken.get(i, 0) > 0 and not shape.resources.is_empty()
+        ]
+
+    def _taken_tasks(self) -> dict[str, dict[int, int]]:
+        """Per framework and shape, the tasks this cycle's offers are sized for."""
         if self._taken is None:
             self._taken = {}
             for offer in self.result.offers:
                 counts = self._taken.setdefault(offer.framework, {})
                 for i, count in offer.tasks:
                     counts[i] = counts.get(i, 0) + count
-        taken = self._taken.get(fw.name, {})
-        return [
-            shape.resources
-            for i, shape in enumerate(fw.demand)
-            if shape.count - taken.get(i, 0) > 0 and not shape.resources.is_empty()
-        ]
+        return self._taken
 
     def _node_shortfall(
         self, fw: Framework, role: str, shapes: Sequence[Resources]
@@ -371,12 +375,31 @@ class _Context:
         return steps
 
     def _below_guarantee(self, role: str) -> list[str]:
+        """Roles below their guarantee whose headroom is held (a lent one holds none)."""
         held = self._role_holdings()
         own = set(lineage(role))
+        lent: frozenset[str] = frozenset()
+        if self.config.lend_guarantees:
+            # What the cycle lent, asked with what frameworks still want after its offers.
+            remaining = None
+            if self.config.mode == "demand":
+                taken = self._taken_tasks()
+                remaining = {
+                    fw.name: [
+                        s.count - taken.get(fw.name, {}).get(i, 0) for i, s in enumerate(fw.demand)
+                    ]
+                    for fw in self.snapshot.frameworks
+                    if fw.demand is not None
+                }
+            book = capacity(self.snapshot, self.config)[1]
+            book.lend(wanting_roles(self.snapshot.frameworks, remaining))
+            lent = book.lent
         return sorted(
             q.role
             for q in self.snapshot.quotas
-            if q.role not in own and not q.guarantee <= held.get(q.role, EMPTY)
+            if q.role not in own
+            and not q.guarantee <= held.get(q.role, EMPTY)
+            and not any(in_subtree(q.role, root) for root in lent)
         )
 
     def _reserved_elsewhere(self, fw: Framework, role: str) -> list[Next]:

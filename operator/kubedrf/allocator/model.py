@@ -154,12 +154,17 @@ class AllocatorConfig:
 
     ``min_allocatable`` are the master's alternatives (Mesos' --min_allocatable_resources);
     an empty tuple allows any non-empty offer.
+
+    ``lend_guarantees`` lets other roles use the headroom of an unmet guarantee while no
+    client in the guaranteed role's subtree wants anything; revocation returns it when one
+    does. Off, the headroom is held regardless, as in Mesos.
     """
 
     mode: Mode = "demand"
     fairness_excluded: frozenset[str] = frozenset()
     min_allocatable: tuple[Resources, ...] = field(default_factory=_default_min_allocatable)
     seed: int | None = None
+    lend_guarantees: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,10 @@ declares capacity that must be there when its role's frameworks arrive. What is 
 capped at the unreserved capacity still free, so a guarantee larger than the cluster holds
 back everything free, never more (the master reports such a guarantee on its Quota), and
 it never keeps a role below its own guarantee from being served first (see ``Caps``).
+
+Beyond Mesos, a guarantee may be lent (``QuotaBook.lend``): while nothing in its role's
+subtree wants anything more, its headroom is not held, so other roles may use the capacity;
+revocation returns it once the role wants it again.
 """
 
 from __future__ import annotations
@@ -138,6 +142,8 @@ class QuotaBook:
         self.required = [0] * width
         for root in self.roots:
             _add(self.required, root.unmet())
+        #: Topmost guaranteed roles whose headroom is lent, not held (see ``lend``).
+        self.lent: frozenset[str] = frozenset()
 
     @property
     def active(self) -> bool:
@@ -163,6 +169,27 @@ class QuotaBook:
                 return state
         return None
 
+    def lend(self, wanting: Iterable[str]) -> None:
+        """Stop holding headroom for the guarantees whose subtree has no role in ``wanting``.
+
+        Mesos holds an unmet guarantee's headroom even while its role wants nothing, so the
+        capacity sits idle until the role's frameworks come. Lent, it is offered to others
+        like any free capacity, and the role gets it back through revocation (its target
+        includes its guarantee once it wants something).
+        """
+        wanted = {root.role for role in wanting if (root := self.root_of(role)) is not None}
+        self.lent = frozenset(root.role for root in self.roots if root.role not in wanted)
+        self.required = [0] * self.width
+        for root in self.roots:
+            if root.role not in self.lent:
+                _add(self.required, root.unmet())
+
+    def _own_unmet(self, root: QuotaState | None) -> Vector:
+        """The headroom ``root`` holds for itself: its unmet guarantee unless lent."""
+        if root is None or root.role in self.lent:
+            return [0] * self.width
+        return root.unmet()
+
     def held(self, role: str | None = None) -> Vector:
         """Unreserved capacity held back for guarantees other than ``role``'s own.
 
@@ -170,8 +197,7 @@ class QuotaBook:
         ``role`` falls under), capped at the unreserved capacity still free: headroom can
         hold back what the cluster has, never more.
         """
-        root = self.root_of(role) if role is not None else None
-        own = root.unmet() if root is not None else [0] * self.width
+        own = self._own_unmet(self.root_of(role) if role is not None else None)
         return [
             max(0, min(free, required - mine))
             for free, required, mine in zip(self.available, self.required, own, strict=True)
@@ -210,14 +236,15 @@ class QuotaBook:
         else:
             limit_only = [UNLIMITED] * width
         unheld = list(unreserved)
-        own = root.unmet() if root is not None else [0] * width
+        lent = root is not None and root.role in self.lent
+        own = root.unmet() if root is not None and not lent else [0] * width
         for i, (free, required, mine) in enumerate(
             zip(self.available, self.required, own, strict=True)
         ):
             held = max(0, min(free, required - mine))
             unreserved[i] = min(unreserved[i], free - held)
         if guarantee_stage and nearest is not None:
-            unmet = own if nearest is root else nearest.unmet()
+            unmet = own if nearest is root and not lent else nearest.unmet()
             for i in nearest.guaranteed:
                 unreserved[i] = unheld[i] = min(unheld[i], unmet[i])
         return Caps(unreserved, anything, limit_only, unheld)
@@ -227,6 +254,8 @@ class QuotaBook:
     ) -> None:
         """Account an allocation to ``role``: ``unreserved`` plus ``draws`` from reservations."""
         root = self.root_of(role)
+        if root is not None and root.role in self.lent:
+            root = None  # its headroom is not in ``required``
         before = root.unmet() if root is not None else None
         for state in self.chain(role):
             _add(state.allocated, unreserved)

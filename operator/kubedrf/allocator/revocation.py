@@ -306,6 +306,7 @@ class _Planner:
     ) -> None:
         self.snapshot = snapshot
         self.policy = policy
+        self.lend_guarantees = config.lend_guarantees
         # Free capacity, reserved pools and quota exactly as this cycle sees them.
         self.pool, self.quota, self.index = capacity(snapshot, config)
         self.cluster = total(node.allocatable for node in snapshot.nodes)
@@ -424,6 +425,10 @@ class _Planner:
             # each revocation then strictly evens shares out, so none is ever undone (two
             # equal claimants to one indivisible task would otherwise take it in turns).
             ceiling = self._share(client, shape.resources)
+            if self.lend_guarantees and self._short_of_guarantee(role, vector):
+                # A lent guarantee comes back whatever the beneficiary's share: victims
+                # still keep their targets, which give every guarantee first.
+                ceiling = -1.0
             for n in self._nodes_that_could(role, vector, gpu_allowed):
                 chosen = self._free_on(n, role, vector, ceiling)
                 if chosen is not None and not self._unheld(caps, vector, chosen):
@@ -435,6 +440,18 @@ class _Planner:
             if best is not None and len(best[1]) <= budget:
                 return self._commit(client, s, vector, *best)
         return None
+
+    def _short_of_guarantee(self, role: str, vector: Vector) -> bool:
+        """Whether a task of ``vector`` brings ``role`` closer to its guarantee, counting
+        what this cycle's planned revocations already give its guaranteed subtree."""
+        nearest = self.quota.nearest_guarantee(role) if self.quota.active else None
+        if nearest is None:
+            return False
+        gained = _plus(
+            nearest.consumption,
+            [v for r, v in self.gained.items() if in_subtree(r, nearest.role)],
+        )
+        return any(vector[i] and gained[i] < nearest.guarantee[i] for i in nearest.guaranteed)
 
     def _unheld(self, caps: Caps | None, vector: Vector, chosen: list[_Candidate]) -> bool:
         """Whether the beneficiary may take ``vector`` once ``chosen`` end: what they free

@@ -144,6 +144,14 @@ def add_parser(subparsers: Any) -> None:
         help="at most this many inverse offers started per cycle (default: %(default)s)",
     )
     parser.add_argument(
+        "--lend-guarantees",
+        choices=("on", "off"),
+        default="on" if defaults.lend_guarantees else "off",
+        help="on: other roles may use the capacity an unmet guarantee holds while its role"
+        " wants nothing, and revocation returns it when the role does; off: held idle, as in"
+        " Mesos (default: %(default)s)",
+    )
+    parser.add_argument(
         "--binder",
         choices=("kubedrf", "kube-scheduler"),
         default=defaults.binder,
@@ -223,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
             grace_period=args.grace_period,
             min_runtime=args.min_runtime,
             max_revocations_per_cycle=args.max_revocations_per_cycle,
+            lend_guarantees=args.lend_guarantees == "on",
             binder=args.binder,
             workloads=args.workloads == "on",
             webhook_port=args.webhook_port,

@@ -40,6 +40,9 @@ class MasterSettings(BaseModel):
     #: A task younger than this is never revoked.
     min_runtime: Seconds = Field(default=0.0, ge=0)
     max_revocations_per_cycle: int = Field(default=100, ge=1)
+    #: Other roles may use the headroom of an unmet guarantee while its role wants nothing;
+    #: revocation returns it. Off: Mesos' behaviour, the headroom is held regardless.
+    lend_guarantees: bool = False
     #: Port of /healthz, which probes ask whether the allocation loop is alive; 0: none (the chart
     #: sets one; local runs, several per machine, would fight over a fixed default).
     health_port: int = Field(default=0, ge=0, le=65535)
@@ -53,6 +56,15 @@ class MasterSettings(BaseModel):
     #: The webhook's TLS certificate and key (PEM), which the apiserver must trust.
     webhook_cert_file: str | None = None
     webhook_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _lending_needs_revocation(self) -> MasterSettings:
+        if self.lend_guarantees and not self.revocation:
+            raise ValueError(
+                "lend_guarantees needs revocation on (a lent guarantee comes back to its role"
+                " only through revocation)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _webhook_has_its_certificate(self) -> MasterSettings:
@@ -82,7 +94,10 @@ class MasterSettings(BaseModel):
 
     def allocator_config(self) -> AllocatorConfig:
         return AllocatorConfig(
-            mode=self.mode, fairness_excluded=frozenset(self.fairness_excluded), seed=self.seed
+            mode=self.mode,
+            fairness_excluded=frozenset(self.fairness_excluded),
+            seed=self.seed,
+            lend_guarantees=self.lend_guarantees,
         )
 
     def revocation_policy(self) -> RevocationPolicy:

@@ -134,6 +134,7 @@ class Simulation:
             fairness_excluded=frozenset(scenario.fairness_excluded_resources),
             min_allocatable=defaults.min_allocatable if minimum is None else minimum,
             seed=scenario.seed,
+            lend_guarantees=scenario.revocation is not None and scenario.revocation.lend_guarantees,
         )
         self.nodes = {node.name: _node(node) for node in scenario.nodes}
         self.weights = {role.name: role.weight for role in scenario.roles}

@@ -100,6 +100,18 @@ class ScenarioRevocation(_Strict):
     grace_period: Seconds = Field(default=30.0, alias="gracePeriod", ge=0, le=MAX_REFUSE_SECONDS)
     #: A task younger than this is never revoked.
     min_runtime: Seconds = Field(default=0.0, alias="minRuntime", ge=0, le=MAX_REFUSE_SECONDS)
+    #: Other roles may use the headroom of an unmet guarantee while its role wants nothing.
+    lend_guarantees: bool = Field(default=False, alias="lendGuarantees")
+
+    @model_validator(mode="after")
+    def _lending_needs_revocation(self) -> Self:
+        if self.lend_guarantees and not self.enabled:
+            raise PydanticCustomError(
+                "lend_needs_revocation",
+                "lendGuarantees needs enabled: true (a lent guarantee comes back only"
+                " through revocation)",
+            )
+        return self
 
 
 class TaskCount(_Strict):
