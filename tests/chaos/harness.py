@@ -6,16 +6,24 @@ Faults, bounded in count (each kind at most ``ceil(minutes)`` times, one at a ti
 between them) and in time (each heals within ``MAX_FAULT_S``): SIGKILL of the leader and of the
 standby (restarted two seconds later, as a Deployment would), a kube-apiserver restart, an
 etcd restart, a node removed and returned, a node NotReady for a while, SIGKILL and restart
-of a framework, an Offer deleted by hand, a response accepting tasks that do not fit, and a
-Pod claiming another framework's offer from another namespace (the last two from a hostile
-framework, ``mallory``, that the harness answers for by hand).
+of a framework, an Offer deleted by hand, a response accepting tasks that do not fit, a Pod
+claiming another framework's offer from another namespace (the last two from a hostile
+framework, ``mallory``, that the harness answers for by hand), and a tenant's Framework whose
+demand names a resource ``""`` (the object that once made every cycle fail).
 
 Recovery after a fault is the time from its healing (the replica killed, the apiserver
 ready again, the node Ready again) to the first offer written after it: on the returned
 node for a node fault, anywhere otherwise. The workload keeps demand above capacity, so a
 working master always has something to offer somewhere; but a returned node may come back
 full of long tasks, and then nothing is owed there until one ends: for a node fault the clock
-starts once the node is Ready *and* has room for a demanded task (``Checker.room``).
+starts once the node is Ready *and* has room for a demanded task (``Checker.room``). A hostile
+object is no outage: the master owes offers all the while it exists, so the checker stays
+awake through it and its clock starts when it is sent.
+
+``master_checkout`` runs the masters from another checkout (its ``operator`` directory on
+``PYTHONPATH``, its CRDs applied, the current ones only for kinds it lacks) while the
+workload, the faults and the checker stay current: the run against an old commit shows the
+harness can fail.
 """
 
 from __future__ import annotations
@@ -59,7 +67,10 @@ FAULTS = (
     "offer_delete",
     "bad_accept",
     "cross_claim",
+    "hostile_object",
 )
+#: Faults the master must absorb while they last, not recover from: the checker stays awake.
+ABSORBED = ("hostile_object",)
 
 #: (name, namespace, role, tasks, cpu, memory, complete-after or None for long tasks)
 WORKLOAD = (
@@ -182,8 +193,8 @@ class Run:
     minutes: float
     seed: int
     nodes: int = 50
-    #: Another checkout's ``operator`` directory: run the master from it (the baseline run).
-    master_source: Path | None = None
+    #: Another checkout's root: run the master from it (the baseline run).
+    master_checkout: Path | None = None
     workdir: Path = field(default_factory=lambda: Path(f"/tmp/kubedrf-chaos-{os.getpid()}"))
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     outcomes: list[Outcome] = field(default_factory=list)
@@ -208,16 +219,27 @@ class Run:
                 proc.kill(signal.SIGTERM)
             devcluster.down(self.name)  # also when it never came up
 
-    def _env(self, cluster: devcluster.Cluster, source: Path | None) -> dict[str, str]:
+    def _env(self, cluster: devcluster.Cluster, checkout: Path | None) -> dict[str, str]:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        if source is not None:
-            env["PYTHONPATH"] = str(source)
+        if checkout is not None:
+            env["PYTHONPATH"] = str(checkout / "operator")
         return env
+
+    def _crds(self) -> list[Path]:
+        """The CRDs of the checkout the masters run from; the current ones of kinds it lacks
+        (the frameworks, which stay current, watch them)."""
+        if self.master_checkout is None:
+            return [ROOT / "crds"]
+        old = sorted((self.master_checkout / "crds").glob("*.yaml"))
+        kept = {path.name for path in old}
+        return old + [
+            path for path in sorted((ROOT / "crds").glob("*.yaml")) if path.name not in kept
+        ]
 
     def _run(self, cluster: devcluster.Cluster, started: float) -> dict[str, Any]:
         from tests.e2e.support import install_crds  # noqa: PLC0415
 
-        install_crds(cluster)
+        install_crds(cluster, *self._crds())
         self.cluster = cluster
         self.api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         self.core = client.CoreV1Api(self.api)
@@ -284,12 +306,12 @@ class Run:
                 f"--metrics-port={port}",
                 "--offer-timeout=10s",
             ]
-            if self.master_source is None:
+            if self.master_checkout is None:
                 args += ["--grace-period=5s"]
             proc = Proc(
                 args,
                 self.workdir / f"master-{index}.log",
-                self._env(self.cluster, self.master_source),
+                self._env(self.cluster, self.master_checkout),
             )
             proc.start()
             self.masters.append(proc)
@@ -360,16 +382,19 @@ class Run:
 
     def _inject(self, kind: str) -> None:
         start = time.time()
-        self.checker.blind(float("inf"))
+        absorbed = kind in ABSORBED
+        if not absorbed:
+            self.checker.blind(float("inf"))
         note = ""
         node: str | None = None
         try:
             note, node = getattr(self, f"_fault_{kind}")()
         except Exception as error:  # a fault that could not be set up is reported, not fatal
             note = f"not injected: {error}"
-        healed = time.time()
+        healed = start if absorbed else time.time()
         recovered, owed = self._await_recovery(healed, node)
-        self.checker.blind((recovered or time.time()) + 1.0)
+        if not absorbed:
+            self.checker.blind((recovered or time.time()) + 1.0)
         outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
         self.outcomes.append(outcome)
         took = "none" if recovered is None else f"{recovered - owed:.1f}s"
@@ -513,6 +538,27 @@ class Run:
         self._task_pod(offer, name, {"cpu": "100m", "memory": "64Mi"})
         return f"mallory claimed {offer['metadata']['namespace']}/{offer['metadata']['name']}", None
 
+    def _fault_hostile_object(self) -> tuple[str, None]:
+        """A tenant's Framework demanding a resource named ``""``: refused by the API, or left
+        in place for ``MAX_FAULT_S`` while the master must keep offering to everyone else."""
+        name = f"mallory-{uuid.uuid4().hex[:6]}"
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Framework",
+            "metadata": {"name": name},
+            "spec": {"roles": ["research"], "demand": [{"resources": {"": "1"}, "count": 1}]},
+        }
+        try:
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, "chaos-c", "frameworks", body
+            )
+        except client.exceptions.ApiException as error:
+            reason = json.loads(error.body or "{}").get("message", error.reason)
+            return f"Framework {name} demanding resource '' refused: {reason}", None
+        time.sleep(MAX_FAULT_S)
+        self._delete_framework("chaos-c", name)
+        return f"Framework {name} demanding resource '' accepted, kept {MAX_FAULT_S:.0f}s", None
+
     # -- report --------------------------------------------------------------------------------
 
     def _sample_rss(self) -> None:
@@ -542,7 +588,7 @@ class Run:
             "seed": self.seed,
             "nodes": self.nodes,
             "elapsed_s": round(elapsed, 1),
-            "baseline": str(self.master_source) if self.master_source else None,
+            "baseline": str(self.master_checkout) if self.master_checkout else None,
             "faults": counts,
             "breaches": {"count": len(findings.breaches), "first": findings.breaches[:5]},
             "lost": {"count": len(findings.lost), "first": findings.lost[:5]},
