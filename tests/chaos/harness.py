@@ -9,7 +9,8 @@ etcd restart, a node removed and returned, a node NotReady for a while, SIGKILL 
 of a framework, an Offer deleted by hand, a response accepting tasks that do not fit, a Pod
 claiming another framework's offer from another namespace (the last two from a hostile
 framework, ``mallory``, that the harness answers for by hand), and a tenant's Framework whose
-demand names a resource ``""`` (the object that once made every cycle fail).
+demand names a resource ``""`` (the object that once made every cycle fail), and the standby
+restarted with its clock ``SKEW_S`` ahead (through libfaketime; not injected without it).
 
 Recovery after a fault is the time from its healing (the replica killed, the apiserver
 ready again, the node Ready again) to the first offer written after it: on the returned
@@ -17,8 +18,8 @@ node for a node fault, anywhere otherwise. The workload keeps demand above capac
 working master always has something to offer somewhere; but a returned node may come back
 full of long tasks, and then nothing is owed there until one ends: for a node fault the clock
 starts once the node is Ready *and* has room for a demanded task (``Checker.room``). A hostile
-object is no outage: the master owes offers all the while it exists, so the checker stays
-awake through it and its clock starts when it is sent.
+object or a skewed clock is no outage: the master owes offers all the while it lasts, so the
+checker stays awake through it and its clock starts when it begins.
 
 ``master_checkout`` runs the masters from another checkout (its ``operator`` directory on
 ``PYTHONPATH``, its CRDs applied, the current ones only for kinds it lacks) while the
@@ -68,9 +69,17 @@ FAULTS = (
     "bad_accept",
     "cross_claim",
     "hostile_object",
+    "clock_skew",
 )
 #: Faults the master must absorb while they last, not recover from: the checker stays awake.
-ABSORBED = ("hostile_object",)
+ABSORBED = ("hostile_object", "clock_skew")
+SKEW_S = 30
+#: libfaketime, which shifts a process's clock (Debian's ``faketime`` package).
+FAKETIME_LIBRARIES = (
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
+    Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"),
+    Path("/usr/local/lib/faketime/libfaketimeMT.so.1"),
+)
 
 #: (name, namespace, role, tasks, cpu, memory, complete-after or None for long tasks)
 WORKLOAD = (
@@ -421,6 +430,27 @@ class Run:
         proc.kill()
         time.sleep(2)
         proc.start()
+
+    def _fault_clock_skew(self) -> tuple[str, None]:
+        """The standby restarted with a clock ahead, kept ``MAX_FAULT_S``, then restarted true:
+        it must not take the Lease from a leader that renews it, nor act on expiries early."""
+        library = next((path for path in FAKETIME_LIBRARIES if path.exists()), None)
+        if library is None:
+            raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
+        leader = self._leader()
+        standby = next(p for p in self.masters if p is not leader)
+        standby.kill()
+        true_env = standby.env
+        standby.env = {**true_env, "LD_PRELOAD": str(library), "FAKETIME": f"+{SKEW_S}s"}
+        try:
+            standby.start()
+            time.sleep(MAX_FAULT_S)
+            took = self._leader() is standby
+            standby.kill()
+        finally:
+            standby.env = true_env
+        standby.start()
+        return f"standby {SKEW_S}s ahead for {MAX_FAULT_S:.0f}s; took the Lease: {took}", None
 
     def _fault_leader_kill(self) -> tuple[str, None]:
         leader = self._leader()
