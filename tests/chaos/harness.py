@@ -404,12 +404,15 @@ class Run:
             note, node = getattr(self, f"_fault_{kind}")()
         except Exception as error:  # a fault that could not be set up is reported, not fatal
             note = f"not injected: {error}"
-        healed = start if absorbed else time.time()
+        healed = time.time()
         recovered, owed = self._await_recovery(healed, node)
         if absorbed:
-            # Reported as the longest stand-still: recovered - owed is that gap.
+            # Reported as the longest stand-still from its start to the first offer after its
+            # end (recovered - owed is that gap): an offer a cycle already under way wrote
+            # proves nothing.
             end = recovered or time.time()
-            owed, recovered = start, start + self.checker.longest_gap(start, end)
+            healed = owed = start
+            recovered = start + self.checker.longest_gap(start, end)
         else:
             self.checker.blind((recovered or time.time()) + 1.0)
         outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
