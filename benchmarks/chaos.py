@@ -8,8 +8,9 @@ It starts its own local control plane (``kubedrf-chaos-<pid>``, torn down at the
 ``--nodes`` nodes of 8 CPU / 32 GiB, two master replicas under leader election and ten
 frameworks, and prints the JSON report (``minutes``, ``seed``, ``faults``, ``breaches``,
 ``lost``, ``stuck_offers``, ``recovery_s``, ``master_rss_mb``). The exit status is 1 when a
-breach, a lost task or a stuck offer was found. ``--master-source DIR`` runs the masters from
-another checkout's ``operator`` directory, to show what an older master breaks.
+breach, a lost task or a stuck offer was found. ``--master-checkout DIR`` runs the masters
+from another checkout (e.g. ``git worktree add /tmp/old COMMIT``) with its CRDs, while the
+workload, the faults and the checker stay current: to show what an older master breaks.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--json", type=Path, metavar="FILE")
-    parser.add_argument("--master-source", type=Path, metavar="DIR")
+    parser.add_argument("--master-checkout", type=Path, metavar="DIR")
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes: must be > 0")
-    report = Run(args.minutes, args.seed, args.nodes, args.master_source).execute()
+    checkout = args.master_checkout
+    if checkout is not None and not (checkout / "operator" / "kubedrf").is_dir():
+        parser.error(
+            f"--master-checkout: {checkout} is not a kubedrf checkout (no operator/kubedrf)"
+        )
+    report = Run(args.minutes, args.seed, args.nodes, checkout).execute()
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

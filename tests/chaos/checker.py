@@ -25,6 +25,7 @@ seconds with every watch connected.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import threading
 import time
@@ -287,6 +288,14 @@ class Checker:
                 if seen >= moment and created is not None and created >= int(moment) and on_node:
                     return seen
         return None
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time in ``[start, end]`` in which no new offer was seen: how long
+        allocation stood still while a fault that should not stop it lasted."""
+        with self.lock:
+            seen = sorted(at for at, _ in self.offers_created if start < at < end)
+        marks = [start, *seen, end]
+        return max(later - earlier for earlier, later in itertools.pairwise(marks))
 
     def room(self, node: str) -> bool:
         """Whether ``node`` is Ready and has room (beside what is bound, pinned or offered

@@ -6,16 +6,26 @@ Faults, bounded in count (each kind at most ``ceil(minutes)`` times, one at a ti
 between them) and in time (each heals within ``MAX_FAULT_S``): SIGKILL of the leader and of the
 standby (restarted two seconds later, as a Deployment would), a kube-apiserver restart, an
 etcd restart, a node removed and returned, a node NotReady for a while, SIGKILL and restart
-of a framework, an Offer deleted by hand, a response accepting tasks that do not fit, and a
-Pod claiming another framework's offer from another namespace (the last two from a hostile
-framework, ``mallory``, that the harness answers for by hand).
+of a framework, an Offer deleted by hand, a response accepting tasks that do not fit, a Pod
+claiming another framework's offer from another namespace (the last two from a hostile
+framework, ``mallory``, that the harness answers for by hand), and a tenant's Framework whose
+demand names a resource ``""`` (the object that once made every cycle fail), and the standby
+restarted with its clock ``SKEW_S`` ahead (through libfaketime; not injected without it).
 
 Recovery after a fault is the time from its healing (the replica killed, the apiserver
 ready again, the node Ready again) to the first offer written after it: on the returned
 node for a node fault, anywhere otherwise. The workload keeps demand above capacity, so a
 working master always has something to offer somewhere; but a returned node may come back
 full of long tasks, and then nothing is owed there until one ends: for a node fault the clock
-starts once the node is Ready *and* has room for a demanded task (``Checker.room``).
+starts once the node is Ready *and* has room for a demanded task (``Checker.room``). A hostile
+object or a skewed clock is no outage: the master owes offers all the while it lasts, so the
+checker stays awake through it, and its "recovery" is the longest time without a new offer
+from its start to the first offer after its end.
+
+``master_checkout`` runs the masters from another checkout (its ``operator`` directory on
+``PYTHONPATH``, its CRDs applied, the current ones only for kinds it lacks) while the
+workload, the faults and the checker stay current: the run against an old commit shows the
+harness can fail.
 """
 
 from __future__ import annotations
@@ -59,6 +69,20 @@ FAULTS = (
     "offer_delete",
     "bad_accept",
     "cross_claim",
+    "hostile_object",
+    "clock_skew",
+)
+#: Faults the master must absorb while they last, not recover from: the checker stays awake.
+ABSORBED = ("hostile_object", "clock_skew")
+SKEW_S = 30
+#: How long the skewed standby runs: a restarted replica needs its initial list before it
+#: contends for the Lease, which takes several seconds on a loaded machine.
+SKEW_HOLD_S = 30.0
+#: libfaketime, which shifts a process's clock (Debian's ``faketime`` package).
+FAKETIME_LIBRARIES = (
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
+    Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"),
+    Path("/usr/local/lib/faketime/libfaketimeMT.so.1"),
 )
 
 #: (name, namespace, role, tasks, cpu, memory, complete-after or None for long tasks)
@@ -182,8 +206,8 @@ class Run:
     minutes: float
     seed: int
     nodes: int = 50
-    #: Another checkout's ``operator`` directory: run the master from it (the baseline run).
-    master_source: Path | None = None
+    #: Another checkout's root: run the master from it (the baseline run).
+    master_checkout: Path | None = None
     workdir: Path = field(default_factory=lambda: Path(f"/tmp/kubedrf-chaos-{os.getpid()}"))
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     outcomes: list[Outcome] = field(default_factory=list)
@@ -208,16 +232,27 @@ class Run:
                 proc.kill(signal.SIGTERM)
             devcluster.down(self.name)  # also when it never came up
 
-    def _env(self, cluster: devcluster.Cluster, source: Path | None) -> dict[str, str]:
+    def _env(self, cluster: devcluster.Cluster, checkout: Path | None) -> dict[str, str]:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        if source is not None:
-            env["PYTHONPATH"] = str(source)
+        if checkout is not None:
+            env["PYTHONPATH"] = str(checkout / "operator")
         return env
+
+    def _crds(self) -> list[Path]:
+        """The CRDs of the checkout the masters run from; the current ones of kinds it lacks
+        (the frameworks, which stay current, watch them)."""
+        if self.master_checkout is None:
+            return [ROOT / "crds"]
+        old = sorted((self.master_checkout / "crds").glob("*.yaml"))
+        kept = {path.name for path in old}
+        return old + [
+            path for path in sorted((ROOT / "crds").glob("*.yaml")) if path.name not in kept
+        ]
 
     def _run(self, cluster: devcluster.Cluster, started: float) -> dict[str, Any]:
         from tests.e2e.support import install_crds  # noqa: PLC0415
 
-        install_crds(cluster)
+        install_crds(cluster, *self._crds())
         self.cluster = cluster
         self.api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         self.core = client.CoreV1Api(self.api)
@@ -284,12 +319,12 @@ class Run:
                 f"--metrics-port={port}",
                 "--offer-timeout=10s",
             ]
-            if self.master_source is None:
+            if self.master_checkout is None:
                 args += ["--grace-period=5s"]
             proc = Proc(
                 args,
                 self.workdir / f"master-{index}.log",
-                self._env(self.cluster, self.master_source),
+                self._env(self.cluster, self.master_checkout),
             )
             proc.start()
             self.masters.append(proc)
@@ -360,7 +395,9 @@ class Run:
 
     def _inject(self, kind: str) -> None:
         start = time.time()
-        self.checker.blind(float("inf"))
+        absorbed = kind in ABSORBED
+        if not absorbed:
+            self.checker.blind(float("inf"))
         note = ""
         node: str | None = None
         try:
@@ -369,7 +406,15 @@ class Run:
             note = f"not injected: {error}"
         healed = time.time()
         recovered, owed = self._await_recovery(healed, node)
-        self.checker.blind((recovered or time.time()) + 1.0)
+        if absorbed:
+            # Reported as the longest stand-still from its start to the first offer after its
+            # end (recovered - owed is that gap): an offer a cycle already under way wrote
+            # proves nothing.
+            end = recovered or time.time()
+            healed = owed = start
+            recovered = start + self.checker.longest_gap(start, end)
+        else:
+            self.checker.blind((recovered or time.time()) + 1.0)
         outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
         self.outcomes.append(outcome)
         took = "none" if recovered is None else f"{recovered - owed:.1f}s"
@@ -396,6 +441,30 @@ class Run:
         proc.kill()
         time.sleep(2)
         proc.start()
+
+    def _fault_clock_skew(self) -> tuple[str, None]:
+        """The standby restarted with a clock ahead, kept ``MAX_FAULT_S``, then restarted true:
+        it must not take the Lease from a leader that renews it, nor act on expiries early."""
+        library = next((path for path in FAKETIME_LIBRARIES if path.exists()), None)
+        if library is None:
+            raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
+        leader = self._leader()
+        standby = next(p for p in self.masters if p is not leader)
+        standby.kill()
+        true_env = standby.env
+        standby.env = {**true_env, "LD_PRELOAD": str(library), "FAKETIME": f"+{SKEW_S}s"}
+        took = False
+        try:
+            standby.start()
+            until = time.time() + SKEW_HOLD_S
+            while time.time() < until:
+                took = took or self._leader() is standby
+                time.sleep(0.5)
+            standby.kill()
+        finally:
+            standby.env = true_env
+        standby.start()
+        return f"standby {SKEW_S}s ahead for {SKEW_HOLD_S:.0f}s; took the Lease: {took}", None
 
     def _fault_leader_kill(self) -> tuple[str, None]:
         leader = self._leader()
@@ -513,6 +582,27 @@ class Run:
         self._task_pod(offer, name, {"cpu": "100m", "memory": "64Mi"})
         return f"mallory claimed {offer['metadata']['namespace']}/{offer['metadata']['name']}", None
 
+    def _fault_hostile_object(self) -> tuple[str, None]:
+        """A tenant's Framework demanding a resource named ``""``: refused by the API, or left
+        in place for ``MAX_FAULT_S`` while the master must keep offering to everyone else."""
+        name = f"mallory-{uuid.uuid4().hex[:6]}"
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Framework",
+            "metadata": {"name": name},
+            "spec": {"roles": ["research"], "demand": [{"resources": {"": "1"}, "count": 1}]},
+        }
+        try:
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, "chaos-c", "frameworks", body
+            )
+        except client.exceptions.ApiException as error:
+            reason = json.loads(error.body or "{}").get("message", error.reason)
+            return f"Framework {name} demanding resource '' refused: {reason}", None
+        time.sleep(MAX_FAULT_S)
+        self._delete_framework("chaos-c", name)
+        return f"Framework {name} demanding resource '' accepted, kept {MAX_FAULT_S:.0f}s", None
+
     # -- report --------------------------------------------------------------------------------
 
     def _sample_rss(self) -> None:
@@ -542,7 +632,7 @@ class Run:
             "seed": self.seed,
             "nodes": self.nodes,
             "elapsed_s": round(elapsed, 1),
-            "baseline": str(self.master_source) if self.master_source else None,
+            "baseline": str(self.master_checkout) if self.master_checkout else None,
             "faults": counts,
             "breaches": {"count": len(findings.breaches), "first": findings.breaches[:5]},
             "lost": {"count": len(findings.lost), "first": findings.lost[:5]},

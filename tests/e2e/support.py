@@ -67,12 +67,13 @@ class Helm:
         return result.stdout
 
 
-def install_crds(cluster: devcluster.Cluster) -> None:
-    """Apply the generated CRDs and wait until the apiserver serves them."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds")
-    )
+def install_crds(cluster: devcluster.Cluster, *sources: Path) -> None:
+    """Apply CRDs (by default the generated ones in ``crds/``; files or directories) and wait
+    until the apiserver serves them."""
+    paths = [str(source) for source in sources or (ROOT / "crds",)]
+    files = [arg for path in paths for arg in ("-f", path)]
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", *files)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *files)
 
 
 def service_account_kubeconfig(

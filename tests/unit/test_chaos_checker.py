@@ -193,3 +193,12 @@ def test_an_unbound_bad_claim_is_not_judged_while_a_fault_keeps_the_master_from_
     assert "7:c/mallory-2" not in breaches(seen)
     seen._on_event("pod", "MODIFIED", {**old, "spec": {**old["spec"], "nodeName": NODE}})
     assert "7:c/mallory-2" in breaches(seen)  # bound: it uses what was not offered, fault or not
+
+
+def test_the_longest_gap_without_a_new_offer_spans_the_fault_from_its_start_to_its_end() -> None:
+    seen = checker()
+    seen.offers_created = [(at, offer(f"o{at:g}", "1")) for at in (9.0, 11.0, 12.0, 25.0, 40.0)]
+    # From 10 to 30: offers at 11, 12 and 25; the longest stand-still is 12 -> 25.
+    assert seen.longest_gap(10.0, 30.0) == 13.0
+    # No offer at all between start and end: the whole span.
+    assert seen.longest_gap(26.0, 30.0) == 4.0
