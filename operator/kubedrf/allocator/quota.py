@@ -237,7 +237,7 @@ class QuotaBook:
             limit_only = [UNLIMITED] * width
         unheld = list(unreserved)
         lent = root is not None and root.role in self.lent
-        own = root.unmet() if root is not None and not lent else [0] * width
+        own = self._own_unmet(root)
         for i, (free, required, mine) in enumerate(
             zip(self.available, self.required, own, strict=True)
         ):
