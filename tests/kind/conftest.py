@@ -27,8 +27,9 @@ KIND_PREFIX = "kubedrf-kind-"
 NODE = "kubedrf-real-0"
 RELEASE = "kubedrf"
 RELEASE_NAMESPACE = "kubedrf-system"
-#: The namespace of ``examples/frameworks/deploy/batch.yaml``.
+#: The namespaces of ``examples/frameworks/deploy/batch.yaml`` and ``seed.yaml``.
 BATCH_NAMESPACE = "batch"
+SEED_NAMESPACE = "seed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,15 @@ def real() -> Iterator[RealCluster]:
                     # The one node is a managed one, so the master must tolerate its taint.
                     "tolerations": [TOLERATION],
                     "allocationInterval": "500ms",
-                    # The example framework's controller runs on that node too, so its
-                    # namespace may tolerate the taint (kind has unmanaged nodes for it).
-                    "admissionPolicy": {"exemptNamespaces": ["kube-system", BATCH_NAMESPACE]},
+                    # The example frameworks' controllers run on that node too, so their
+                    # namespaces may tolerate the taint (kind has unmanaged nodes for them).
+                    "admissionPolicy": {
+                        "exemptNamespaces": ["kube-system", BATCH_NAMESPACE, SEED_NAMESPACE]
+                    },
+                    # The masters share the one node with the tasks: without requests they
+                    # leave its allocatable to the tasks, as the seed example's arithmetic
+                    # (shares of the node's allocatable) needs.
+                    "resources": {"requests": None, "limits": None},
                 }
             )
         )
