@@ -9,6 +9,7 @@ started is stopped at the end, the images excepted (they are the cache).
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import yaml
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import images as devimages
 from kubedrf.devcluster import node as devnode
+from kubedrf.framework.model import PAUSE_IMAGE
 from tests.e2e.conftest import api, core, frameworks, namespace
 from tests.e2e.support import ROOT, TOLERATION, Helm
 
@@ -27,9 +29,12 @@ KIND_PREFIX = "kubedrf-kind-"
 NODE = "kubedrf-real-0"
 RELEASE = "kubedrf"
 RELEASE_NAMESPACE = "kubedrf-system"
-#: The namespaces of ``examples/frameworks/deploy/batch.yaml`` and ``seed.yaml``.
+#: The namespaces of the manifests in ``examples/frameworks/deploy/``.
 BATCH_NAMESPACE = "batch"
 SEED_NAMESPACE = "seed"
+GANG_NAMESPACE = "gang"
+PRIMARY_BACKUP_NAMESPACE = "primary-backup"
+EXAMPLE_NAMESPACES = [BATCH_NAMESPACE, SEED_NAMESPACE, GANG_NAMESPACE, PRIMARY_BACKUP_NAMESPACE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,10 @@ def real() -> Iterator[RealCluster]:
         pause_image=built.pause,
     )
     try:
-        archive = devimages.save(built.all, node.dir / "images.tar")
+        # A task that names no image runs Kubernetes' pause image, which nothing can pull
+        # here: the built pause image stands in for it under that name.
+        subprocess.run(["docker", "tag", built.pause, PAUSE_IMAGE], check=True, timeout=60)
+        archive = devimages.save([*built.all, PAUSE_IMAGE], node.dir / "images.tar")
         node.start(archive)
         helm = Helm(dev)
         repository, _, tag = built.kubedrf.rpartition(":")
@@ -74,9 +82,7 @@ def real() -> Iterator[RealCluster]:
                     "allocationInterval": "500ms",
                     # The example frameworks' controllers run on that node too, so their
                     # namespaces may tolerate the taint (kind has unmanaged nodes for them).
-                    "admissionPolicy": {
-                        "exemptNamespaces": ["kube-system", BATCH_NAMESPACE, SEED_NAMESPACE]
-                    },
+                    "admissionPolicy": {"exemptNamespaces": ["kube-system", *EXAMPLE_NAMESPACES]},
                     # The masters share the one node with the tasks: without requests they
                     # leave its allocatable to the tasks, as the seed example's arithmetic
                     # (shares of the node's allocatable) needs.

@@ -8,8 +8,9 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from kubedrf.api.conventions import LABEL_FRAMEWORK
 from kubedrf.resources import parse_amount
-from tests.e2e.support import ROOT, TOLERATION
+from tests.e2e.support import ROOT, TOLERATION, wait_for
 from tests.kind.conftest import NODE, RealCluster
 
 DEPLOY = ROOT / "examples" / "frameworks" / "deploy"
@@ -55,3 +56,45 @@ def requested_on_node(core: client.CoreV1Api) -> dict[str, int]:
             ).items():
                 used[name] = used.get(name, 0) + parse_amount(name, value)
     return {name: amount for name, amount in used.items() if amount}
+
+
+def remove(real: RealCluster, core: client.CoreV1Api, manifest: str, namespace: str) -> None:
+    """Delete what ``manifest`` made and wait until its namespace's Pods are gone, so the next
+    test has the node to itself."""
+    real.dev.kubectl("delete", "-f", "-", "--wait=false", "--ignore-not-found", stdin=manifest)
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace).items,
+        f"the Pods of namespace {namespace} to go",
+        timeout=120,
+    )
+
+
+def running_tasks(core: client.CoreV1Api, namespace: str, framework: str) -> list[Any]:
+    """The framework's task Pods that are Running with every container ready."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"{LABEL_FRAMEWORK}={framework}")
+    return [
+        pod
+        for pod in pods.items
+        if pod.status.phase == "Running"
+        and all(status.ready for status in pod.status.container_statuses or [])
+    ]
+
+
+def wait_running(
+    core: client.CoreV1Api, namespace: str, framework: str, count: int, timeout: float = 180
+) -> list[Any]:
+    """Wait until exactly ``count`` of the framework's tasks run; return them."""
+
+    def enough() -> list[Any] | None:
+        pods = running_tasks(core, namespace, framework)
+        return pods if len(pods) == count else None
+
+    return wait_for(enough, f"{count} tasks of {namespace}/{framework} running", timeout)
+
+
+def assert_real_containers_on_the_node(pods: list[Any]) -> None:
+    """A container ID is what only a real runtime gives; kwok's fake Pods have none."""
+    for pod in pods:
+        assert pod.spec.node_name == NODE
+        (status,) = pod.status.container_statuses
+        assert status.container_id.startswith("containerd://")

@@ -20,7 +20,13 @@ from kubedrf.api import FRAMEWORK, GROUP, VERSION
 from kubedrf.resources import parse_amount
 from tests.e2e.support import settle, wait_for
 from tests.kind.conftest import NODE, SEED_NAMESPACE, RealCluster
-from tests.kind.support import example_manifest, requested_on_node
+from tests.kind.support import (
+    assert_real_containers_on_the_node,
+    example_manifest,
+    remove,
+    requested_on_node,
+    running_tasks,
+)
 
 pytestmark = pytest.mark.kind
 
@@ -53,15 +59,6 @@ def _live_tasks(core: client.CoreV1Api, framework: str) -> list[Any]:
     return [pod for pod in pods if pod.status.phase not in ("Succeeded", "Failed")]
 
 
-def _running(core: client.CoreV1Api, framework: str) -> int:
-    return sum(
-        1
-        for pod in _live_tasks(core, framework)
-        if pod.status.phase == "Running"
-        and all(status.ready for status in pod.status.container_statuses or [])
-    )
-
-
 def _share(custom: client.CustomObjectsApi, framework: str) -> float:
     body = custom.get_namespaced_custom_object(
         GROUP, VERSION, SEED_NAMESPACE, FRAMEWORK.plural, framework
@@ -79,17 +76,16 @@ def test_the_seed_example_gives_a_three_tasks_and_b_two_with_equal_dominant_shar
     custom = client.CustomObjectsApi(api)
     try:
         wait_for(
-            lambda: _running(core, "a") == 3 and _running(core, "b") == 2,
+            lambda: [len(running_tasks(core, SEED_NAMESPACE, f)) for f in ("a", "b")] == [3, 2],
             "A's 3 tasks and B's 2 running",
             timeout=180,
         )
         settle(3)  # more cycles: the node is full, nothing more is launched
         assert [len(_live_tasks(core, f)) for f in ("a", "b")] == [3, 2]
         for framework in ("a", "b"):
-            for pod in _live_tasks(core, framework):
-                assert pod.spec.node_name == NODE
-                (status,) = pod.status.container_statuses
-                assert status.container_id.startswith("containerd://")
+            tasks = _live_tasks(core, framework)
+            assert_real_containers_on_the_node(tasks)
+            for pod in tasks:
                 log = core.read_namespaced_pod_log(pod.metadata.name, SEED_NAMESPACE)
                 assert log == "seed task running\n"
 
@@ -101,5 +97,4 @@ def test_the_seed_example_gives_a_three_tasks_and_b_two_with_equal_dominant_shar
         # 2/3 in the seed; the units are rounded down to a millicore and a MiB.
         assert shares == pytest.approx((2 / 3, 2 / 3), abs=0.01)
     finally:
-        real.dev.kubectl("delete", "-f", "-", "--wait=false", stdin=manifest)
-        wait_for(lambda: not requested_on_node(core), "the seed's Pods to end", timeout=120)
+        remove(real, core, manifest, SEED_NAMESPACE)
