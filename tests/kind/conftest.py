@@ -12,6 +12,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -43,6 +44,8 @@ class RealCluster:
     node: devnode.RealNode
     images: devimages.Images
     helm: Helm
+    #: The chart values the release was installed with.
+    values: Path
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +106,7 @@ def real() -> Iterator[RealCluster]:
             "--timeout=5m",
             timeout=330,
         )
-        yield RealCluster(dev=dev, node=node, images=built, helm=helm)
+        yield RealCluster(dev=dev, node=node, images=built, helm=helm, values=values)
     finally:
         if os.environ.get("KUBEDRF_E2E_KEEP") != "1":
             node.stop()
