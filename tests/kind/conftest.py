@@ -9,8 +9,10 @@ started is stopped at the end, the images excepted (they are the cache).
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -18,6 +20,7 @@ import yaml
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import images as devimages
 from kubedrf.devcluster import node as devnode
+from kubedrf.framework.model import PAUSE_IMAGE
 from tests.e2e.conftest import api, core, frameworks, namespace
 from tests.e2e.support import ROOT, TOLERATION, Helm
 
@@ -27,8 +30,12 @@ KIND_PREFIX = "kubedrf-kind-"
 NODE = "kubedrf-real-0"
 RELEASE = "kubedrf"
 RELEASE_NAMESPACE = "kubedrf-system"
-#: The namespace of ``examples/frameworks/deploy/batch.yaml``.
+#: The namespaces of the manifests in ``examples/frameworks/deploy/``.
 BATCH_NAMESPACE = "batch"
+SEED_NAMESPACE = "seed"
+GANG_NAMESPACE = "gang"
+PRIMARY_BACKUP_NAMESPACE = "primary-backup"
+EXAMPLE_NAMESPACES = [BATCH_NAMESPACE, SEED_NAMESPACE, GANG_NAMESPACE, PRIMARY_BACKUP_NAMESPACE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,8 @@ class RealCluster:
     node: devnode.RealNode
     images: devimages.Images
     helm: Helm
+    #: The chart values the release was installed with.
+    values: Path
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +68,10 @@ def real() -> Iterator[RealCluster]:
         pause_image=built.pause,
     )
     try:
-        archive = devimages.save(built.all, node.dir / "images.tar")
+        # A task that names no image runs Kubernetes' pause image, which nothing can pull
+        # here: the built pause image stands in for it under that name.
+        subprocess.run(["docker", "tag", built.pause, PAUSE_IMAGE], check=True, timeout=60)
+        archive = devimages.save([*built.all, PAUSE_IMAGE], node.dir / "images.tar")
         node.start(archive)
         helm = Helm(dev)
         repository, _, tag = built.kubedrf.rpartition(":")
@@ -71,9 +83,13 @@ def real() -> Iterator[RealCluster]:
                     # The one node is a managed one, so the master must tolerate its taint.
                     "tolerations": [TOLERATION],
                     "allocationInterval": "500ms",
-                    # The example framework's controller runs on that node too, so its
-                    # namespace may tolerate the taint (kind has unmanaged nodes for it).
-                    "admissionPolicy": {"exemptNamespaces": ["kube-system", BATCH_NAMESPACE]},
+                    # The example frameworks' controllers run on that node too, so their
+                    # namespaces may tolerate the taint (kind has unmanaged nodes for them).
+                    "admissionPolicy": {"exemptNamespaces": ["kube-system", *EXAMPLE_NAMESPACES]},
+                    # The masters share the one node with the tasks: without requests they
+                    # leave its allocatable to the tasks, as the seed example's arithmetic
+                    # (shares of the node's allocatable) needs.
+                    "resources": {"requests": None, "limits": None},
                 }
             )
         )
@@ -90,7 +106,7 @@ def real() -> Iterator[RealCluster]:
             "--timeout=5m",
             timeout=330,
         )
-        yield RealCluster(dev=dev, node=node, images=built, helm=helm)
+        yield RealCluster(dev=dev, node=node, images=built, helm=helm, values=values)
     finally:
         if os.environ.get("KUBEDRF_E2E_KEEP") != "1":
             node.stop()

@@ -12,11 +12,11 @@ import urllib.request
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
-from tests.e2e.support import ROOT, TOLERATION, Frameworks, wait_for
+from tests.e2e.support import Frameworks, wait_for
 from tests.kind.conftest import BATCH_NAMESPACE, NODE, RELEASE, RELEASE_NAMESPACE, RealCluster
+from tests.kind.support import example_manifest
 
 pytestmark = pytest.mark.kind
 
@@ -115,22 +115,10 @@ def test_leadership_moves_to_the_other_replica_when_the_leader_pod_is_killed(
 
 
 def _batch_manifest(real: RealCluster, tasks: int) -> str:
-    """The example's manifest as a user applies it, with the offline image, small tasks that
-    run a command, and the managed taint tolerated (this cluster has no other node)."""
-    documents = list(
-        yaml.safe_load_all((ROOT / "examples/frameworks/deploy/batch.yaml").read_text())
-    )
-    (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
-    pod = deployment["spec"]["template"]["spec"]
-    pod["tolerations"] = [TOLERATION]
-    (container,) = pod["containers"]
-    container["image"] = real.images.kubedrf
-    container["imagePullPolicy"] = "Never"
-    flags = dict(zip(container["args"][::2], container["args"][1::2], strict=True))
-    flags |= {"--tasks": str(tasks), "--cpu": "100m", "--memory": "64Mi"}
+    """Small tasks that run a command and exit."""
+    flags = {"--tasks": str(tasks), "--cpu": "100m", "--memory": "64Mi"}
     flags |= {"--image": real.images.base, "--command": "sh -c 'echo batch task done'"}
-    container["args"] = [part for pair in flags.items() for part in pair]
-    return yaml.safe_dump_all(documents)
+    return example_manifest(real, "batch.yaml", {"batch": flags})
 
 
 def test_the_batch_example_deployed_as_a_pod_runs_its_tasks_to_completion(
