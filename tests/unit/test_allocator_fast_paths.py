@@ -1,10 +1,11 @@
 """The allocator's shortcuts give exactly what the straightforward code gives.
 
 A cycle without quotas or reservations runs stage 2 in one inlined loop
-(``_Cycle._plain_fair_share``), which in demand mode serves clients in turns the sorter
-computes ahead (``_plain_in_turns``); revocation's target sums a cycle's offers without
-building them (``offered_totals``). Each is compared here with the general code on random snapshots:
-small ones from ``tests/strategies.py`` with their quotas and reservations sometimes
+(``_Cycle._plain_fair_share``), which in demand mode, and in classic mode on nodes of one
+free size, serves clients in turns the sorter computes ahead (``_plain_in_turns``);
+revocation's target sums a cycle's offers without building them (``offered_totals``). Each
+is compared here with the general code on random snapshots: small ones from
+``tests/strategies.py`` with their quotas and reservations sometimes
 dropped, and wide ones where searches run past the nodes they probe one by one.
 """
 
@@ -149,6 +150,98 @@ def crowded_snapshots(draw: st.DrawFn) -> Snapshot:
         received=received,
         now=NOW,
     )
+
+
+@st.composite
+def uniform_snapshots(draw: st.DrawFn) -> Snapshot:
+    """Classic mode's case for turns computed ahead: every node with room has the same free
+    capacity (some nodes full, GPUs on all or none), many clients in a weighted role tree
+    with holdings elsewhere, allocation counters, minimums and filters."""
+    gpu = chance(draw, 20)
+    size = draw(resource_maps(cpu=8, memory=8, min_cpu=1, min_memory=1))
+    if gpu:
+        size = size + Resources({"nvidia.com/gpu": 1})
+    count = draw(st.integers(1, 3 * _PROBES))
+    full = set(draw(st.lists(st.integers(0, count - 1), max_size=count // 2)))
+    roles = draw(st.lists(st.sampled_from(ROLE_POOL), min_size=1, max_size=4, unique=True))
+    frameworks = tuple(
+        Framework(
+            f"f{i}",
+            roles=tuple(
+                draw(st.lists(st.sampled_from(roles), min_size=1, max_size=2, unique=True))
+            ),
+            capabilities=frozenset({"GPU_RESOURCES"}) if chance(draw, 50) else frozenset(),
+            min_allocatable=((draw(task_shapes(gpu=False)),) if chance(draw, 30) else None),
+        )
+        for i in range(draw(st.integers(1, 12)))
+    )
+    clients = [(fw.name, role) for fw in frameworks for role in fw.roles]
+    nodes = tuple(Node(f"n{i:03d}", size) for i in range(count))
+    # A node is full through a holding of all it has; two more holdings fill an extra node
+    # of another size, so shares start uneven without breaking the pool.
+    other = Node("z-other", size + size)
+    allocations = [
+        Allocation(*draw(st.sampled_from(clients)), nodes[n].name, size) for n in sorted(full)
+    ]
+    allocations += [Allocation(*draw(st.sampled_from(clients)), other.name, size) for _ in range(2)]
+    filters = tuple(
+        Filter(fw, role, node.name, NOW + 5, size)
+        for fw, role in clients
+        for node in nodes
+        if chance(draw, 10)
+    )
+    received = None
+    if chance(draw, 40):
+        received = tuple(Received(fw, role, draw(st.integers(0, 5))) for fw, role in clients)
+    return Snapshot(
+        nodes=(*nodes, other),
+        frameworks=frameworks,
+        roles=tuple(Role(r, draw(st.sampled_from((0.5, 1.0, 3.0)))) for r in roles),
+        allocations=tuple(allocations),
+        filters=filters,
+        received=received,
+        now=NOW,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshot=uniform_snapshots(), config=configs(mode="classic"))
+def test_classic_turns_computed_ahead_on_nodes_of_one_size_offer_what_each_turn_offers(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    with turn_by_turn():
+        expected = allocate(snapshot, config)
+
+    assert allocate(snapshot, config) == expected
+    assert expected == reference(snapshot, config)
+
+
+def test_classic_mode_on_nodes_of_one_size_computes_its_turns_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    planned: list[int] = []
+    runs = cycle._Cycle._classic_runs
+
+    def spy(self: cycle._Cycle, *args: object) -> object:
+        result = runs(self, *args)  # type: ignore[arg-type]
+        planned.append(sum(run.n for run in result.values()))
+        return result
+
+    monkeypatch.setattr(cycle._Cycle, "_classic_runs", spy)
+    size = Resources({"cpu": 4000})
+    nodes = tuple(Node(f"n{i}", size) for i in range(6))
+    snapshot = Snapshot(nodes=nodes, frameworks=(Framework("a"), Framework("b")))
+    result = allocate(snapshot, AllocatorConfig(mode="classic"))
+
+    assert planned and planned[0] == 12  # twice each one's even part of 6 nodes
+    assert sorted((o.framework, o.node) for o in result.offers) == [
+        ("a", "n0"),
+        ("a", "n2"),
+        ("a", "n4"),
+        ("b", "n1"),
+        ("b", "n3"),
+        ("b", "n5"),
+    ]
 
 
 @settings(max_examples=300, deadline=None)

@@ -152,8 +152,13 @@ class _Placement(NamedTuple):
 
 @dataclass(slots=True)
 class _Run:
-    """``n`` tasks of a client's shape ``s`` scheduled in turn; ``taken`` so far.
-    ``remaining`` is its framework's demand, shared by the framework's roles."""
+    """``n`` units of ``shape`` scheduled in turn for one client; ``taken`` so far.
+
+    In demand mode the units are tasks of the client's shape ``s``, and ``remaining`` is
+    its framework's demand, shared by the framework's roles. In classic mode (``s`` is -1)
+    a unit is a whole node of a pool whose nodes all have the same free capacity, and
+    ``remaining`` counts the nodes left.
+    """
 
     state: _ClientState
     s: int
@@ -162,6 +167,11 @@ class _Run:
     n: int
     remaining: list[int]
     taken: int = 0
+
+    @property
+    def slot(self) -> int:
+        """Where in ``remaining`` this run counts down."""
+        return max(self.s, 0)
 
 
 @dataclass(slots=True)
@@ -398,7 +408,7 @@ class _Cycle:
         cycles and of revocation's target; its results equal the general loop's, which the
         tests check on random snapshots.
         """
-        if self.demand_mode and self.in_turns:
+        if self.in_turns and (self.demand_mode or self.pool.uniform_free() is not None):
             self._plain_in_turns()
             return
         sorter, clients = self.sorter, self.clients
@@ -468,28 +478,40 @@ class _Cycle:
             self.idle.pop(client, None)
 
     def _plain_in_turns(self) -> None:
-        """The plain loop in demand mode with the sorter's turns computed ahead.
+        """The plain loop with the sorter's turns computed ahead: in demand mode, and in
+        classic mode when every node with room left has the same free capacity.
 
-        While each client's tasks are of the shape it takes now and find nodes, the sorter
+        While each client's units are of the size it takes now and find nodes, the sorter
         names clients in the order ``Sorter.schedule`` computes, so they are served in that
         order and the sorter is told once per client what they took. A turn that goes
-        otherwise (a task that finds no node, the next shape, a client's last turn) is
+        otherwise (a unit that finds no node, the next shape, a client's last turn) is
         taken as the one-by-one loop takes it, and the turns are computed again when that
         changes the others'. A client is scheduled no more tasks than the free capacity
         holds, so a client wanting millions costs no more than one wanting what fits.
+
+        Classic mode gives every node to one client whole, so a pool of equal nodes stays
+        one of equal nodes, and each client's unit is that node's capacity. Each client is
+        scheduled about twice its even part of the nodes; one that reaches the end of its
+        run is taken one by one and the turns computed again, each time with twice as many.
         """
         active = set(self.clients)
         sorter, clients, pool, offers = self.sorter, self.clients, self.pool, self.offers
         free, gpu = pool.free, pool.gpu
+        unit = None if self.demand_mode else pool.uniform_free()
+        spread = 2
         while True:
-            runs = self._runs(active)
+            if unit is None:
+                runs = self._runs(active)
+            else:
+                runs = self._classic_runs(active, unit, spread)
+                spread *= 2
             order, independent = sorter.schedule({c: (r.shape, r.n) for c, r in runs.items()})
             replan = False
             for client in order:
                 if client not in active:
                     continue
                 run = runs.get(client)
-                if run is not None and run.taken < run.n and run.remaining[run.s]:
+                if run is not None and run.taken < run.n and run.remaining[run.slot]:
                     # ``_search`` and ``_plain_commit`` inlined for the first node from the
                     # cursor, where nearly every task goes: this runs once per task.
                     state, s = run.state, run.s
@@ -505,7 +527,7 @@ class _Cycle:
                     else:
                         found = self._search(state, s, run.fit)
                     if found is not None:
-                        run.remaining[s] -= 1
+                        run.remaining[run.slot] -= 1
                         run.taken += 1
                         key = (client[0], client[1], found)
                         pending = offers.get(key)
@@ -516,7 +538,8 @@ class _Cycle:
                         resources = pending.resources
                         for i, amount in enumerate(run.shape):
                             resources[i] += amount
-                        pending.tasks[s] = pending.tasks.get(s, 0) + 1
+                        if s >= 0:
+                            pending.tasks[s] = pending.tasks.get(s, 0) + 1
                         continue
                 # The sorter is told of the turns taken only before it computes turns again:
                 # it sums what it is told, so the order of its updates changes nothing.
@@ -558,6 +581,24 @@ class _Cycle:
                     assert fit is not None, "a shape some node has has a fit test"
                     runs[client] = _Run(self.clients[client], s, shape, fit, n, remaining)
                 break
+        return runs
+
+    def _classic_runs(self, active: set[Client], unit: Vector, spread: int) -> dict[Client, _Run]:
+        """Per active client whose minimum a node of ``unit`` meets, up to ``spread`` times
+        its even part of the nodes left, whole nodes in turn."""
+        left = self.pool.holds(unit)
+        n = min(left, spread * -(-left // max(len(active), 1)))
+        runs: dict[Client, _Run] = {}
+        if n <= 0:
+            return runs
+        for client in active:
+            state = self.clients[client]
+            if not state.min_allocatable:
+                continue
+            if state.min_fit is None:
+                state.min_fit = Fit(state.min_allocatable)
+            if state.min_fit.python(unit):
+                runs[client] = _Run(state, -1, unit, state.min_fit, n, [left])
         return runs
 
     def _search(self, state: _ClientState, cursor: int, fit: Fit) -> int | None:

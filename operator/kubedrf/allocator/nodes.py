@@ -220,6 +220,16 @@ class NodePool:
             count = fit if count is None else np.minimum(count, fit)
         return 0 if count is None else int(count.sum())
 
+    def uniform_free(self) -> Vector | None:
+        """The unreserved free capacity of every node that has some left, when all of them
+        have the same (a cluster of one node type, nothing running yet); else ``None``."""
+        matrix = self.matrix
+        live = matrix[matrix.any(axis=1)]
+        if not len(live) or not (live == live[0]).all():
+            return None
+        unit: Vector = live[0].tolist()
+        return unit
+
     def reserved_for(self, n: int, role: str) -> list[tuple[str, Vector]]:
         """Reserved pools on node ``n`` that ``role`` may draw from (its own and ancestors')."""
         pools = self.reserved.get(n)
