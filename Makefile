@@ -34,7 +34,7 @@ unit: $(STAMP)
 e2e: binaries
 	$(BIN)/pytest tests/e2e
 
-## chaos: three minutes of faults under load, checked against the invariants (not in `test` yet)
+## chaos: three minutes of faults under load, checked against the invariants (also in `test`)
 chaos: binaries
 	$(BIN)/pytest -m chaos tests/e2e/test_chaos.py
 

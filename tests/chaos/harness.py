@@ -78,6 +78,9 @@ SKEW_S = 30
 #: How long the skewed standby runs: a restarted replica needs its initial list before it
 #: contends for the Lease, which takes several seconds on a loaded machine.
 SKEW_HOLD_S = 30.0
+#: How a fault that could not be set up starts its note.
+NOT_INJECTED = "not injected"
+
 #: libfaketime, which shifts a process's clock (Debian's ``faketime`` package).
 FAKETIME_LIBRARIES = (
     Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
@@ -199,6 +202,11 @@ class Outcome:
     #: From when an offer was owed: ``healed``, or for a node fault once it had room.
     owed: float = 0.0
     note: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the fault could not be set up (reported, never counted as survived)."""
+        return self.note.startswith(NOT_INJECTED)
 
 
 @dataclass
@@ -403,7 +411,7 @@ class Run:
         try:
             note, node = getattr(self, f"_fault_{kind}")()
         except Exception as error:  # a fault that could not be set up is reported, not fatal
-            note = f"not injected: {error}"
+            note = f"{NOT_INJECTED}: {error}"
         healed = time.time()
         recovered, owed = self._await_recovery(healed, node)
         if absorbed:
@@ -634,6 +642,11 @@ class Run:
             "elapsed_s": round(elapsed, 1),
             "baseline": str(self.master_checkout) if self.master_checkout else None,
             "faults": counts,
+            "not_injected": {
+                kind: n
+                for kind in FAULTS
+                if (n := sum(1 for o in self.outcomes if o.kind == kind and o.skipped))
+            },
             "breaches": {"count": len(findings.breaches), "first": findings.breaches[:5]},
             "lost": {"count": len(findings.lost), "first": findings.lost[:5]},
             "stuck_offers": {"count": len(findings.stuck), "first": findings.stuck[:5]},
