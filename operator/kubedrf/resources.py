@@ -156,12 +156,13 @@ class Resources(Mapping[str, int]):
     negative only through ``-``; use ``clamped()`` where a shortfall means "none left".
     """
 
-    __slots__ = ("_amounts", "_hash")
+    __slots__ = ("_amounts", "_hash", "_key")
 
     def __init__(self, amounts: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> None:
         items = amounts.items() if isinstance(amounts, Mapping) else amounts
         self._amounts: dict[str, int] = {name: int(v) for name, v in sorted(items) if v}
         self._hash: int | None = None
+        self._key: tuple[tuple[str, int], ...] | None = None
 
     @classmethod
     def parse(cls, quantities: Mapping[str, object] | None, field: str = "resources") -> Resources:
@@ -193,9 +194,17 @@ class Resources(Mapping[str, int]):
     def __len__(self) -> int:
         return len(self._amounts)
 
+    @property
+    def key(self) -> tuple[tuple[str, int], ...]:
+        """The amounts as a tuple, equal for equal maps: a dictionary key that hashes and
+        compares in C, for loops that look up thousands of equal but distinct maps."""
+        if self._key is None:
+            self._key = tuple(self._amounts.items())
+        return self._key
+
     def __hash__(self) -> int:
         if self._hash is None:
-            self._hash = hash(tuple(self._amounts.items()))
+            self._hash = hash(self.key)
         return self._hash
 
     def __eq__(self, other: object) -> bool:

@@ -81,6 +81,14 @@ SKEW_HOLD_S = 30.0
 #: How a fault that could not be set up starts its note.
 NOT_INJECTED = "not injected"
 
+#: Seconds past the end a run may go on to inject a kind that has not fired yet.
+RETRY_S = 120.0
+
+
+class FaultUnavailableError(RuntimeError):
+    """This machine cannot inject the fault at all (a missing library): not tried again."""
+
+
 #: libfaketime, which shifts a process's clock (Debian's ``faketime`` package).
 FAKETIME_LIBRARIES = (
     Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
@@ -281,25 +289,36 @@ class Run:
             name: time.time() + self.rng.uniform(20, max(30, self.minutes * 60 / 2))
             for name in LATE
         }
-        counts = dict.fromkeys(FAULTS, 0)
+        counts = dict.fromkeys(FAULTS, 0)  # injected
+        attempts = dict.fromkeys(FAULTS, 0)
+        unavailable: set[str] = set()
         bound = max(1, math.ceil(self.minutes))
         self._wait_started()
+
+        def missing() -> bool:
+            return any(counts[k] == 0 for k in FAULTS if k not in unavailable)
+
         # Every kind fires at least once, even in a short run; then at random until the end.
-        while time.time() < deadline - 20 or any(counts[kind] == 0 for kind in FAULTS):
+        # A fault whose moment has not come (no offer to accept yet) is tried again later.
+        while time.time() < deadline - 20 or (missing() and time.time() < deadline + RETRY_S):
             self._sample_rss()
             for name, at in list(arrivals.items()):
                 if time.time() >= at:
                     self._arrive_or_depart(name)
                     arrivals[name] = time.time() + self.rng.uniform(40, 90)
-            choices = [kind for kind in FAULTS if counts[kind] < bound]
+            choices = [kind for kind in FAULTS if counts[kind] < bound and kind not in unavailable]
             if not choices:
                 time.sleep(1)
                 continue
-            # Each kind once first (fixed order from the seed), then at random.
-            untried = [kind for kind in choices if counts[kind] == 0]
+            # Each kind once first (fixed order, the least tried first), then at random.
+            untried = sorted((k for k in choices if counts[k] == 0), key=attempts.__getitem__)
             kind = untried[0] if untried else self.rng.choice(choices)
-            counts[kind] += 1
-            self._inject(kind)
+            attempts[kind] += 1
+            injected = self._inject(kind)
+            if injected is None:
+                unavailable.add(kind)
+            elif injected:
+                counts[kind] += 1
             time.sleep(self.rng.uniform(1, 4))
         time.sleep(max(0.0, min(20.0, deadline - time.time())))
         findings = self.checker.stop()
@@ -401,17 +420,21 @@ class Run:
                 return proc
         return None
 
-    def _inject(self, kind: str) -> None:
+    def _inject(self, kind: str) -> bool | None:
+        """Inject one fault and wait for recovery: whether it was injected (``None``: this
+        machine cannot inject it at all)."""
         start = time.time()
         absorbed = kind in ABSORBED
         if not absorbed:
             self.checker.blind(float("inf"))
         note = ""
         node: str | None = None
+        injected: bool | None = True
         try:
             note, node = getattr(self, f"_fault_{kind}")()
         except Exception as error:  # a fault that could not be set up is reported, not fatal
             note = f"{NOT_INJECTED}: {error}"
+            injected = None if isinstance(error, FaultUnavailableError) else False
         healed = time.time()
         recovered, owed = self._await_recovery(healed, node)
         if absorbed:
@@ -429,6 +452,7 @@ class Run:
         if owed - healed > 0.5:
             took += f" (the node had room {owed - healed:.1f}s after it was back)"
         self.log(f"fault {kind}: {note}; recovery {took}")
+        return injected
 
     def _await_recovery(self, healed: float, node: str | None) -> tuple[float | None, float]:
         """When the first offer after ``healed`` was seen (on ``node``), and from when it was
@@ -455,7 +479,7 @@ class Run:
         it must not take the Lease from a leader that renews it, nor act on expiries early."""
         library = next((path for path in FAKETIME_LIBRARIES if path.exists()), None)
         if library is None:
-            raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
+            raise FaultUnavailableError("libfaketime is not installed (apt-get install faketime)")
         leader = self._leader()
         standby = next(p for p in self.masters if p is not leader)
         standby.kill()
@@ -622,12 +646,9 @@ class Run:
     def _report(self, counts: dict[str, int], findings: Any, elapsed: float) -> dict[str, Any]:
         recovery: dict[str, dict[str, float | int | None]] = {}
         for kind in FAULTS:
-            times = [
-                o.recovered - o.owed
-                for o in self.outcomes
-                if o.kind == kind and o.recovered is not None
-            ]
-            missing = sum(1 for o in self.outcomes if o.kind == kind and o.recovered is None)
+            injected = [o for o in self.outcomes if o.kind == kind and not o.skipped]
+            times = [o.recovered - o.owed for o in injected if o.recovered is not None]
+            missing = sum(1 for o in injected if o.recovered is None)
             recovery[kind] = {
                 "median": round(statistics.median(times), 2) if times else None,
                 "max": round(max(times), 2) if times else None,

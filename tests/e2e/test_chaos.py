@@ -17,10 +17,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 def test_three_minutes_of_faults_break_no_invariant_lose_no_task_and_leave_no_offer_stuck() -> None:
     report = Run(minutes=3, seed=17, nodes=12).execute()
     shown = json.dumps(report, indent=2)
-    assert all(report["faults"][kind] >= 1 for kind in FAULTS), shown
-    # Every fault really happened; the clock skew needs libfaketime (Debian's ``faketime``).
+    # Every kind was injected (``faults`` counts injected ones); the clock skew needs
+    # libfaketime (Debian's ``faketime``).
     excused = set() if any(path.exists() for path in FAKETIME_LIBRARIES) else {"clock_skew"}
-    assert set(report["not_injected"]) <= excused, shown
+    assert all(report["faults"][kind] >= 1 for kind in FAULTS if kind not in excused), shown
     assert report["breaches"]["count"] == 0, shown
     assert report["lost"]["count"] == 0, shown
     assert report["stuck_offers"]["count"] == 0, shown

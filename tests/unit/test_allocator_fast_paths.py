@@ -36,6 +36,7 @@ from kubedrf.allocator import (
 )
 from kubedrf.allocator.cycle import offered_totals
 from kubedrf.allocator.nodes import _PROBES
+from kubedrf.allocator.sorter import DRFSorter
 from kubedrf.resources import EMPTY, Resources
 from tests.strategies import (
     NOW,
@@ -291,6 +292,16 @@ def test_a_cycle_without_quotas_or_reservations_takes_the_plain_loop(
 
     assert taken == [True]
     assert [o.tasks for o in result.offers] == [((0, 2),)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(snapshot=st.one_of(plain_snapshots(), uniform_snapshots()), config=MODES)
+def test_filters_compared_in_one_array_operation_apply_where_each_compared_alone_applies(
+    snapshot: Snapshot, config: AllocatorConfig
+) -> None:
+    state = cycle._Cycle(replace(snapshot, reservations=()), config, DRFSorter)
+
+    assert state._active_filters_unreserved() == state._active_filters_by_role()
 
 
 @settings(max_examples=300, deadline=None)

@@ -31,7 +31,7 @@ class ResourceIndex:
         # A snapshot repeats a few resource maps many times (node shapes, task sizes, filters
         # of one node), and reading a ``Resources`` through the Mapping protocol is slow, so
         # each distinct map is converted once per cycle.
-        self._dense: dict[Resources, tuple[int, ...]] = {}
+        self._dense: dict[tuple[tuple[str, int], ...], tuple[int, ...]] = {}
         # And back: offers of one cycle mostly come in a few sizes (whole nodes of one shape,
         # tasks of one shape), so each distinct vector becomes a ``Resources`` once.
         self._sparse: dict[tuple[int, ...], Resources] = {}
@@ -45,14 +45,15 @@ class ResourceIndex:
 
     def dense_view(self, resources: Resources) -> tuple[int, ...]:
         """Like ``dense`` but shared and read-only, for callers that only read it."""
-        cached = self._dense.get(resources)
+        key = resources.key
+        cached = self._dense.get(key)
         if cached is None:
             vector = [0] * len(self.names)
-            for name, amount in resources.items():
+            for name, amount in key:
                 i = self.position.get(name)
                 if i is not None:
                     vector[i] = amount
-            cached = self._dense[resources] = tuple(vector)
+            cached = self._dense[key] = tuple(vector)
         return cached
 
     def dense_strict(self, resources: Resources) -> Vector | None:
