@@ -163,6 +163,20 @@ def test_removed_node_leaves_the_cluster(cluster: devcluster.Cluster, pool: Node
     wait_for(lambda: node not in cluster.node_names(), f"node {node} to be deleted")
 
 
+def test_down_deletes_the_named_cluster_and_its_configuration_and_nothing_else(
+    cluster: devcluster.Cluster,
+) -> None:
+    name = f"{cluster.name}-down"
+    devcluster.up(name, nodes=1)
+    config = devcluster.kwokctl_config_path(name)
+    assert config.exists() and devcluster.exists(name)
+
+    assert devcluster.down(name)
+
+    assert not devcluster.exists(name) and not config.exists()
+    assert cluster.is_healthy() and devcluster.kwokctl_config_path(cluster.name).exists()
+
+
 def test_kubectl_reports_the_pinned_version_for_client_and_server(
     cluster: devcluster.Cluster,
 ) -> None:

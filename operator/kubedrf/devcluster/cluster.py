@@ -315,7 +315,7 @@ def up(
             progress(f"cluster {name!r} exists but is not healthy; recreating it")
             down(name, binaries)
         progress(f"starting cluster {name!r}: etcd, kube-apiserver, kube-scheduler, ...")
-        config = provision.cache_dir() / "clusters" / f"{name}.kwokctl.yaml"
+        config = kwokctl_config_path(name)
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(kwokctl_config(binaries, component_patches, extra_options))
         _kwokctl(
@@ -349,7 +349,13 @@ def down(name: str = DEFAULT_NAME, binaries: Mapping[str, Path] | None = None) -
     # kwokctl removes the cluster's context from this kubeconfig: its own, never the user's.
     own = f"--kubeconfig={kubeconfig_path(name)}"
     _kwokctl(binaries, name, "delete", "cluster", own, f"--name={name}")
+    kwokctl_config_path(name).unlink(missing_ok=True)
     return True
+
+
+def kwokctl_config_path(name: str) -> Path:
+    """The configuration ``up`` hands kwokctl (kwokctl keeps its own copy)."""
+    return provision.cache_dir() / "clusters" / f"{name}.kwokctl.yaml"
 
 
 def _recipe(name: str) -> provision.Recipe:
