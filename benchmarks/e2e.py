@@ -6,7 +6,9 @@
   them; the master binds them) against the same Pods placed by plain kube-scheduler, created
   with the same client concurrency (target at 1,000 nodes and 20,000 tasks: ≥ 2×);
 * the master at that size: its peak RSS (target ≤ 300 MB), the mean allocation cycle time
-  with every task running, and the time from a restart to its first cycle (target ≤ 20 s).
+  with every task running, and the time from a restart to its first cycle (target ≤ 20 s);
+* where each placement's time went: CPU seconds of every process (etcd, kube-apiserver,
+  kube-scheduler, the master, this process) during it.
 
     python benchmarks/e2e.py --nodes 1000 --tasks 20000 [--json FILE]
 """
@@ -25,6 +27,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +261,47 @@ class Master:
         return (after[0] - before[0]) / runs if runs else float("nan")
 
 
+class CpuMeter:
+    """CPU seconds each process of the run spends in a phase: where a placement's time goes.
+
+    Reads utime + stime from ``/proc`` for the control plane's processes (kwokctl's pid
+    files), the master, and this process (the framework, or the client creating Pods).
+    """
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+
+    def _pids(self) -> dict[str, int]:
+        pids = {
+            path.stem: int(path.read_text())
+            for path in (devcluster.cluster_dir(self.cluster) / "pids").glob("*.pid")
+        }
+        master = processes.processes_dir(self.cluster) / "master.pid"
+        if master.exists():
+            pids["master"] = int(master.read_text())
+        pids["benchmark"] = os.getpid()
+        return pids
+
+    def read(self) -> dict[str, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        seconds: dict[str, float] = {}
+        for label, pid in self._pids().items():
+            with contextlib.suppress(OSError, ValueError):
+                # Fields after the command name (which may hold spaces): utime, stime at 11, 12.
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                seconds[label] = (int(fields[11]) + int(fields[12])) / ticks
+        return seconds
+
+    @contextlib.contextmanager
+    def phase(self, into: dict[str, float]) -> Iterator[None]:
+        before = self.read()
+        yield
+        after = self.read()
+        into.update(
+            {label: round(after[label] - before.get(label, 0.0), 1) for label in sorted(after)}
+        )
+
+
 def _zombie(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
@@ -286,13 +330,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         first_offer_seconds(custom, core)  # warm-up
         probes = [first_offer_seconds(custom, core) for _ in range(args.probes)]
-        offers_ns, offers_s = through_offers(api, core, args.tasks, args.timeout)
+        meter = CpuMeter(name)
+        offers_cpu: dict[str, float] = {}
+        scheduler_cpu: dict[str, float] = {}
+        with meter.phase(offers_cpu):
+            offers_ns, offers_s = through_offers(api, core, args.tasks, args.timeout)
         cycle_s = master.cycle_seconds(window=15)  # every task running, the framework gone
         peak_mb = master.peak_rss_mb()
         master.stop()
         restart_s = master.first_cycle(master.start())
         delete_namespace(core, offers_ns)
-        scheduler_s = through_kube_scheduler(core, args.tasks, args.timeout)
+        with meter.phase(scheduler_cpu):
+            scheduler_s = through_kube_scheduler(core, args.tasks, args.timeout)
         peak_mb = max(peak_mb, master.peak_rss_mb())
     finally:
         processes.stop(name)
@@ -311,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "master_peak_rss_mb": peak_mb,
         "allocation_cycle_s": cycle_s,
         "restart_to_first_cycle_s": restart_s,
+        "cpu_s": {"offers": offers_cpu, "kube_scheduler": scheduler_cpu},
     }
     print(
         f"first offer: median {result['first_offer_median_s']:.2f}s,"
@@ -326,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         f"master: peak RSS {peak_mb:.0f} MB (target ≤ 300), allocation cycle {cycle_s:.3f}s"
         f" with every task running, restart to first cycle {restart_s:.1f}s (target ≤ 20 s)"
     )
+    for path, spent in result["cpu_s"].items():
+        print(f"CPU seconds through {path}: " + ", ".join(f"{k} {v:g}" for k, v in spent.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

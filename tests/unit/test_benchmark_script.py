@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,19 @@ def test_benchmark_writes_its_figures(tmp_path: Path, args: list[str], offers: i
     assert report["offers"] > 0
     if offers is not None:
         assert report["offers_per_round"] == [offers] * report["rounds"]
+
+
+def test_the_e2e_benchmark_counts_the_cpu_a_phase_spends_in_this_process() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    try:
+        from e2e import CpuMeter  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    spent: dict[str, float] = {}
+
+    with CpuMeter("kubedrf-no-such-cluster").phase(spent):
+        deadline = time.process_time() + 0.3
+        while time.process_time() < deadline:
+            pass
+
+    assert set(spent) == {"benchmark"} and spent["benchmark"] >= 0.2
