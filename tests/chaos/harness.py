@@ -39,6 +39,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from kubedrf.api.conventions import LABEL_FRAMEWORK, format_micro_time, heartbeat_lease
 from kubedrf.devcluster import cluster as devcluster
 from tests.chaos.checker import GROUP, VERSION, Checker, outstanding
 
@@ -80,6 +82,9 @@ SKEW_S = 30
 SKEW_HOLD_S = 30.0
 #: How a fault that could not be set up starts its note.
 NOT_INJECTED = "not injected"
+
+#: Seconds between heartbeats of the hand-driven framework (its failoverTimeout is 60 s).
+HEARTBEAT_S = 5.0
 
 #: Seconds past the end a run may go on to inject a kind that has not fired yet.
 RETRY_S = 120.0
@@ -230,6 +235,8 @@ class Run:
     rss: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
     masters: list[Proc] = field(default_factory=list)
     frameworks: dict[str, Proc] = field(default_factory=dict)
+    #: Set when the run ends: background threads stop.
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -244,6 +251,7 @@ class Run:
             cluster = devcluster.up(self.name, nodes=self.nodes, shape=SHAPE, progress=self.log)
             return self._run(cluster, started)
         finally:
+            self.stopped.set()
             for proc in [*self.masters, *self.frameworks.values()]:
                 proc.kill(signal.SIGTERM)
             devcluster.down(self.name)  # also when it never came up
@@ -394,6 +402,9 @@ class Run:
             )
 
     def _hostile_framework(self) -> None:
+        """Mallory: a Framework driven by hand (it answers offers only when a fault makes it),
+        kept alive by a heartbeat Lease as an SDK driver would, so it is never Disconnected
+        and owed offers for as long as the run goes."""
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Framework",
@@ -404,6 +415,25 @@ class Run:
             },
         }
         self.custom.create_namespaced_custom_object(GROUP, VERSION, "chaos-c", "frameworks", body)
+        threading.Thread(target=self._heartbeat, args=("chaos-c", "mallory"), daemon=True).start()
+
+    def _heartbeat(self, namespace: str, framework: str) -> None:
+        coordination = client.CoordinationV1Api(self.api)
+        name = heartbeat_lease(framework)
+        while not self.stopped.is_set():
+            spec = {"holderIdentity": "chaos-harness", "renewTime": format_micro_time(time.time())}
+            try:
+                try:
+                    coordination.patch_namespaced_lease(name, namespace, {"spec": spec})
+                except client.exceptions.ApiException as error:
+                    if error.status != 404:
+                        raise
+                    metadata = {"name": name, "labels": {LABEL_FRAMEWORK: framework}}
+                    body: Any = {"metadata": metadata, "spec": spec}
+                    coordination.create_namespaced_lease(namespace, body)
+            except Exception as error:  # the apiserver restarting, for one: renew next time
+                self.log(f"heartbeat of {framework}: {error}")
+            self.stopped.wait(HEARTBEAT_S)
 
     # -- faults --------------------------------------------------------------------------------
 
