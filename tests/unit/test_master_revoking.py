@@ -248,3 +248,44 @@ def test_the_master_evicts_another_task_the_cycle_after_a_budget_refused_one() -
     )
     assert blocked == 1.0
     assert writer.events.count("EvictionBlocked") == 2  # on the Pod and on its Framework
+
+
+class SlowEvictions:
+    """An ApiWriter whose evictions each take a while and end only once an offer has been
+    written; records how many ran at once."""
+
+    def __init__(self) -> None:
+        self.offered = asyncio.Event()
+        self.running = 0
+        self.most_at_once = 0
+        self.evicted: list[str] = []
+
+    async def evict_pod(self, namespace: str, name: str) -> bool:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        await asyncio.sleep(0.05)
+        await self.offered.wait()
+        self.running -= 1
+        self.evicted.append(name)
+        return True
+
+    async def create_offer(self, *args: Any) -> None:
+        self.offered.set()
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
+        async def call(*args: Any, **_: Any) -> None:
+            return None
+
+        return call
+
+
+def test_evictions_past_a_deadline_run_together_and_no_offer_waits_for_them() -> None:
+    io = inverse_offer("b-revoke-1", "B", ["b0", "b1"], deadline=NOW - 1)
+    cache = seed_held(inverseoffers=[io])
+    cache.apply("node", "ADDED", node("n2"))  # where C is offered something this cycle
+    writer = SlowEvictions()
+    master = Master(cache, cast(Any, writer), Metrics(), clock=lambda: NOW)
+
+    asyncio.run(asyncio.wait_for(master.cycle(), timeout=5))
+
+    assert sorted(writer.evicted) == ["b0", "b1"] and writer.most_at_once == 2

@@ -158,17 +158,20 @@ class Master:
         view = plan.applied_to(view)
         # 5. Bind the valid claims that wait for the master (not for kube-scheduler).
         await self._bounded(self.binder.bind(b, view) for b in bindings(view))
-        # 6. Revoke: settle inverse offers, evict past deadlines, ask for new revocations.
+        # 6. Plan revocation: settle inverse offers, evict past deadlines, ask for new ones.
         snapshot = view.snapshot()
         policy = self.settings.revocation_policy()
         revoking = await asyncio.to_thread(plan_revocations, view, snapshot, config, policy)
-        await self._revoke(revoking, view)
         # 7. Allocate on the view as the settlements leave it, freed nodes held for whom
         #    they were freed for.
         snapshot = dataclasses.replace(snapshot, filters=snapshot.filters + revoking.holds)
         result = await asyncio.to_thread(allocate, snapshot, config, self.sorter)
-        # 8. Write the offers.
-        await self._bounded(self._make_offer(view, decision) for decision in result.offers)
+        # 8. Write the revocation and the offers together: the offers hold nothing that a
+        #    revoked task still holds in this view, so an offer owed waits for no eviction.
+        await asyncio.gather(
+            self._revoke(revoking, view),
+            self._bounded(self._make_offer(view, decision) for decision in result.offers),
+        )
         # 9. Report: statuses and Events that changed, and gauges, from the same shares;
         #    why each client offered nothing waits, explained on the same snapshot.
         cycle_shares = shares(snapshot, result, config)
@@ -295,12 +298,16 @@ class Master:
                 revocation.beneficiary_role,
             )
         evicted: dict[str, list[str]] = {}
-        for eviction in plan.evictions:
+
+        async def evict(eviction: Eviction) -> None:
             if await self._evict(eviction, view):
                 evicted.setdefault(eviction.record.key, []).append(eviction.pod.name)
+
+        # Concurrently: a new leader may find dozens of deadlines passed at once.
+        await self._bounded(evict(eviction) for eviction in plan.evictions)
         ongoing = [t.record.key for t in plan.transitions]
         jobs: list[Awaitable[None]] = [
-            self._inverse_transition(t, view, tuple(evicted.get(t.record.key, ())))
+            self._inverse_transition(t, view, tuple(sorted(evicted.get(t.record.key, ()))))
             for t in plan.transitions
         ]
         jobs += [
