@@ -90,6 +90,17 @@ HEARTBEAT_S = 5.0
 RETRY_S = 120.0
 
 
+def _per_minute(samples: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The first sample of each minute of a replica's life."""
+    seen: set[int] = set()
+    picked = []
+    for age, mb in samples:
+        if int(age // 60) not in seen:
+            seen.add(int(age // 60))
+            picked.append((age, mb))
+    return picked
+
+
 class FaultUnavailableError(RuntimeError):
     """This machine cannot inject the fault at all (a missing library): not tried again."""
 
@@ -706,6 +717,16 @@ class Run:
                 "first": round(after_warmup[0], 1) if after_warmup else None,
                 "last": round(after_warmup[-1], 1) if after_warmup else None,
                 "max": round(max(after_warmup), 1) if after_warmup else None,
+                # The longest-lived replica minute by minute (its age in minutes: MB), and
+                # every replica that lived five minutes or more: (minutes lived, first MB
+                # after its first minute, last MB), to tell a leak from a cache that follows
+                # the load.
+                "series": {f"{age / 60:.0f}": round(mb, 1) for age, mb in _per_minute(longest)},
+                "replicas": [
+                    (round(samples[-1][0] / 60, 1), round(warm[0], 1), round(warm[-1], 1))
+                    for samples in self.rss.values()
+                    if samples[-1][0] >= 300 and (warm := [mb for age, mb in samples if age >= 60])
+                ],
             },
             "fault_log": [
                 {
