@@ -79,7 +79,7 @@ def test_the_headroom_held_never_exceeds_what_is_free() -> None:
         allocations=(),
         reservations=(),
         reserved_in_use={},
-        unreserved_free=[index.dense(res(cpu="10", memory="20Gi"))],
+        unreserved_free=index.dense(res(cpu="10", memory="20Gi")),
         index=index,
     )
     assert book.held() == index.dense(res(cpu="10", memory="20Gi"))

@@ -170,11 +170,11 @@ class _Run:
     n: int
     remaining: list[int]
     taken: int = 0
+    #: Where in ``remaining`` this run counts down (a field, not a property: read per unit).
+    slot: int = field(init=False)
 
-    @property
-    def slot(self) -> int:
-        """Where in ``remaining`` this run counts down."""
-        return max(self.s, 0)
+    def __post_init__(self) -> None:
+        self.slot = max(self.s, 0)
 
 
 @dataclass(slots=True)
@@ -199,14 +199,16 @@ class _Cycle:
         nodes = sorted(snapshot.nodes, key=lambda node: node.name)
         if config.seed is not None:
             random.Random(config.seed).shuffle(nodes)
-        self.index = ResourceIndex(name for node in nodes for name in node.allocatable)
+        # Nodes come in a few shapes: read the names of each distinct shape once.
+        shapes = {node.allocatable.key for node in nodes}
+        self.index = ResourceIndex(name for key in shapes for name, _ in key)
         self.pool = NodePool(nodes, snapshot.allocations, snapshot.reservations, self.index)
         self.quota = QuotaBook(
             quotas=snapshot.quotas,
             allocations=snapshot.allocations,
             reservations=snapshot.reservations,
             reserved_in_use=self.pool.reserved_in_use,
-            unreserved_free=self.pool.free,
+            unreserved_free=self.pool.free_total(),
             index=self.index,
         )
         totals = [0] * len(self.index)

@@ -221,6 +221,11 @@ class NodePool:
             count = fit if count is None else np.minimum(count, fit)
         return 0 if count is None else int(count.sum())
 
+    def free_total(self) -> Vector:
+        """Unreserved free capacity summed over every node."""
+        total: Vector = self.matrix.sum(axis=0).tolist()
+        return total
+
     def uniform_free(self) -> Vector | None:
         """The unreserved free capacity of every node that has some left, when all of them
         have the same (a cluster of one node type, nothing running yet); else ``None``."""

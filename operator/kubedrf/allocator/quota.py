@@ -86,7 +86,7 @@ class QuotaBook:
         allocations: Sequence[Allocation],
         reservations: Sequence[Reservation],
         reserved_in_use: Mapping[str, Vector],
-        unreserved_free: Iterable[Sequence[int]],
+        unreserved_free: Sequence[int],
         index: ResourceIndex,
     ) -> None:
         width = len(index)
@@ -136,9 +136,7 @@ class QuotaBook:
                 self.states[a].guaranteed for a in lineage(state.role)[:-1] if a in self.states
             )
         ]
-        self.available = [0] * width
-        for free in unreserved_free:
-            _add(self.available, free)
+        self.available = list(unreserved_free)
         self.required = [0] * width
         for root in self.roots:
             _add(self.required, root.unmet())
