@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubedrf.api import QuotaSpec, ReservationSpec, RoleSpec
 from kubedrf.master.liveness import heard_from
+from kubedrf.master.pods import PodTable
 from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
@@ -50,7 +51,7 @@ def _version(body: Body) -> int | None:
 class ClusterCache:
     settings: MasterSettings
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
-    pods: dict[str, PodRecord] = field(default_factory=dict)
+    pods: PodTable = field(default_factory=PodTable)
     frameworks: dict[str, FrameworkRecord] = field(default_factory=dict)
     roles: dict[str, ClusterObjectRecord[RoleSpec]] = field(default_factory=dict)
     quotas: dict[str, ClusterObjectRecord[QuotaSpec]] = field(default_factory=dict)
@@ -164,8 +165,8 @@ class ClusterCache:
         if kind == "offer":
             self.answered_at.pop(key, None)
 
-    def _table(self, kind: str) -> dict[str, Any]:
-        tables: dict[str, dict[str, Any]] = {
+    def _table(self, kind: str) -> MutableMapping[str, Any]:
+        tables: dict[str, MutableMapping[str, Any]] = {
             "node": self.nodes,
             "pod": self.pods,
             "framework": self.frameworks,
