@@ -142,3 +142,11 @@ def test_a_pod_that_ends_stops_counting_on_its_node_and_for_its_framework() -> N
     view = cache.freeze(NOW)
     assert [(h.tasks, h.resources.to_quantities()["cpu"]) for h in view.holdings] == [(1, "1")]
     assert [t.name for t in view.tasks()] == ["team/t2"]
+
+
+def test_pods_of_one_framework_share_one_copy_of_their_repeated_strings() -> None:
+    cache = cache_with(pods=[pod("t1", "A", "a-0"), pod("t2", "A", "a-0")])
+    one, two = cache.pods["team/t1"], cache.pods["team/t2"]
+    assert one.framework_key == "team/A" and one.offer_key == "team/a-0"
+    for name in ("namespace", "node", "framework", "role", "offer", "framework_key", "offer_key"):
+        assert getattr(one, name) is getattr(two, name), name

@@ -24,7 +24,6 @@ from kubedrf.master.records import (
     InverseOfferRecord,
     NodeRecord,
     OfferRecord,
-    PodRecord,
 )
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.view import MasterView
@@ -118,8 +117,9 @@ class ClusterCache:
             self._versions[(kind, key)] = version
         if (alive := heard_from(kind, self.bodies.get((kind, key)), body)) is not None:
             self.heard_at[alive] = self.clock()
-        # A Pod's body is most of the cache at scale, and only Events need it (to name it).
-        self.bodies[(kind, key)] = PodRecord.reference(body) if kind == "pod" else body
+        # A Pod's body would be most of the cache at scale; its record names it for Events.
+        if kind != "pod":
+            self.bodies[(kind, key)] = body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):
             self.answered_at.setdefault(key, self.clock())

@@ -268,8 +268,17 @@ def _claims(view: MasterView) -> tuple[dict[str, list[PodRecord]], list[PodRefus
     claims: dict[str, list[PodRecord]] = defaultdict(list)
     refusals = []
     claimed: dict[str, Resources] = defaultdict(Resources)
+    # A claim on an offer gone for longer than offers are kept waits (``_judge_claim``) and
+    # adds nothing to what is claimed: most Pods at scale, left out before sorting.
+    now, retention, offers = view.now, view.settings.offer_retention, view.offers
     pods = sorted(
-        (p for p in view.pods.values() if p.framework and not p.terminal),
+        (
+            p
+            for p in view.pods.values()
+            if p.framework
+            and not p.terminal
+            and (p.offer_key is None or p.offer_key in offers or now - p.created_at < retention)
+        ),
         key=lambda p: (p.created_at, p.name),
     )
     for pod in pods:

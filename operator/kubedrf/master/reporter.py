@@ -12,7 +12,7 @@ from typing import Any
 
 from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot, Waiting
 from kubedrf.allocator.oversized import oversized
-from kubedrf.allocator.shares import Shares
+from kubedrf.allocator.shares import FairShares, Shares
 from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
 from kubedrf.api.conventions import format_time
 from kubedrf.api.types import ConditionType
@@ -94,9 +94,11 @@ class Reporter:
         result: AllocationResult,
         shares: Shares,
         config: AllocatorConfig,
+        *,
+        fair: FairShares | None = None,
     ) -> None:
         self.metrics.record_cycle(view, shares)
-        self.metrics.record_decisions(view, snapshot, result, config)
+        self.metrics.record_decisions(view, snapshot, result, config, fair)
 
     def _condition_events(
         self, body: Mapping[str, Any] | None, status: Mapping[str, Any]
