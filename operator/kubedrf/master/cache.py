@@ -29,6 +29,10 @@ from kubedrf.master.settings import MasterSettings
 from kubedrf.master.view import MasterView
 from kubedrf.master.watched import BY_NAME
 
+#: Kinds whose bodies the cache does not keep: no Event or status reads them (a Pod's
+#: record names it in Events), and at scale they would be most of the cache.
+RECORD_ONLY = frozenset({"pod", "node"})
+
 
 def object_key(body: Body) -> str | None:
     """How the cache names an object: ``namespace/name``, or ``name`` when cluster-scoped."""
@@ -115,10 +119,12 @@ class ClusterCache:
             return False  # a late event of an object already deleted: never a ghost
         if version is not None:
             self._versions[(kind, key)] = version
-        if (alive := heard_from(kind, self.bodies.get((kind, key)), body)) is not None:
+        before = self.bodies.get((kind, key))
+        if before is None and kind in RECORD_ONLY and key in self._table(kind):
+            before = {}  # seen before: only its record is kept
+        if (alive := heard_from(kind, before, body)) is not None:
             self.heard_at[alive] = self.clock()
-        # A Pod's body would be most of the cache at scale; its record names it for Events.
-        if kind != "pod":
+        if kind not in RECORD_ONLY:
             self.bodies[(kind, key)] = body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):

@@ -10,8 +10,16 @@ away give exactly what summing afresh gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    ItemsView,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
 from dataclasses import dataclass
+from typing import Any
 
 from kubedrf.allocator import Task
 from kubedrf.master.records import PodRecord
@@ -172,7 +180,20 @@ class PodTable(MutableMapping[str, PodRecord]):
     def __delitem__(self, key: str) -> None:
         self._count(self._pods.pop(key), -1)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._pods
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._pods.get(key, default)
+
+    def values(self) -> ValuesView[PodRecord]:
+        return self._pods.values()
+
+    def items(self) -> ItemsView[str, PodRecord]:
+        return self._pods.items()
+
     def copy(self) -> dict[str, PodRecord]:
+        """The Pods as a plain dict, copied at C speed (``dict(table)`` reads key by key)."""
         return dict(self._pods)
 
     def _count(self, pod: PodRecord, sign: int) -> None:

@@ -119,7 +119,7 @@ class MasterView:
             name: dict(table) if isinstance(table, Mapping) else frozenset(table)
             for name, table in tables.items()
         }
-        copied["pods"] = dict(pods)
+        copied["pods"] = pods.copy() if isinstance(pods, PodTable) else dict(pods)
         copied["pod_sums"] = pod_sums
         return cls(settings=settings, now=now, **copied, **_derive(settings, now, copied))
 
@@ -138,8 +138,8 @@ class MasterView:
             for key, o in self.offers.items()
             if key not in deleted_offers
         }
-        pods = {k: p for k, p in self.pods.items() if k not in deleted_pods}
-        gone = (self.pods[key] for key in deleted_pods if key in self.pods)
+        pods = dict(self.pods)
+        gone = [pods.pop(key) for key in deleted_pods if key in pods]
         tables = {
             "nodes": self.nodes,
             "pods": pods,
