@@ -50,12 +50,13 @@ def place(pod: PodRecord) -> Place | None:
     return (pod.node, pod.framework_key, pod.role)
 
 
-def _as_task(pod: PodRecord) -> Task | None:
-    """A running task revocation may end: a live Pod of a (framework, role)."""
+def _as_task(key: str, pod: PodRecord) -> Task | None:
+    """A running task revocation may end: a live Pod of a (framework, role), named by its
+    key (the cache's own string: one copy per Pod)."""
     framework = pod.framework_key
     if pod.terminal or not pod.node or not framework or not pod.role:
         return None
-    return Task(pod.key, framework, pod.role, pod.node, pod.requests, pod.created_at)
+    return Task(key, framework, pod.role, pod.node, pod.requests, pod.created_at)
 
 
 def _fold(tallies: dict[Place, Tally], where: Place, tally: Tally, sign: int) -> None:
@@ -173,12 +174,12 @@ class PodTable(MutableMapping[str, PodRecord]):
     def __setitem__(self, key: str, pod: PodRecord) -> None:
         old = self._pods.get(key)
         if old is not None:
-            self._count(old, -1)
+            self._count(key, old, -1)
         self._pods[key] = pod
-        self._count(pod, 1)
+        self._count(key, pod, 1)
 
     def __delitem__(self, key: str) -> None:
-        self._count(self._pods.pop(key), -1)
+        self._count(key, self._pods.pop(key), -1)
 
     def __contains__(self, key: object) -> bool:
         return key in self._pods
@@ -196,23 +197,23 @@ class PodTable(MutableMapping[str, PodRecord]):
         """The Pods as a plain dict, copied at C speed (``dict(table)`` reads key by key)."""
         return dict(self._pods)
 
-    def _count(self, pod: PodRecord, sign: int) -> None:
+    def _count(self, key: str, pod: PodRecord, sign: int) -> None:
         where = place(pod)
         if where is not None:
             tally = Tally(pod.requests, 1)
             _fold(self._places, where, tally, sign)
             if (offer := pod.offer_key) is not None:
                 _fold_offer(self._by_offer, offer, where, tally, sign)
-        task = _as_task(pod)
-        if task is None:
+        if sign < 0:
+            if self._tasks.pop(key, None) is not None:
+                self._ordered = None
             return
-        if sign > 0:
-            if pod.key not in self._tasks:
-                self._keys.append(pod.key)
-            self._tasks[pod.key] = (task, pod.offer_key)
-        else:
-            self._tasks.pop(pod.key, None)
-        self._ordered = None
+        task = _as_task(key, pod)
+        if task is not None:
+            if key not in self._tasks:
+                self._keys.append(key)
+            self._tasks[key] = (task, pod.offer_key)
+            self._ordered = None
 
     def sums(self) -> PodSums:
         """A frozen copy for one cycle: tallies copied, the task order shared."""
