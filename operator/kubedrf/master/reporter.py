@@ -20,6 +20,7 @@ from kubedrf.master.metrics import Metrics
 from kubedrf.master.status import (
     differs,
     framework_status,
+    holdings_by_framework,
     idle_reasons,
     quota_statuses,
     reservation_statuses,
@@ -58,11 +59,18 @@ class Reporter:
         by_framework: dict[str, list[Waiting]] = defaultdict(list)
         for w in waiting:
             by_framework[w.framework].append(w)
+        held = holdings_by_framework(view, result)
         for record in view.frameworks.values():
             mine = by_framework.get(record.key, [])
             status = status_patch(
                 framework_status(
-                    view, record, shares=shares, result=result, oversized=too_large, waiting=mine
+                    view,
+                    record,
+                    shares=shares,
+                    result=result,
+                    oversized=too_large,
+                    waiting=mine,
+                    held=held.get(record.key, []),
                 )
             )
             body = view.bodies.get(("framework", record.key))
