@@ -150,3 +150,15 @@ def test_pods_of_one_framework_share_one_copy_of_their_repeated_strings() -> Non
     assert one.framework_key == "team/A" and one.offer_key == "team/a-0"
     for name in ("namespace", "node", "framework", "role", "offer", "framework_key", "offer_key"):
         assert getattr(one, name) is getattr(two, name), name
+
+
+def test_an_older_pod_event_does_not_undo_a_newer_one_the_record_remembers() -> None:
+    newer = pod("t1", "A", "a-0")
+    newer["metadata"]["resourceVersion"] = "20"
+    newer["status"] = {"phase": "Succeeded"}
+    older = pod("t1", "A", "a-0")
+    older["metadata"]["resourceVersion"] = "10"
+    cache = cache_with(pods=[newer])
+    assert not cache.apply("pod", "MODIFIED", older)
+    assert cache.pods["team/t1"].terminal
+    assert cache.freeze(NOW).holdings == ()

@@ -44,8 +44,12 @@ def object_key(body: Body) -> str | None:
 
 
 def _version(body: Body) -> int | None:
+    return _as_version(body.get("metadata", {}).get("resourceVersion"))
+
+
+def _as_version(text: Any) -> int | None:
     try:
-        return int(body.get("metadata", {}).get("resourceVersion"))
+        return int(text)
     except (TypeError, ValueError):
         return None
 
@@ -99,7 +103,7 @@ class ClusterCache:
         if key is None:
             return False
         version = _version(body)
-        known = self._versions.get((kind, key))
+        known = self._known_version(kind, key)
         if event_type == "DELETED":
             self._versions.pop((kind, key), None)
             if version is not None:
@@ -117,7 +121,7 @@ class ClusterCache:
         tombstone = self._tombstones.get((kind, key))
         if tombstone is not None and version is not None and version <= tombstone:
             return False  # a late event of an object already deleted: never a ghost
-        if version is not None:
+        if version is not None and kind != "pod":  # a Pod's record carries its own
             self._versions[(kind, key)] = version
         before = self.bodies.get((kind, key))
         if before is None and kind in RECORD_ONLY and key in self._table(kind):
@@ -143,7 +147,7 @@ class ClusterCache:
             self.apply(kind, "ADDED", body)
             listed.add(object_key(body))
         for key in set(self._table(kind)) - listed:
-            version = self._versions.get((kind, key))
+            version = self._known_version(kind, key)
             if list_version is None or version is None or version <= list_version:
                 self.forget(kind, key)
         # Tombstones older than the list can no longer meet a late event: the list is newer.
@@ -152,6 +156,14 @@ class ClusterCache:
             for (k, key), v in self._tombstones.items()
             if k != kind or list_version is None or v > list_version
         }
+
+    def _known_version(self, kind: str, key: str) -> int | None:
+        """The resourceVersion last recorded: Pods keep theirs in the record, since a
+        second table of tens of thousands of entries would cost a fifth of the cache."""
+        if kind == "pod":
+            pod = self.pods.get(key)
+            return None if pod is None else _as_version(pod.version)
+        return self._versions.get((kind, key))
 
     def record(self, kind: str, key: str) -> Any:
         """The parsed record of one object, or ``None``."""
