@@ -32,7 +32,14 @@ from kubedrf.api.conventions import (
     parse_time,
 )
 from kubedrf.api.offer import OfferPhase
-from kubedrf.resources import PODS, QuantityError, Resources, resource_name_error, total
+from kubedrf.resources import (
+    EMPTY,
+    PODS,
+    QuantityError,
+    Resources,
+    resource_name_error,
+    total,
+)
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -356,14 +363,23 @@ class OfferRecord:
     spec: OfferSpec | None
     status: OfferStatus
     error: str | None
+    #: ``spec.resources`` and ``spec.sizedFor`` parsed once: every cycle reads them for
+    #: every outstanding offer, thousands at scale.
+    offered: Resources = field(init=False, default=EMPTY)
+    sized: tuple[tuple[Resources, int], ...] = field(init=False, default=())
+    framework_key: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.spec is not None:
+            object.__setattr__(self, "offered", Resources.parse(self.spec.resources))
+            sized = tuple((Resources.parse(t.resources), t.count) for t in self.spec.sized_for)
+            object.__setattr__(self, "sized", sized)
+            framework = _shared(f"{self.namespace}/{self.spec.framework}")
+            object.__setattr__(self, "framework_key", framework)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def framework_key(self) -> str | None:
-        return f"{self.namespace}/{self.spec.framework}" if self.spec else None
 
     @property
     def phase(self) -> OfferPhase:
@@ -379,7 +395,7 @@ class OfferRecord:
         return self.error if self.spec is not None else None
 
     def resources(self) -> Resources:
-        return Resources.parse(self.spec.resources) if self.spec else Resources()
+        return self.offered
 
     @classmethod
     def parse(cls, body: Body) -> OfferRecord:

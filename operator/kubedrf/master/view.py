@@ -221,8 +221,7 @@ class MasterView:
         offered: dict[str, list[tuple[Resources, int]]] = defaultdict(list)
         for offer in self.outstanding:
             assert offer.spec is not None and offer.framework_key is not None
-            for task in offer.spec.sized_for:
-                offered[offer.framework_key].append((Resources.parse(task.resources), task.count))
+            offered[offer.framework_key].extend(offer.sized)
         frameworks = tuple(
             framework
             for record in sorted(self.frameworks.values(), key=lambda r: r.key)
