@@ -228,7 +228,8 @@ def build(nodes: int, tasks: int, frameworks: int) -> Cluster:
     for name in node_names:
         master.observe("node", "ADDED", node_body(name))
     for i, name in enumerate(fw_names):
-        # Everything it runs and a little more: each keeps being offered and sorted.
+        # Demand is what it still wants: as many again as it runs, more than the nodes have
+        # free, so after the first cycle every node's room stands offered (10,000 offers).
         master.observe("framework", "ADDED", framework_body(name, tasks // frameworks + 50))
         offer = offer_body(f"{name}-open", name, node_names[i % nodes])
         master.observe("offer", "ADDED", offer)
