@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kubedrf.allocator import Reason, allocate
+from kubedrf.allocator import (
+    Mode,
+    Reason,
+    Snapshot,
+    allocate,
+    revocation_target,
+    revocations,
+)
 from kubedrf.allocator.explain import RevocationUnderWay, Waiting, explain
+from kubedrf.allocator.shares import fair_shares, shares
 from kubedrf.resources import CPU, MEMORY
 from tests.builders import make_framework, make_snapshot, res
+from tests.strategies import configs, snapshots
 from tests.unit.test_revocation import seed
 
 
@@ -169,3 +180,19 @@ def test_memory_reads_in_binary_units() -> None:
         a.shortfall()
         == "a task needs 2Gi memory on one node; the most free on any node is 1Gi memory"
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(snapshots(), st.sampled_from(("demand", "classic")), st.data())
+def test_explain_on_the_cycles_own_fair_shares_says_what_it_says_on_its_own(
+    snapshot: Snapshot, mode: Mode, data: st.DataObject
+) -> None:
+    config = data.draw(configs(mode=mode))
+    result = allocate(snapshot, config)
+    targets = revocation_target(snapshot, config)
+    fair = fair_shares(snapshot, config, targets)
+    assert fair == fair_shares(snapshot, config)
+    reused = explain(snapshot, result, config, fair=fair, held=shares(snapshot, result, config))
+    assert reused == explain(snapshot, result, config)
+    # Revocation plans the same on targets handed in as on targets it works out itself.
+    assert revocations(snapshot, config, targets=targets) == revocations(snapshot, config)

@@ -50,3 +50,21 @@ def test_the_e2e_benchmark_counts_the_cpu_a_phase_spends_in_this_process() -> No
             pass
 
     assert set(spent) == {"benchmark"} and spent["benchmark"] >= 0.2
+
+
+MASTER_SCRIPT = SCRIPT.parent / "master.py"
+
+
+def test_master_benchmark_times_steady_and_changed_cycles_and_measures_the_cache(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "master.json"
+    args = ["--nodes=8", "--tasks=40", "--frameworks=2", "--rounds=2", "--changes=3"]
+    subprocess.run([sys.executable, str(MASTER_SCRIPT), *args, f"--json={out}"], check=True)
+    report = json.loads(out.read_text())
+    assert (report["nodes"], report["tasks"], report["frameworks"]) == (8, 40, 2)
+    assert len(report["steady_seconds"]) == len(report["changed_seconds"]) == 2
+    assert report["steady_median_s"] > 0 and report["changed_median_s"] > 0
+    # Every framework wants more than it runs and the nodes have room: its offers stand.
+    assert report["outstanding_offers"] > 0
+    assert report["cache_kb_per_1000_pods"] > 0

@@ -187,11 +187,12 @@ def test_offers_name_the_masters_binder_and_task_pods_carry_it() -> None:
     assert "schedulerName" not in task_pod(task, Offer.from_body(body))["spec"]
 
 
-def test_the_cache_keeps_of_a_pod_only_what_names_it_in_events() -> None:
+def test_the_cache_keeps_of_a_pod_only_its_record_which_names_it_in_events() -> None:
     body = waiting("t1", "A", "a-1")
     body["metadata"].update(uid="u1", resourceVersion="7", managedFields=[{"manager": "x"}])
     cache = cache_with(pods=[body])
-    assert cache.bodies["pod", "team/t1"] == {
+    assert ("pod", "team/t1") not in cache.bodies
+    assert cache.pods["team/t1"].reference() == {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "t1", "namespace": "team", "uid": "u1", "resourceVersion": "7"},

@@ -110,6 +110,11 @@ def test_what_the_framework_writes_counts_as_heard_from_but_not_what_the_master_
     clock.now = NOW + 50
     cache.apply("pod", "ADDED", pod("a-task", "A", "a-0"))
     assert cache.heard_at["team/A"] == NOW + 50
+    clock.now = NOW + 52
+    running = pod("a-task", "A", "a-0")
+    running["status"] = {"phase": "Running"}  # the kubelet's write, not the framework's
+    cache.apply("pod", "MODIFIED", running)
+    assert cache.heard_at["team/A"] == NOW + 50
     clock.now = NOW + 55
     respec = framework("A", TASKS, failoverTimeout=60)
     respec["metadata"]["generation"] = 2

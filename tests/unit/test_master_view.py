@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubedrf.allocator import allocate
 from kubedrf.allocator.oversized import oversized
 from kubedrf.allocator.shares import shares
-from kubedrf.api import FrameworkStatus
+from kubedrf.api import FrameworkStatus, OfferStatus
 from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.master.lifecycle import reconcile
@@ -162,3 +162,12 @@ def test_role_statuses_and_gauges_take_the_allocators_shares() -> None:
         )
         is None
     )
+
+
+def test_an_offer_settled_in_the_view_keeps_what_it_offered_and_to_whom() -> None:
+    cache = cache_with(nodes=[node("n1")], offers=[offer("a-0", "A", resources={"cpu": "2"})])
+    view = cache.freeze(NOW)
+    declined = view.after(statuses={"team/a-0": OfferStatus(phase=OfferPhase.DECLINED)})
+    record = declined.offers["team/a-0"]
+    assert (record.framework_key, record.resources().to_quantities()) == ("team/A", {"cpu": "2"})
+    assert not declined.outstanding and declined.usage == {}

@@ -24,7 +24,7 @@ from kubedrf.allocator.model import (
 from kubedrf.allocator.nodes import NodePool, ResourceIndex, Vector
 from kubedrf.allocator.revocation import EPSILON
 from kubedrf.allocator.roles import in_subtree, lineage
-from kubedrf.allocator.shares import FairShares, fair_shares, shares
+from kubedrf.allocator.shares import FairShares, Shares, fair_shares, shares
 from kubedrf.resources import CPU, EMPTY, Resources, format_amount
 
 
@@ -133,16 +133,19 @@ def explain(
     *,
     under_way: Iterable[RevocationUnderWay] = (),
     fair: FairShares | None = None,
+    held: Shares | None = None,
 ) -> tuple[Waiting, ...]:
     """A ``Waiting`` for every client ``result`` left without an offer, in its order.
 
-    ``fair`` spares computing the fair shares again when the caller has them.
+    ``fair`` (``fair_shares(snapshot, config)``) and ``held`` (``shares(snapshot, result,
+    config)``) spare computing them again when the cycle has them: at 10,000 nodes and
+    1,000 frameworks the fair shares alone cost a fifth of a second.
     """
     if not result.idle:
         return ()
     config = config or AllocatorConfig()
     fair = fair if fair is not None else fair_shares(snapshot, config)
-    context = _Context(snapshot, result, config, tuple(under_way), fair)
+    context = _Context(snapshot, result, config, tuple(under_way), fair, held=held)
     return tuple(context.waiting(fw, role, reason) for fw, role, reason in result.idle)
 
 
@@ -160,6 +163,8 @@ class _Context:
         config: AllocatorConfig,
         under_way: tuple[RevocationUnderWay, ...],
         fair: FairShares,
+        *,
+        held: Shares | None,
     ) -> None:
         self.snapshot = snapshot
         self.result = result
@@ -168,7 +173,8 @@ class _Context:
         self.fair = fair
         self.frameworks = {fw.name: fw for fw in snapshot.frameworks}
         self._free: tuple[NodePool, ResourceIndex, list[Vector]] | None = None
-        self._held: Mapping[str, Resources] | None = None
+        self._held: Mapping[str, Resources] | None = held.role_allocations if held else None
+        self._lent: frozenset[str] | None = None
         self._taken: dict[str, dict[int, int]] | None = None
         self._most: dict[tuple[str, bool], Vector] = {}
         self._holders: tuple[Holder, ...] | None = None
@@ -378,6 +384,20 @@ class _Context:
         """Roles below their guarantee whose headroom is held (a lent one holds none)."""
         held = self._role_holdings()
         own = set(lineage(role))
+        lent = self._lent_guarantees()
+        return sorted(
+            q.role
+            for q in self.snapshot.quotas
+            if q.role not in own
+            and not q.guarantee <= held.get(q.role, EMPTY)
+            and not any(in_subtree(q.role, root) for root in lent)
+        )
+
+    def _lent_guarantees(self) -> frozenset[str]:
+        """The roles whose guarantee the cycle lent: the same for every waiting client, so
+        worked out (a quota book over every node) once."""
+        if self._lent is not None:
+            return self._lent
         lent: frozenset[str] = frozenset()
         if self.config.lend_guarantees:
             # What the cycle lent, asked with what frameworks still want after its offers.
@@ -393,14 +413,9 @@ class _Context:
                 }
             book = capacity(self.snapshot, self.config)[1]
             book.lend(wanting_roles(self.snapshot.frameworks, remaining))
-            lent = book.lent
-        return sorted(
-            q.role
-            for q in self.snapshot.quotas
-            if q.role not in own
-            and not q.guarantee <= held.get(q.role, EMPTY)
-            and not any(in_subtree(q.role, root) for root in lent)
-        )
+            lent = frozenset(book.lent)
+        self._lent = lent
+        return lent
 
     def _reserved_elsewhere(self, fw: Framework, role: str) -> list[Next]:
         """Nodes where a task would fit if reservations of other roles were free."""

@@ -97,11 +97,15 @@ def revocations(
     snapshot: Snapshot,
     config: AllocatorConfig | None = None,
     policy: RevocationPolicy | None = None,
+    targets: Sequence[FairShare] | None = None,
 ) -> tuple[Revocation, ...]:
-    """The tasks to end this cycle, each for one task of a client below its DRF target."""
+    """The tasks to end this cycle, each for one task of a client below its DRF target.
+
+    ``targets`` spares computing ``revocation_target(snapshot, config)`` when the caller has.
+    """
     config = config or AllocatorConfig()
     with collector_paused():  # a candidate per running task: as in a cycle, see there
-        shares = revocation_target(snapshot, config)
+        shares = revocation_target(snapshot, config) if targets is None else targets
         return _Planner(snapshot, config, policy or RevocationPolicy(), shares).run()
 
 

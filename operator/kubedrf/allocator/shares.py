@@ -8,7 +8,7 @@ total, fairness-excluded resources are skipped, and role shares are weighted.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kubedrf.allocator.model import AllocationResult, AllocatorConfig, FairShare, Snapshot
@@ -75,11 +75,18 @@ class FairShares:
     roles: Mapping[str, float]
 
 
-def fair_shares(snapshot: Snapshot, config: AllocatorConfig | None = None) -> FairShares:
+def fair_shares(
+    snapshot: Snapshot,
+    config: AllocatorConfig | None = None,
+    targets: Sequence[FairShare] | None = None,
+) -> FairShares:
     """Where DRF would take each client, framework and role if nothing were held: what a
-    share is compared with in status, in metrics and by ``kubectl drf``."""
+    share is compared with in status, in metrics and by ``kubectl drf``.
+
+    ``targets`` are ``revocation_target(snapshot, config)`` when the cycle already has them.
+    """
     config = config or AllocatorConfig()
-    targets = revocation_target(snapshot, config)
+    targets = revocation_target(snapshot, config) if targets is None else targets
     cluster = total(node.allocatable for node in snapshot.nodes)
     by_framework: dict[str, list[Resources]] = defaultdict(list)
     by_role: dict[str, list[Resources]] = defaultdict(list)

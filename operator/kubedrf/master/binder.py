@@ -73,7 +73,7 @@ class Binder:
         message = f"task {pod.name} could not be bound to node {binding.node} ({why}); deleted"
         logger.warning("%s", message)
         for regarding in (
-            view.bodies.get(("pod", pod.key)),
+            pod.reference(),
             view.bodies.get(("framework", pod.framework_key or "")),
         ):
             if regarding is not None:

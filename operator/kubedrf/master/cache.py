@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubedrf.api import QuotaSpec, ReservationSpec, RoleSpec
 from kubedrf.master.liveness import heard_from
+from kubedrf.master.pods import PodTable
 from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
@@ -23,11 +24,14 @@ from kubedrf.master.records import (
     InverseOfferRecord,
     NodeRecord,
     OfferRecord,
-    PodRecord,
 )
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.view import MasterView
 from kubedrf.master.watched import BY_NAME
+
+#: Kinds whose bodies the cache does not keep: no Event or status reads them (a Pod's
+#: record names it in Events), and at scale they would be most of the cache.
+RECORD_ONLY = frozenset({"pod", "node"})
 
 
 def object_key(body: Body) -> str | None:
@@ -40,8 +44,12 @@ def object_key(body: Body) -> str | None:
 
 
 def _version(body: Body) -> int | None:
+    return _as_version(body.get("metadata", {}).get("resourceVersion"))
+
+
+def _as_version(text: Any) -> int | None:
     try:
-        return int(body.get("metadata", {}).get("resourceVersion"))
+        return int(text)
     except (TypeError, ValueError):
         return None
 
@@ -50,7 +58,7 @@ def _version(body: Body) -> int | None:
 class ClusterCache:
     settings: MasterSettings
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
-    pods: dict[str, PodRecord] = field(default_factory=dict)
+    pods: PodTable = field(default_factory=PodTable)
     frameworks: dict[str, FrameworkRecord] = field(default_factory=dict)
     roles: dict[str, ClusterObjectRecord[RoleSpec]] = field(default_factory=dict)
     quotas: dict[str, ClusterObjectRecord[QuotaSpec]] = field(default_factory=dict)
@@ -95,7 +103,7 @@ class ClusterCache:
         if key is None:
             return False
         version = _version(body)
-        known = self._versions.get((kind, key))
+        known = self._known_version(kind, key)
         if event_type == "DELETED":
             self._versions.pop((kind, key), None)
             if version is not None:
@@ -113,12 +121,15 @@ class ClusterCache:
         tombstone = self._tombstones.get((kind, key))
         if tombstone is not None and version is not None and version <= tombstone:
             return False  # a late event of an object already deleted: never a ghost
-        if version is not None:
+        if version is not None and kind != "pod":  # a Pod's record carries its own
             self._versions[(kind, key)] = version
-        if (alive := heard_from(kind, self.bodies.get((kind, key)), body)) is not None:
+        before = self.bodies.get((kind, key))
+        if before is None and kind in RECORD_ONLY and key in self._table(kind):
+            before = {}  # seen before: only its record is kept
+        if (alive := heard_from(kind, before, body)) is not None:
             self.heard_at[alive] = self.clock()
-        # A Pod's body is most of the cache at scale, and only Events need it (to name it).
-        self.bodies[(kind, key)] = PodRecord.reference(body) if kind == "pod" else body
+        if kind not in RECORD_ONLY:
+            self.bodies[(kind, key)] = body
         self._table(kind)[key] = self._parse(kind, body)
         if kind == "offer" and (body.get("spec") or {}).get("response"):
             self.answered_at.setdefault(key, self.clock())
@@ -136,7 +147,7 @@ class ClusterCache:
             self.apply(kind, "ADDED", body)
             listed.add(object_key(body))
         for key in set(self._table(kind)) - listed:
-            version = self._versions.get((kind, key))
+            version = self._known_version(kind, key)
             if list_version is None or version is None or version <= list_version:
                 self.forget(kind, key)
         # Tombstones older than the list can no longer meet a late event: the list is newer.
@@ -145,6 +156,14 @@ class ClusterCache:
             for (k, key), v in self._tombstones.items()
             if k != kind or list_version is None or v > list_version
         }
+
+    def _known_version(self, kind: str, key: str) -> int | None:
+        """The resourceVersion last recorded: Pods keep theirs in the record, since a
+        second table of tens of thousands of entries would cost a fifth of the cache."""
+        if kind == "pod":
+            pod = self.pods.get(key)
+            return None if pod is None else _as_version(pod.version)
+        return self._versions.get((kind, key))
 
     def record(self, kind: str, key: str) -> Any:
         """The parsed record of one object, or ``None``."""
@@ -164,8 +183,8 @@ class ClusterCache:
         if kind == "offer":
             self.answered_at.pop(key, None)
 
-    def _table(self, kind: str) -> dict[str, Any]:
-        tables: dict[str, dict[str, Any]] = {
+    def _table(self, kind: str) -> MutableMapping[str, Any]:
+        tables: dict[str, MutableMapping[str, Any]] = {
             "node": self.nodes,
             "pod": self.pods,
             "framework": self.frameworks,

@@ -16,8 +16,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from kubedrf.allocator import AllocationResult, OfferDecision, Revocation, allocate, explain
-from kubedrf.allocator.shares import shares
+from kubedrf.allocator import (
+    AllocationResult,
+    OfferDecision,
+    Revocation,
+    allocate,
+    explain,
+    revocation_target,
+)
+from kubedrf.allocator.shares import fair_shares, shares
 from kubedrf.allocator.sorter import DRFSorter, SorterFactory
 from kubedrf.api import (
     INVERSE_OFFER,
@@ -161,7 +168,16 @@ class Master:
         # 6. Plan revocation: settle inverse offers, evict past deadlines, ask for new ones.
         snapshot = view.snapshot()
         policy = self.settings.revocation_policy()
-        revoking = await asyncio.to_thread(plan_revocations, view, snapshot, config, policy)
+        # Each client's DRF target, once: revocation plans with it, explain and the
+        # fair-share gauges read it (holds added below change only filters, which it ignores).
+        targets = (
+            await asyncio.to_thread(revocation_target, snapshot, config)
+            if self.settings.revocation
+            else None
+        )
+        revoking = await asyncio.to_thread(
+            plan_revocations, view, snapshot, config, policy, targets
+        )
         # 7. Allocate on the view as the settlements leave it, freed nodes held for whom
         #    they were freed for.
         snapshot = dataclasses.replace(snapshot, filters=snapshot.filters + revoking.holds)
@@ -175,11 +191,18 @@ class Master:
         # 9. Report: statuses and Events that changed, and gauges, from the same shares;
         #    why each client offered nothing waits, explained on the same snapshot.
         cycle_shares = shares(snapshot, result, config)
+        fair = fair_shares(snapshot, config, targets) if targets is not None else None
         waiting = await asyncio.to_thread(
-            explain, snapshot, result, config, under_way=view.revocations_under_way()
+            explain,
+            snapshot,
+            result,
+            config,
+            under_way=view.revocations_under_way(),
+            fair=fair,
+            held=cycle_shares,
         )
         await self._bounded(self.reporter.writes(view, snapshot, result, cycle_shares, waiting))
-        self.reporter.gauges(view, snapshot, result, cycle_shares, config)
+        self.reporter.gauges(view, snapshot, result, cycle_shares, config, fair=fair)
         self.cycles += 1
         self.metrics.allocation_runs.inc()
         self.metrics.allocation_run_seconds.observe(time.perf_counter() - started)
@@ -273,9 +296,9 @@ class Master:
         # The refusal takes effect first: Events are only its explanation, and writing them
         # first kept a bad claim in place for as long as the API was slow to take them.
         await self.writer.delete_pod(pod.namespace, pod.name)
-        body = view.bodies.get(("pod", pod.key))
-        if body is not None:
-            await self.writer.event(body, refusal.reason, refusal.message, "Warning", "Refuse")
+        await self.writer.event(
+            pod.reference(), refusal.reason, refusal.message, "Warning", "Refuse"
+        )
         framework = view.bodies.get(("framework", pod.framework_key or ""))
         if framework is not None:
             await self.writer.event(
@@ -336,7 +359,7 @@ class Master:
         except Exception:
             logger.exception("evicting %s", pod.key)
             return False
-        body = view.bodies.get(("pod", pod.key))
+        body = pod.reference()
         framework = view.bodies.get(("framework", eviction.record.framework_key or ""))
         if done:
             self.cache.refused_evictions.pop(pod.key, None)

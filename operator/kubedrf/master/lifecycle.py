@@ -17,7 +17,7 @@ from kubedrf.api.offer import OfferPhase, OfferStatus
 from kubedrf.master.liveness import torn_down
 from kubedrf.master.records import OfferRecord, PodRecord
 from kubedrf.master.view import MasterView
-from kubedrf.resources import Resources, total
+from kubedrf.resources import Resources
 
 #: A Pod naming an offer the master has not seen yet gets this long before it is refused
 #: (watches of different kinds are not ordered against each other).
@@ -238,15 +238,11 @@ def _rescind_shrunk(view: MasterView, settled: set[str]) -> list[OfferTransition
     for offer in view.outstanding:
         if offer.key not in settled and offer.spec is not None:
             offers_by_node[offer.spec.node_name].append(offer)
-    pods_by_node: dict[str, list[Resources]] = defaultdict(list)
-    for pod in view.charged:
-        assert pod.node is not None
-        pods_by_node[pod.node].append(pod.requests)
     for node_name, offers in offers_by_node.items():
         node = view.nodes.get(node_name)
         if node is None:
             continue
-        used = total(pods_by_node.get(node_name, []))
+        used = view.pod_usage.get(node_name, Resources())
         for offer in sorted(offers, key=lambda o: (o.created_at, o.name)):
             used += offer.resources()
             if not used <= node.allocatable:
@@ -272,8 +268,17 @@ def _claims(view: MasterView) -> tuple[dict[str, list[PodRecord]], list[PodRefus
     claims: dict[str, list[PodRecord]] = defaultdict(list)
     refusals = []
     claimed: dict[str, Resources] = defaultdict(Resources)
+    # A claim on an offer gone for longer than offers are kept waits (``_judge_claim``) and
+    # adds nothing to what is claimed: most Pods at scale, left out before sorting.
+    now, retention, offers = view.now, view.settings.offer_retention, view.offers
     pods = sorted(
-        (p for p in view.pods.values() if p.framework and not p.terminal),
+        (
+            p
+            for p in view.pods.values()
+            if p.framework
+            and not p.terminal
+            and (p.offer_key is None or p.offer_key in offers or now - p.created_at < retention)
+        ),
         key=lambda p: (p.created_at, p.name),
     )
     for pod in pods:

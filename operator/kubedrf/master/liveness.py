@@ -87,11 +87,15 @@ def torn_down(
 ) -> list[tuple[PodRecord, str]]:
     """The live tasks of frameworks silent past their taskTeardownTimeout, each with why it
     ends (as Mesos removes a framework, and its tasks, once its failover timeout passes)."""
-    ended = []
-    for pod in sorted(pods, key=lambda p: p.key):
-        silence = disconnected.get(pod.framework_key or "")
-        if pod.terminal or silence is None or not silence.teardown:
-            continue
+    ended: list[tuple[PodRecord, str]] = []
+    silent = {name: s for name, s in disconnected.items() if s.teardown}
+    if not silent:
+        return ended  # the usual cycle: no Pod to look at, let alone sort
+    for pod in sorted(
+        (p for p in pods if not p.terminal and (p.framework_key or "") in silent),
+        key=lambda p: p.key,
+    ):
+        silence = silent[pod.framework_key or ""]
         assert silence.task_teardown_timeout is not None
         ended.append(
             (

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from kubedrf.allocator import AllocationResult, AllocatorConfig, Reason, Snapshot
-from kubedrf.allocator.shares import Shares, fair_shares
+from kubedrf.allocator.shares import FairShares, Shares, fair_shares
 from kubedrf.api.conventions import parse_time
 from kubedrf.master.view import MasterView
 from kubedrf.resources import Resources, canonical_number
@@ -182,12 +182,16 @@ class Metrics:
         snapshot: Snapshot,
         result: AllocationResult,
         config: AllocatorConfig,
+        fair: FairShares | None = None,
     ) -> None:
-        """Fair shares for the current demand, who waits and why, and first-offer latency."""
+        """Fair shares for the current demand, who waits and why, and first-offer latency.
+
+        ``fair`` are the cycle's own fair shares, when it computed them.
+        """
         if self._fair_at is None or not 0 <= view.now - self._fair_at < FAIR_SHARE_EVERY:
             # A second allocation on the unheld snapshot: not worth doing every cycle.
             self._fair_at = view.now
-            fair = fair_shares(snapshot, config)
+            fair = fair if fair is not None else fair_shares(snapshot, config)
             self._set(self.role_fair_share, {(r,): share for r, share in fair.roles.items()})
             self._set(
                 self.framework_fair_share,

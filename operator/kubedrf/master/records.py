@@ -6,8 +6,9 @@ Parsing never raises on a user's object: what cannot be understood is kept with 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +32,14 @@ from kubedrf.api.conventions import (
     parse_time,
 )
 from kubedrf.api.offer import OfferPhase
-from kubedrf.resources import PODS, QuantityError, Resources, resource_name_error, total
+from kubedrf.resources import (
+    EMPTY,
+    PODS,
+    QuantityError,
+    Resources,
+    resource_name_error,
+    total,
+)
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -187,11 +195,11 @@ def pinned_node(spec: Body) -> str | None:
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or {}
     for term in affinity.get("nodeSelectorTerms") or []:
-        for field in term.get("matchFields") or []:
-            values = field.get("values") or []
+        for match in term.get("matchFields") or []:
+            values = match.get("values") or []
             if (
-                field.get("key") == "metadata.name"
-                and field.get("operator") == "In"
+                match.get("key") == "metadata.name"
+                and match.get("operator") == "In"
                 and len(values) == 1
             ):
                 return str(values[0])
@@ -203,7 +211,8 @@ class PodRecord:
     """All the master keeps of a Pod: what allocation, binding and reporting read.
 
     The cache holds tens of thousands of these; the whole body (containers, env, volumes,
-    managed fields) would cost kilobytes each, so it is parsed here and dropped.
+    managed fields) would cost kilobytes each, so it is parsed here and dropped, and the
+    strings thousands of Pods share (namespace, node, labels, keys) are interned.
     """
 
     namespace: str
@@ -219,49 +228,62 @@ class PodRecord:
     created_at: float
     #: ``spec.schedulerName``: whose Pod it is to bind.
     scheduler: str = "default-scheduler"
+    #: ``metadata.resourceVersion``, for the Events that name the Pod.
+    version: str | None = None
+    #: ``namespace/framework`` and ``namespace/offer``: read for every Pod in every cycle,
+    #: so formed (and interned) once here.
+    framework_key: str | None = field(init=False, default=None)
+    offer_key: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.framework:
+            object.__setattr__(self, "framework_key", _shared(f"{self.namespace}/{self.framework}"))
+        if self.offer:
+            object.__setattr__(self, "offer_key", _shared(f"{self.namespace}/{self.offer}"))
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def framework_key(self) -> str | None:
-        return f"{self.namespace}/{self.framework}" if self.framework else None
-
-    @property
-    def offer_key(self) -> str | None:
-        return f"{self.namespace}/{self.offer}" if self.offer else None
 
     @classmethod
     def parse(cls, body: Body) -> PodRecord:
         meta, spec = body.get("metadata", {}), body.get("spec") or {}
         labels = meta.get("labels") or {}
         phase = (body.get("status") or {}).get("phase")
+        node = pinned_node(spec)
+        version = meta.get("resourceVersion")
         return cls(
-            namespace=meta.get("namespace", ""),
+            namespace=_shared(meta.get("namespace", "")),
             name=meta["name"],
             uid=meta.get("uid", ""),
-            node=pinned_node(spec),
+            node=None if node is None else _shared(node),
             bound=bool(spec.get("nodeName")),
             requests=_interned(pod_requests(spec)),
             terminal=phase in TERMINAL_POD_PHASES,
-            framework=labels.get(LABEL_FRAMEWORK),
-            role=labels.get(LABEL_ROLE),
-            offer=labels.get(LABEL_OFFER),
+            framework=_label(labels, LABEL_FRAMEWORK),
+            role=_label(labels, LABEL_ROLE),
+            offer=_label(labels, LABEL_OFFER),
             created_at=parse_time(meta.get("creationTimestamp")) or 0.0,
-            scheduler=spec.get("schedulerName") or "default-scheduler",
+            scheduler=_shared(spec.get("schedulerName") or "default-scheduler"),
+            version=None if version is None else str(version),
         )
 
-    @staticmethod
-    def reference(body: Body) -> Body:
-        """What the cache keeps of a Pod's body: enough for an Event to name it."""
-        meta = body.get("metadata", {})
-        kept = ("name", "namespace", "uid", "resourceVersion")
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {key: meta[key] for key in kept if key in meta},
-        }
+    def reference(self) -> Body:
+        """The Pod as an Event names it: the cache keeps no body of its own for a Pod."""
+        meta = {"name": self.name, "namespace": self.namespace, "uid": self.uid}
+        if self.version is not None:
+            meta["resourceVersion"] = self.version
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta}
+
+
+def _shared(text: str) -> str:
+    """One copy of a string thousands of Pods repeat."""
+    return sys.intern(str(text))
+
+
+def _label(labels: Mapping[str, Any], name: str) -> str | None:
+    value = labels.get(name)
+    return None if value is None else _shared(value)
 
 
 #: Tasks come in a few shapes: thousands of Pods share one ``Resources`` each.
@@ -341,14 +363,23 @@ class OfferRecord:
     spec: OfferSpec | None
     status: OfferStatus
     error: str | None
+    #: ``spec.resources`` and ``spec.sizedFor`` parsed once: every cycle reads them for
+    #: every outstanding offer, thousands at scale.
+    offered: Resources = field(init=False, default=EMPTY)
+    sized: tuple[tuple[Resources, int], ...] = field(init=False, default=())
+    framework_key: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.spec is not None:
+            object.__setattr__(self, "offered", Resources.parse(self.spec.resources))
+            sized = tuple((Resources.parse(t.resources), t.count) for t in self.spec.sized_for)
+            object.__setattr__(self, "sized", sized)
+            framework = _shared(f"{self.namespace}/{self.spec.framework}")
+            object.__setattr__(self, "framework_key", framework)
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def framework_key(self) -> str | None:
-        return f"{self.namespace}/{self.spec.framework}" if self.spec else None
 
     @property
     def phase(self) -> OfferPhase:
@@ -364,7 +395,7 @@ class OfferRecord:
         return self.error if self.spec is not None else None
 
     def resources(self) -> Resources:
-        return Resources.parse(self.spec.resources) if self.spec else Resources()
+        return self.offered
 
     @classmethod
     def parse(cls, body: Body) -> OfferRecord:

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubedrf.allocator import AllocationResult, AllocatorConfig, Snapshot, Waiting
 from kubedrf.allocator.oversized import oversized
-from kubedrf.allocator.shares import Shares
+from kubedrf.allocator.shares import FairShares, Shares
 from kubedrf.api import FRAMEWORK, QUOTA, RESERVATION, ROLE
 from kubedrf.api.conventions import format_time
 from kubedrf.api.types import ConditionType
@@ -20,6 +20,7 @@ from kubedrf.master.metrics import Metrics
 from kubedrf.master.status import (
     differs,
     framework_status,
+    holdings_by_framework,
     idle_reasons,
     quota_statuses,
     reservation_statuses,
@@ -58,11 +59,18 @@ class Reporter:
         by_framework: dict[str, list[Waiting]] = defaultdict(list)
         for w in waiting:
             by_framework[w.framework].append(w)
+        held = holdings_by_framework(view, result)
         for record in view.frameworks.values():
             mine = by_framework.get(record.key, [])
             status = status_patch(
                 framework_status(
-                    view, record, shares=shares, result=result, oversized=too_large, waiting=mine
+                    view,
+                    record,
+                    shares=shares,
+                    result=result,
+                    oversized=too_large,
+                    waiting=mine,
+                    held=held.get(record.key, []),
                 )
             )
             body = view.bodies.get(("framework", record.key))
@@ -94,9 +102,11 @@ class Reporter:
         result: AllocationResult,
         shares: Shares,
         config: AllocatorConfig,
+        *,
+        fair: FairShares | None = None,
     ) -> None:
         self.metrics.record_cycle(view, shares)
-        self.metrics.record_decisions(view, snapshot, result, config)
+        self.metrics.record_decisions(view, snapshot, result, config, fair)
 
     def _condition_events(
         self, body: Mapping[str, Any] | None, status: Mapping[str, Any]

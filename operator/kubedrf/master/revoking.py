@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 from kubedrf.allocator import (
     AllocatorConfig,
+    FairShare,
     Filter,
     Revocation,
     RevocationPolicy,
@@ -84,7 +85,13 @@ def plan_revocations(
     snapshot: Snapshot,
     config: AllocatorConfig,
     policy: RevocationPolicy,
+    targets: Sequence[FairShare] | None = None,
 ) -> RevocationPlan:
+    """Settle inverse offers, evict past deadlines, and choose new revocations.
+
+    ``targets`` are the cycle's ``revocation_target(snapshot, config)``; they are reused
+    while no revocation under way changes the snapshot the planner decides on.
+    """
     plan = RevocationPlan(blocked=refused_lately(view))
     pending: list[Revocation] = []
     freed: list[Revocation] = []
@@ -113,7 +120,9 @@ def plan_revocations(
     plan.holds = hold_freed(snapshot, freed, view.now + hold_for)
     if view.settings.revocation:
         policy = replace(policy, blocked=policy.blocked | plan.blocked)
-        plan.revocations = revocations(without_revoked(snapshot, pending), config, policy)
+        planned = without_revoked(snapshot, pending)
+        reuse = targets if planned is snapshot else None
+        plan.revocations = revocations(planned, config, policy, reuse)
     return plan
 
 

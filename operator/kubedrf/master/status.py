@@ -68,6 +68,7 @@ def framework_status(
     result: AllocationResult | None,
     oversized: Sequence[Oversized] = (),
     waiting: Sequence[Waiting] = (),
+    held: Sequence[Holding] | None = None,
 ) -> FrameworkStatus:
     """Allocated, tasks and offers from the view's holdings; the share DRF sorted by.
 
@@ -77,7 +78,7 @@ def framework_status(
     """
     body = view.bodies.get(("framework", record.key))
     generation = record.generation
-    mine = [h for h in holdings(view, result) if h.framework == record.key]
+    mine = held if held is not None else holdings_by_framework(view, result).get(record.key, [])
     by_role: dict[str, list[Resources]] = defaultdict(list)
     for h in mine:
         by_role[h.role].append(h.resources)
@@ -209,6 +210,17 @@ def holdings(view: MasterView, result: AllocationResult | None) -> list[Holding]
         for o in (result.offers if result else ())
     ]
     return [*view.holdings, *made]
+
+
+def holdings_by_framework(
+    view: MasterView, result: AllocationResult | None
+) -> dict[str, list[Holding]]:
+    """``holdings`` per framework: grouped once per cycle, not scanned once per framework
+    (a thousand frameworks would each read every node's holdings)."""
+    grouped: dict[str, list[Holding]] = defaultdict(list)
+    for h in holdings(view, result):
+        grouped[h.framework].append(h)
+    return grouped
 
 
 def role_statuses(

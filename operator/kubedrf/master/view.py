@@ -32,6 +32,7 @@ from kubedrf.api.conventions import parse_time
 from kubedrf.api.offer import OfferPhase
 from kubedrf.api.tenancy import refusal
 from kubedrf.master.liveness import Silence, silences
+from kubedrf.master.pods import PodSums, PodTable
 from kubedrf.master.records import (
     Body,
     ClusterObjectRecord,
@@ -42,7 +43,7 @@ from kubedrf.master.records import (
     PodRecord,
 )
 from kubedrf.master.settings import MasterSettings
-from kubedrf.resources import PODS, Resources, total, zero_named
+from kubedrf.resources import EMPTY, PODS, Resources, total, zero_named
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +83,18 @@ class MasterView:
     heard_at: Mapping[str, float]
     #: When an eviction of each Pod was last refused by a PodDisruptionBudget (see the cache).
     refused_evictions: Mapping[str, float]
+    #: The live Pods summed by place, kept up to date by the cache (see ``pods``).
+    pod_sums: PodSums
     # -- derived once, in freeze() --
     managed: frozenset[str]
     usable: Mapping[str, NodeRecord]
     outstanding: tuple[OfferRecord, ...]
-    charged: tuple[PodRecord, ...]
+    #: Per node, what its outstanding offers and the Pods they do not cover have in use.
     usage: Mapping[str, Resources]
+    #: Per node, what those Pods alone have in use (offers aside).
+    pod_usage: Mapping[str, Resources]
+    #: Per usable node, what Pods of no (framework, role) have in use: not the allocator's.
+    external: Mapping[str, Resources]
     holdings: tuple[Holding, ...]
     refused: Mapping[str, Mapping[str, str]]
     #: Per role, the Quota in force (the first by name); others are reported as conflicts.
@@ -97,12 +104,23 @@ class MasterView:
     disconnected: Mapping[str, Silence]
 
     @classmethod
-    def freeze(cls, settings: MasterSettings, now: float, **tables: Any) -> MasterView:
-        """Copy the tables (records are immutable; only the dicts need copying) and derive."""
+    def freeze(
+        cls, settings: MasterSettings, now: float, pod_sums: PodSums | None = None, **tables: Any
+    ) -> MasterView:
+        """Copy the tables (records are immutable; only the dicts need copying) and derive.
+
+        Pods come as the cache's ``PodTable``, whose sums are kept up to date as Pods change,
+        or as a plain mapping summed here; ``pod_sums`` spares that when the caller has them.
+        """
+        pods = tables.pop("pods")
+        if pod_sums is None:
+            pod_sums = pods.sums() if isinstance(pods, PodTable) else PodSums.of(pods.values())
         copied: dict[str, Any] = {
             name: dict(table) if isinstance(table, Mapping) else frozenset(table)
             for name, table in tables.items()
         }
+        copied["pods"] = pods.copy() if isinstance(pods, PodTable) else dict(pods)
+        copied["pod_sums"] = pod_sums
         return cls(settings=settings, now=now, **copied, **_derive(settings, now, copied))
 
     def after(
@@ -120,7 +138,8 @@ class MasterView:
             for key, o in self.offers.items()
             if key not in deleted_offers
         }
-        pods = {k: p for k, p in self.pods.items() if k not in deleted_pods}
+        pods = dict(self.pods)
+        gone = [pods.pop(key) for key in deleted_pods if key in pods]
         tables = {
             "nodes": self.nodes,
             "pods": pods,
@@ -136,7 +155,7 @@ class MasterView:
             "heard_at": self.heard_at,
             "refused_evictions": self.refused_evictions,
         }
-        return MasterView.freeze(self.settings, self.now, **tables)
+        return MasterView.freeze(self.settings, self.now, self.pod_sums.without(gone), **tables)
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -199,16 +218,10 @@ class MasterView:
 
     def snapshot(self) -> Snapshot:
         pods_per_slot = any(PODS in n.allocatable for n in self.usable.values())
-        external: dict[str, list[Resources]] = defaultdict(list)
-        for pod in self.charged:
-            if pod.node in self.usable and not (pod.framework_key and pod.role):
-                assert pod.node is not None
-                external[pod.node].append(pod.requests)
         offered: dict[str, list[tuple[Resources, int]]] = defaultdict(list)
         for offer in self.outstanding:
             assert offer.spec is not None and offer.framework_key is not None
-            for task in offer.spec.sized_for:
-                offered[offer.framework_key].append((Resources.parse(task.resources), task.count))
+            offered[offer.framework_key].extend(offer.sized)
         frameworks = tuple(
             framework
             for record in sorted(self.frameworks.values(), key=lambda r: r.key)
@@ -217,7 +230,7 @@ class MasterView:
         )
         return Snapshot(
             nodes=tuple(
-                Node(name, node.allocatable, total(external.get(name, [])))
+                Node(name, node.allocatable, self.external.get(name, EMPTY))
                 for name, node in sorted(self.usable.items())
             ),
             frameworks=frameworks,
@@ -249,10 +262,12 @@ class MasterView:
 
     def tasks(self) -> tuple[Task, ...]:
         """Running tasks one by one, for revocation: which to end, and how old each is."""
+        covered = {o.key for o in self.outstanding}
+        usable = self.usable
         return tuple(
-            Task(pod.key, pod.framework_key, pod.role, pod.node, pod.requests, pod.created_at)
-            for pod in self.charged
-            if pod.framework_key and pod.role and pod.node and pod.node in self.usable
+            task
+            for task, offer in self.pod_sums.tasks
+            if task.node in usable and (offer is None or offer not in covered)
         )
 
     def _framework(
@@ -313,29 +328,29 @@ def _derive(settings: MasterSettings, now: float, t: Mapping[str, Any]) -> dict[
     # Offers not yet settled hold their resources until the master settles them, past
     # expiresAt too: each cycle settles expired offers before it allocates.
     outstanding = tuple(o for _, o in sorted(offers.items()) if o.outstanding)
-    covered = {o.key for o in outstanding}
     # Live Pods whose requests count on their own: tasks launched against an offer that is
     # still outstanding are covered by that offer until the master settles it.
-    pods: Mapping[str, PodRecord] = t["pods"]
-    charged = tuple(
-        pod
-        for _, pod in sorted(pods.items())
-        if not pod.terminal and pod.node and pod.offer_key not in covered
-    )
-    in_use: dict[str, list[Resources]] = defaultdict(list)
+    sums: PodSums = t["pod_sums"]
+    charged = sums.charged(frozenset(o.key for o in outstanding))
+    pod_use: dict[str, list[Resources]] = defaultdict(list)
+    external: dict[str, list[Resources]] = defaultdict(list)
     held: dict[tuple[str, str, str], list[Resources]] = defaultdict(list)
     tasks: dict[tuple[str, str, str], int] = defaultdict(int)
     offered: dict[tuple[str, str, str], int] = defaultdict(int)
-    for pod in charged:
-        assert pod.node is not None
-        in_use[pod.node].append(pod.requests)
-        if pod.framework_key and pod.role and pod.node in usable:
-            held[pod.framework_key, pod.role, pod.node].append(pod.requests)
-            tasks[pod.framework_key, pod.role, pod.node] += 1
+    for (node, framework, role), tally in charged.items():
+        pod_use[node].append(tally.resources)
+        if node not in usable:
+            continue
+        if framework and role:
+            held[framework, role, node].append(tally.resources)
+            tasks[framework, role, node] += tally.count
+        else:
+            external[node].append(tally.resources)
+    in_use = {node: list(items) for node, items in pod_use.items()}
     for offer in outstanding:
         assert offer.spec is not None and offer.framework_key is not None
         where = (offer.framework_key, offer.spec.role, offer.spec.node_name)
-        in_use[offer.spec.node_name].append(offer.resources())
+        in_use.setdefault(offer.spec.node_name, []).append(offer.resources())
         held[where].append(offer.resources())
         offered[where] += 1
     holdings = tuple(
@@ -364,8 +379,9 @@ def _derive(settings: MasterSettings, now: float, t: Mapping[str, Any]) -> dict[
         "managed": managed,
         "usable": usable,
         "outstanding": outstanding,
-        "charged": charged,
         "usage": {node: total(items) for node, items in in_use.items()},
+        "pod_usage": {node: total(items) for node, items in pod_use.items()},
+        "external": {node: total(items) for node, items in external.items()},
         "holdings": holdings,
         "refused": refused,
         "quota_owners": owners,
