@@ -479,3 +479,24 @@ def test_a_late_event_of_a_deleted_object_does_not_bring_it_back() -> None:
     late = {**live, "metadata": {**live["metadata"], "resourceVersion": "11"}}
     assert not cache.apply("pod", "MODIFIED", late)
     assert "team/t1" not in cache.pods
+
+
+def test_tasks_on_a_node_not_ready_still_count_against_their_roles_quota_limit() -> None:
+    """Found by the 30-minute chaos soak: a role's tasks on a NotReady node dropped out of
+    its consumption, the master offered the role up to its limit elsewhere, and once the node
+    was Ready again the role held more than its limit (invariant 4)."""
+    limit = {
+        "metadata": {"name": "default-limit", "generation": 1},
+        "spec": {"role": "default", "limit": {"cpu": "4"}},
+    }
+    cache = cache_with(
+        nodes=[node("n1", ready=False), node("n2")],
+        frameworks=[framework("A", [{"resources": {"cpu": "1", "memory": "1Gi"}, "count": 9}])],
+        pods=[pod(f"a{i}", "A", None, cpu="1", memory="1Gi") for i in range(4)],
+        quotas=[limit],
+    )
+    snapshot = cache.freeze(NOW).snapshot()
+    result = allocate(snapshot, cache.settings.allocator_config())
+
+    assert result.offers == ()
+    assert sum(a.resources["cpu"] for a in snapshot.allocations) == 4000

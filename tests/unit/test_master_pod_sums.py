@@ -65,12 +65,12 @@ def summed_afresh(view: MasterView) -> dict[str, Any]:
         if p.terminal or not p.node or p.offer_key in covered:
             continue
         pod_usage[p.node].append(p.requests)
-        if p.node not in view.usable:
-            continue
         if p.framework_key and p.role:
+            # Held wherever it runs; revocable only where a node can take something back.
             held[p.framework_key, p.role, p.node].append(p.requests)
-            tasks.append(Task(p.key, p.framework_key, p.role, p.node, p.requests, p.created_at))
-        else:
+            if p.node in view.usable:
+                tasks.append(Task(p.key, p.framework_key, p.role, p.node, p.requests, p.created_at))
+        elif p.node in view.usable:
             external[p.node].append(p.requests)
     return {
         "pod_usage": {n: total(items) for n, items in pod_usage.items()},

@@ -339,12 +339,13 @@ def _derive(settings: MasterSettings, now: float, t: Mapping[str, Any]) -> dict[
     offered: dict[tuple[str, str, str], int] = defaultdict(int)
     for (node, framework, role), tally in charged.items():
         pod_use[node].append(tally.resources)
-        if node not in usable:
-            continue
         if framework and role:
+            # A task on a node that is not usable now (NotReady, cordoned, gone and back)
+            # still holds what it asked for: left out, its role would be offered up to its
+            # quota limit elsewhere and hold more than the limit once the node is back.
             held[framework, role, node].append(tally.resources)
             tasks[framework, role, node] += tally.count
-        else:
+        elif node in usable:
             external[node].append(tally.resources)
     in_use = {node: list(items) for node, items in pod_use.items()}
     for offer in outstanding:
