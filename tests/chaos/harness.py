@@ -226,6 +226,8 @@ class Outcome:
     #: From when an offer was owed: ``healed``, or for a node fault once it had room.
     owed: float = 0.0
     note: str = ""
+    #: Whether an offer was owed at all: a node back full of long tasks is owed none.
+    owed_offer: bool = True
 
     @property
     def skipped(self) -> bool:
@@ -477,7 +479,7 @@ class Run:
             note = f"{NOT_INJECTED}: {error}"
             injected = None if isinstance(error, FaultUnavailableError) else False
         healed = time.time()
-        recovered, owed = self._await_recovery(healed, node)
+        recovered, owed, owed_offer = self._await_recovery(healed, node)
         if absorbed:
             # Reported as the longest stand-still from its start to the first offer after its
             # end (recovered - owed is that gap): an offer a cycle already under way wrote
@@ -488,27 +490,31 @@ class Run:
         else:
             self.checker.blind((recovered or time.time()) + 1.0)
         outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
+        outcome.owed_offer = owed_offer
         self.outcomes.append(outcome)
         took = "none" if recovered is None else f"{recovered - owed:.1f}s"
+        if not owed_offer:
+            took += " (the node never had room for a demanded task: no offer owed)"
         if owed - healed > 0.5:
             took += f" (the node had room {owed - healed:.1f}s after it was back)"
         self.log(f"fault {kind}: {note}; recovery {took}")
         return injected
 
-    def _await_recovery(self, healed: float, node: str | None) -> tuple[float | None, float]:
-        """When the first offer after ``healed`` was seen (on ``node``), and from when it was
-        owed: at once, or for a node once the checker saw room on it for a demanded task."""
+    def _await_recovery(self, healed: float, node: str | None) -> tuple[float | None, float, bool]:
+        """When the first offer after ``healed`` was seen (on ``node``), from when it was
+        owed (at once, or for a node once the checker saw room on it for a demanded task),
+        and whether one was owed at all (a node back full of long tasks is owed none)."""
         deadline = healed + RECOVERY_WAIT_S
         owed = healed if node is None else None
         while time.time() < deadline:
             now = time.time()
             seen = self.checker.first_offer_after(healed, node)
             if seen is not None:
-                return seen, min(seen, owed if owed is not None else seen)
+                return seen, min(seen, owed if owed is not None else seen), True
             if owed is None and node is not None and self.checker.room(node):
                 owed = now
             time.sleep(0.2)
-        return None, owed if owed is not None else healed
+        return None, owed if owed is not None else healed, owed is not None
 
     def _kill_master(self, proc: Proc) -> None:
         proc.kill()
@@ -689,11 +695,13 @@ class Run:
         for kind in FAULTS:
             injected = [o for o in self.outcomes if o.kind == kind and not o.skipped]
             times = [o.recovered - o.owed for o in injected if o.recovered is not None]
-            missing = sum(1 for o in injected if o.recovered is None)
+            missing = sum(1 for o in injected if o.recovered is None and o.owed_offer)
+            roomless = sum(1 for o in injected if o.recovered is None and not o.owed_offer)
             recovery[kind] = {
                 "median": round(statistics.median(times), 2) if times else None,
                 "max": round(max(times), 2) if times else None,
                 "unrecovered": missing,
+                "no_offer_owed": roomless,
             }
         longest = max(self.rss.values(), key=len, default=[])
         after_warmup = [mb for age, mb in longest if age >= 60] or [mb for _, mb in longest]
