@@ -447,8 +447,9 @@ class _Cycle:
         cycles and of revocation's target; its results equal the general loop's, which the
         tests check on random snapshots.
         """
-        if self.in_turns and (self.demand_mode or self.pool.uniform_free() is not None):
-            self._plain_in_turns()
+        unit = None if self.demand_mode else self.pool.uniform_free()
+        if self.in_turns and (self.demand_mode or unit is not None):
+            self._plain_in_turns(unit)
             return
         sorter, clients = self.sorter, self.clients
         while (client := sorter.first()) is not None:
@@ -516,7 +517,7 @@ class _Cycle:
             state.offered = True
             self.idle.pop(client, None)
 
-    def _plain_in_turns(self) -> None:
+    def _plain_in_turns(self, unit: Vector | None) -> None:
         """The plain loop with the sorter's turns computed ahead: in demand mode, and in
         classic mode when every node with room left has the same free capacity.
 
@@ -532,11 +533,11 @@ class _Cycle:
         one of equal nodes, and each client's unit is that node's capacity. Each client is
         scheduled about twice its even part of the nodes; one that reaches the end of its
         run is taken one by one and the turns computed again, each time with twice as many.
+        ``unit`` is that capacity (``None`` in demand mode).
         """
         active = set(self.clients)
         sorter, clients, pool, offers = self.sorter, self.clients, self.pool, self.offers
         free, gpu = pool.free, pool.gpu
-        unit = None if self.demand_mode else pool.uniform_free()
         spread = 2
         while True:
             if unit is None:
