@@ -49,8 +49,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from kubedrf.api.conventions import LABEL_FRAMEWORK, format_micro_time, heartbeat_lease
 from kubedrf.devcluster import cluster as devcluster
+from kubedrf.framework.driver import renew_heartbeat
 from tests.chaos.checker import GROUP, VERSION, Checker, outstanding
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -432,18 +432,9 @@ class Run:
 
     def _heartbeat(self, namespace: str, framework: str) -> None:
         coordination = client.CoordinationV1Api(self.api)
-        name = heartbeat_lease(framework)
         while not self.stopped.is_set():
-            spec = {"holderIdentity": "chaos-harness", "renewTime": format_micro_time(time.time())}
             try:
-                try:
-                    coordination.patch_namespaced_lease(name, namespace, {"spec": spec})
-                except client.exceptions.ApiException as error:
-                    if error.status != 404:
-                        raise
-                    metadata = {"name": name, "labels": {LABEL_FRAMEWORK: framework}}
-                    body: Any = {"metadata": metadata, "spec": spec}
-                    coordination.create_namespaced_lease(namespace, body)
+                renew_heartbeat(coordination, namespace, framework, holder="chaos-harness")
             except Exception as error:  # the apiserver restarting, for one: renew next time
                 self.log(f"heartbeat of {framework}: {error}")
             self.stopped.wait(HEARTBEAT_S)

@@ -258,34 +258,14 @@ class KubedrfSchedulerDriver(TaskLedger):
                 await asyncio.wait_for(stopped.wait(), timeout=every)
 
     def _renew_lease(self) -> None:
-        name = heartbeat_lease(self.name)
-        spec: dict[str, Any] = {
-            "holderIdentity": f"{socket.gethostname()}-{os.getpid()}",
-            "renewTime": format_micro_time(time.time()),
-        }
-        if self.failover_timeout is not None:
-            spec["leaseDurationSeconds"] = max(1, int(self.failover_timeout))
-        try:
-            self.coordination.patch_namespaced_lease(name, self.namespace, {"spec": spec})
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            owner = {
-                "apiVersion": API_VERSION,
-                "kind": FRAMEWORK.kind,
-                "name": self.name,
-                "uid": self._uid,
-            }
-            metadata: dict[str, Any] = {"name": name, "labels": {LABEL_FRAMEWORK: self.name}}
-            if self._uid:  # deleted with its Framework
-                metadata["ownerReferences"] = [owner]
-            body: Any = {  # the client takes a plain dict body too
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": metadata,
-                "spec": spec,
-            }
-            self.coordination.create_namespaced_lease(self.namespace, body)
+        renew_heartbeat(
+            self.coordination,
+            self.namespace,
+            self.name,
+            holder=f"{socket.gethostname()}-{os.getpid()}",
+            failover_timeout=self.failover_timeout,
+            owner_uid=self._uid,
+        )
 
     async def _on_framework(self, event: WatchEvent) -> None:
         """Tell the scheduler, through ``error``, what the master's status refuses it (its
@@ -551,3 +531,45 @@ class KubedrfSchedulerDriver(TaskLedger):
 
 def _demand(demand: Demand) -> list[dict[str, Any]]:
     return [{"resources": r.to_quantities(), "count": count} for r, count in demand]
+
+
+def renew_heartbeat(
+    coordination: client.CoordinationV1Api,
+    namespace: str,
+    framework: str,
+    *,
+    holder: str,
+    failover_timeout: float | None = None,
+    owner_uid: str | None = None,
+) -> None:
+    """Renew ``framework``'s heartbeat Lease, creating it on first use: how the master hears
+    that a framework lives (its ``failoverTimeout`` runs from the last renewal). With
+    ``owner_uid`` the Lease is deleted with its Framework."""
+    name = heartbeat_lease(framework)
+    spec: dict[str, Any] = {
+        "holderIdentity": holder,
+        "renewTime": format_micro_time(time.time()),
+    }
+    if failover_timeout is not None:
+        spec["leaseDurationSeconds"] = max(1, int(failover_timeout))
+    try:
+        coordination.patch_namespaced_lease(name, namespace, {"spec": spec})
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        owner = {
+            "apiVersion": API_VERSION,
+            "kind": FRAMEWORK.kind,
+            "name": framework,
+            "uid": owner_uid,
+        }
+        metadata: dict[str, Any] = {"name": name, "labels": {LABEL_FRAMEWORK: framework}}
+        if owner_uid:  # deleted with its Framework
+            metadata["ownerReferences"] = [owner]
+        body: Any = {  # the client takes a plain dict body too
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": spec,
+        }
+        coordination.create_namespaced_lease(namespace, body)
