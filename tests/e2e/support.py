@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client
 
+from kubedrf.api.conventions import ANNOTATION_SCHEDULER
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.master.records import pod_requests
 from kubedrf.resources import Resources, total
@@ -225,10 +226,17 @@ class MasterProcess(Background):
 class Frameworks:
     """A framework controller made of plain API calls (the SDK's job, done by hand)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+    def __init__(
+        self, api: client.ApiClient, namespace: str, *, follow_offers: bool = False
+    ) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
+        #: Name the scheduler each Offer asks for (its kubedrf.io/scheduler-name annotation),
+        #: as the SDK does and as the chart's claims policy requires; by default task Pods
+        #: keep the default scheduler, so tests see what the master does about bad claims
+        #: that kube-scheduler has bound.
+        self.follow_offers = follow_offers
 
     def create(
         self, name: str, tasks: dict[str, str] | None = None, count: int = 100, **spec: Any
@@ -287,6 +295,9 @@ class Frameworks:
         restart_policy: str = "Always",
     ) -> str:
         spec = offer["spec"]
+        if scheduler is None and self.follow_offers:
+            annotations = offer["metadata"].get("annotations") or {}
+            scheduler = annotations.get(ANNOTATION_SCHEDULER)
         labels = {
             "kubedrf.io/framework": spec["framework"],
             "kubedrf.io/role": spec["role"],

@@ -294,7 +294,7 @@ def master(
 def frameworks(api: client.ApiClient, namespace: str) -> Iterator[Frameworks]:
     """Frameworks in a fresh namespace, deleted before it is: a namespace takes a while to
     go, and the next test's master would otherwise see their demand meanwhile."""
-    ours = Frameworks(api, namespace)
+    ours = Frameworks(api, namespace, follow_offers=True)  # as the claims policy requires
     try:
         yield ours
     finally:
@@ -450,11 +450,15 @@ TASK_LABELS = {
 def tolerating_pod(
     name: str, labels: dict[str, str] | None = None, toleration: dict[str, str] = TOLERATION
 ) -> dict[str, Any]:
+    """A Pod that tolerates the managed taint; one that claims an offer names kubedrf as its
+    scheduler, as the claims policy requires (its own tests below break that on purpose)."""
+    labels = labels or {}
     return {
-        "metadata": {"name": name, "labels": labels or {}},
+        "metadata": {"name": name, "labels": labels},
         "spec": {
             "containers": [{"name": "task", "image": "task"}],
             "tolerations": [toleration],
+            **({"schedulerName": "kubedrf"} if "kubedrf.io/offer" in labels else {}),
         },
     }
 
@@ -514,10 +518,10 @@ def test_a_pod_tolerating_the_managed_taint_needs_the_task_labels(
 
 
 def test_a_toleration_added_by_update_needs_the_task_labels_too(
-    release: Release, core: client.CoreV1Api, namespace: str
+    release: Release, core: client.CoreV1Api, namespace: str, as_master: Path
 ) -> None:
     """The gated-Pod path: a Pod waits behind a scheduling gate, and gets its toleration when
-    it is let through; only a labelled one may."""
+    it is let through; only a labelled one may (the master labels it, as only it may)."""
     gated = tolerating_pod("gated")
     gated["spec"].pop("tolerations")
     gated["spec"]["schedulingGates"] = [{"name": "kubedrf.io/offer"}]
@@ -530,9 +534,56 @@ def test_a_toleration_added_by_update_needs_the_task_labels_too(
         "the toleration added by update to be refused",
     )
     assert "lacks kubedrf.io/framework, kubedrf.io/role, kubedrf.io/offer." in message
-    core.patch_namespaced_pod("gated", namespace, {"metadata": {"labels": TASK_LABELS}})
+    master = client.CoreV1Api(config.new_client_from_config(config_file=str(as_master)))
+    master.patch_namespaced_pod("gated", namespace, {"metadata": {"labels": TASK_LABELS}})
     pod = core.patch_namespaced_pod("gated", namespace, tolerate)
     assert [t.key for t in pod.spec.tolerations or []].count("kubedrf.io/managed") == 1
+
+
+def test_a_claim_on_an_offer_goes_through_the_masters_binder(
+    cluster: devcluster.Cluster,
+    release: Release,
+    core: client.CoreV1Api,
+    namespace: str,
+    as_master: Path,
+) -> None:
+    """With the master binding (the default), a Pod labelled kubedrf.io/offer that names
+    another scheduler or sets spec.nodeName would run before the master checked its claim:
+    refused at admission, each with the fix. The label cannot be added or changed afterwards
+    by anyone but the master."""
+    policy = f"{release.name}-kubedrf-offer-claims"
+    claim = tolerating_pod("claim", TASK_LABELS)
+    del claim["spec"]["schedulerName"]
+    message = wait_for(lambda: creation_refusal(core, namespace, claim), f"{policy} to refuse")
+    assert f"ValidatingAdmissionPolicy '{policy}'" in message
+    assert (
+        "this Pod claims offer a-offer-1 (label kubedrf.io/offer) but names scheduler"
+        " default-scheduler: set spec.schedulerName: kubedrf" in message
+    )
+    status = json.loads(cluster.kubectl("get", "validatingadmissionpolicy", policy, "-o", "json"))
+    assert status["status"]["observedGeneration"] == 1
+    assert not status["status"].get("typeChecking", {}).get("expressionWarnings"), status
+
+    placed = tolerating_pod("placed", TASK_LABELS)
+    placed["spec"]["nodeName"] = release.node
+    message = creation_refusal(core, namespace, placed)
+    assert message is not None and "sets spec.nodeName, which skips the check" in message
+    assert creation_refusal(core, namespace, tolerating_pod("claim", TASK_LABELS)) is None
+
+    # A Pod that is no claim cannot become one, or claim another offer, except by the master.
+    plain = {"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": "c"}]}}
+    core.create_namespaced_pod(namespace, plain)
+    labelled = {"metadata": {"labels": TASK_LABELS}}
+    message = refusal(lambda: core.patch_namespaced_pod("plain", namespace, labelled))
+    assert message is not None and "only the kubedrf master may add or change it" in message
+    master = client.CoreV1Api(config.new_client_from_config(config_file=str(as_master)))
+    master.patch_namespaced_pod("plain", namespace, labelled)
+    other = {"metadata": {"labels": {"kubedrf.io/offer": "b-offer-1"}}}
+    message = refusal(lambda: core.patch_namespaced_pod("plain", namespace, other))
+    assert message is not None and "(here: a-offer-1)" in message
+    # Other updates of a claim pass.
+    pod = core.patch_namespaced_pod("plain", namespace, {"metadata": {"annotations": {"x": "y"}}})
+    assert pod.metadata.labels["kubedrf.io/offer"] == "a-offer-1"
 
 
 def test_daemon_set_pods_and_exempt_namespaces_may_tolerate_the_managed_taint(

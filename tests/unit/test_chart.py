@@ -18,7 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from kubedrf.api.conventions import LABEL_FRAMEWORK, LABEL_OFFER, LABEL_ROLE, heartbeat_lease
+from kubedrf.api.conventions import (
+    LABEL_FRAMEWORK,
+    LABEL_OFFER,
+    LABEL_ROLE,
+    SCHEDULER_NAME,
+    heartbeat_lease,
+)
 from kubedrf.devcluster import provision, schemas
 from kubedrf.master.settings import MasterSettings
 from kubedrf.workloads.tasks import FRAMEWORK_NAME
@@ -352,10 +358,16 @@ def test_the_helm_test_pod_finishes_on_kwok_nodes(helm: str) -> None:
     assert not set(service["spec"]["selector"].items()) <= set(labels.items())
 
 
-def admission_policy(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    (policy,) = find(docs, "ValidatingAdmissionPolicy")
-    (binding,) = find(docs, "ValidatingAdmissionPolicyBinding")
-    return policy, binding
+def admission_policy(
+    docs: list[dict[str, Any]], suffix: str = "-managed-nodes"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The policy whose name ends with ``suffix``, and its binding."""
+
+    def named(kind: str) -> dict[str, Any]:
+        (doc,) = [d for d in find(docs, kind) if d["metadata"]["name"].endswith(suffix)]
+        return doc
+
+    return named("ValidatingAdmissionPolicy"), named("ValidatingAdmissionPolicyBinding")
 
 
 def test_the_admission_policy_denies_pods_on_create_and_update_outside_exempt_namespaces(
@@ -440,6 +452,49 @@ def test_the_crds_are_templates_so_that_helm_upgrade_updates_them(helm: str) -> 
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
         assert "labels" not in crd["metadata"]  # nor do they count among the release's objects
     assert find(render(helm, "--set", "crds.install=false"), "CustomResourceDefinition") == []
+
+
+def test_the_claims_policy_sends_every_claim_through_the_masters_binder(helm: str) -> None:
+    policy, binding = admission_policy(render(helm), "-offer-claims")
+    assert policy["metadata"]["name"] == "rel-kubedrf-offer-claims"
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (condition,) = spec["matchConditions"]
+    assert condition["expression"] == f"'{LABEL_OFFER}' in object.metadata.?labels.orValue({{}})"
+    scheduler, node_name, relabel = spec["validations"]
+    assert f"== '{SCHEDULER_NAME}'" in scheduler["expression"]
+    assert "request.operation != 'CREATE'" in scheduler["expression"]
+    assert "set spec.schedulerName: kubedrf" in scheduler["messageExpression"]
+    assert "object.spec.?nodeName.orValue('') == ''" in node_name["expression"]
+    # Only the master (its ServiceAccount) may add or change the label after creation.
+    assert "variables.claimedBefore == variables.offer" in relabel["expression"]
+    assert (
+        "request.userInfo.username in ['system:serviceaccount:kubedrf-system:rel-kubedrf-master']"
+        in relabel["expression"]
+    )
+    assert binding["spec"]["policyName"] == "rel-kubedrf-offer-claims"
+    (selector,) = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["values"] == ["kubedrf-system", "kube-system"]
+
+
+def test_the_claims_policy_trusts_the_master_users_and_only_when_the_master_binds(
+    helm: str,
+) -> None:
+    docs = render(helm, "--set", "admissionPolicy.masterUsers={alice,kubernetes-admin}")
+    policy, _ = admission_policy(docs, "-offer-claims")
+    relabel = policy["spec"]["validations"][2]["expression"]
+    assert (
+        "['system:serviceaccount:kubedrf-system:rel-kubedrf-master', 'alice', 'kubernetes-admin']"
+        in relabel
+    )
+    # With kube-scheduler binding, claims are bound before the master judges them: by design.
+    other = render(helm, "--set", "binder=kube-scheduler")
+    assert [p["metadata"]["name"] for p in find(other, "ValidatingAdmissionPolicy")] == [
+        "rel-kubedrf-managed-nodes"
+    ]
+    # A quote would end the CEL string: refused by the values schema.
+    with pytest.raises(AssertionError, match="masterUsers"):
+        render(helm, "--set", "admissionPolicy.masterUsers={it's}")
 
 
 def test_the_admission_policy_can_be_left_out(helm: str) -> None:

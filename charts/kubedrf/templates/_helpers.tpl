@@ -116,3 +116,17 @@ object to judge ("object", or "oldObject" on UPDATE), so the rule reads the same
 {{- $ctx := index . 0 }}
 {{- printf "this Pod tolerates the taint %s of the nodes kubedrf manages but lacks %s. Only kubedrf tasks run there, each judged by the kubedrf master against the Offer it names: launch it on an Offer (labels kubedrf.io/framework, kubedrf.io/role and kubedrf.io/offer), drop the toleration, run it from a DaemonSet, or run it in a namespace exempt from this rule (%s)." $ctx.Values.managedTaint (index . 2) (join ", " (index . 1)) }}
 {{- end }}
+
+{{/* The ValidatingAdmissionPolicy that sends every claim on an offer through the master's binder. */}}
+{{- define "kubedrf.claimPolicy" -}}
+{{- printf "%s-offer-claims" (include "kubedrf.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Who may add or change a Pod's kubedrf.io/offer label (the master, releasing a gated Pod), as a CEL list. */}}
+{{- define "kubedrf.claimPolicy.masterUsers" -}}
+{{- $sa := printf "system:serviceaccount:%s:%s" .Release.Namespace (include "kubedrf.master" .) }}
+{{- $users := prepend .Values.admissionPolicy.masterUsers $sa | uniq }}
+{{- $quoted := list }}
+{{- range $users }}{{ $quoted = append $quoted (printf "'%s'" .) }}{{ end }}
+{{- printf "[%s]" (join ", " $quoted) }}
+{{- end }}
