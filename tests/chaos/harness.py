@@ -297,6 +297,8 @@ class Run:
         nodes = devcluster.node_names(self.nodes)
         for namespace in NAMESPACES:
             self.cluster.kubectl("create", "namespace", namespace)
+        if self.master_checkout is None:  # an older master may not write what they require
+            self._admission_policies()
         for plural, body in objects(nodes[0]):
             self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
         self.checker = Checker(self.api, ("kubedrf.io/managed", "true")).start()
@@ -620,12 +622,61 @@ class Run:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "offers", name)
         return f"deleted offer {namespace}/{name}", None
 
-    def _task_pod(self, offer: dict[str, Any], name: str, requests: dict[str, str]) -> Any:
+    def _admission_policies(self) -> None:
+        """The chart's admission policies, as an install of the chart has them: nothing but
+        tasks on managed nodes, and no claim on an offer that skips the master's binder. The
+        masters run outside the cluster as this kubeconfig's user, which may release gated
+        Pods; so may mallory, who never tries."""
+        review = client.AuthenticationV1Api(self.api).create_self_subject_review(
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        )
+        user = review.status.user_info.username
+        rendered = subprocess.run(
+            [
+                str(self.cluster.binaries["helm"]),
+                "template",
+                "chaos",
+                str(ROOT / "charts" / "kubedrf"),
+                "--namespace=kubedrf-system",
+                "--show-only=templates/admissionpolicy.yaml",
+                "--show-only=templates/claimpolicy.yaml",
+                f"--set=admissionPolicy.masterUsers={{{user}}}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        self.cluster.kubectl("apply", "-f", "-", stdin=rendered)
+        # The apiserver compiles a new policy in the background: wait until it refuses.
+        probe = {
+            "metadata": {"name": "probe", "labels": {"kubedrf.io/offer": "none"}},
+            "spec": {"containers": [{"name": "c", "image": "c"}]},
+        }
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.core.create_namespaced_pod("chaos-c", probe, dry_run="All")
+            except client.exceptions.ApiException as error:
+                if error.status == 403:
+                    return
+                raise
+            if time.time() > deadline:
+                raise RuntimeError("the claims policy refuses nothing after 60 s")
+            time.sleep(0.5)
+
+    def _task_pod(
+        self,
+        offer: dict[str, Any],
+        name: str,
+        requests: dict[str, str],
+        scheduler: str | None = None,
+    ) -> Any:
+        """mallory's task on ``offer``, naming the scheduler the offer asks for unless told."""
         from tests.e2e.support import Frameworks  # noqa: PLC0415
 
-        hand = Frameworks(self.api, "chaos-c")
+        hand = Frameworks(self.api, "chaos-c", follow_offers=True)
         spec = {**offer["spec"], "framework": "mallory"}
-        hand.launch({**offer, "spec": spec}, name, requests)
+        hand.launch({**offer, "spec": spec}, name, requests, scheduler=scheduler)
         self.checker.plant("chaos-c", name)
         return hand
 
@@ -648,9 +699,21 @@ class Run:
         if not offers:
             raise RuntimeError("no outstanding offer outside chaos-c")
         offer = self.rng.choice(offers)
+        where = f"{offer['metadata']['namespace']}/{offer['metadata']['name']}"
         name = f"mallory-{uuid.uuid4().hex[:6]}"
-        self._task_pod(offer, name, {"cpu": "100m", "memory": "64Mi"})
-        return f"mallory claimed {offer['metadata']['namespace']}/{offer['metadata']['name']}", None
+        requests = {"cpu": "100m", "memory": "64Mi"}
+        # First past the master's binder, straight to kube-scheduler: the policy refuses it
+        # (without the policy, an older master's run, it is planted and must be refused).
+        try:
+            self._task_pod(offer, name, requests, scheduler="default-scheduler")
+        except client.exceptions.ApiException as error:
+            if error.status != 403:
+                raise
+        else:
+            return f"mallory claimed {where} through kube-scheduler", None
+        # Then through the binder, which must never bind it.
+        self._task_pod(offer, name, requests)
+        return f"mallory claimed {where}; refused at admission through kube-scheduler", None
 
     def _fault_hostile_object(self) -> tuple[str, None]:
         """A tenant's Framework demanding a resource named ``""``: refused by the API, or left
