@@ -8,7 +8,7 @@ from kubedrf.allocator import allocate
 from kubedrf.api import MAX_REFUSE_SECONDS
 from kubedrf.api.conventions import format_time
 from kubedrf.api.offer import OfferPhase
-from kubedrf.master.cache import ClusterCache
+from kubedrf.master.cache import TOMBSTONE_SECONDS, ClusterCache
 from kubedrf.master.lifecycle import (
     LISTED_TASK_WAIT,
     Reconciliation,
@@ -479,6 +479,34 @@ def test_a_late_event_of_a_deleted_object_does_not_bring_it_back() -> None:
     late = {**live, "metadata": {**live["metadata"], "resourceVersion": "11"}}
     assert not cache.apply("pod", "MODIFIED", late)
     assert "team/t1" not in cache.pods
+
+
+def test_deletions_are_remembered_for_minutes_not_forever() -> None:
+    """Every ended task leaves a tombstone; a master that never relists kept them all, a
+    slow leak (one entry per Pod ever ended). They go after TOMBSTONE_SECONDS, and a late
+    event within that time is still turned away."""
+    now = [NOW]
+    cache = ClusterCache(MasterSettings(), clock=lambda: now[0])
+
+    def ended(name: str, version: int) -> None:
+        body = pod(name, "A", "a-1")
+        body["metadata"]["resourceVersion"] = str(version)
+        cache.apply("pod", "ADDED", body)
+        gone = {"metadata": {**body["metadata"], "resourceVersion": str(version + 1)}}
+        cache.apply("pod", "DELETED", gone)
+
+    for i in range(100):
+        ended(f"old{i}", 10 * i + 1)
+    now[0] += TOMBSTONE_SECONDS / 2
+    ended("recent", 5000)
+    late = pod("recent", "A", "a-1")
+    late["metadata"]["resourceVersion"] = "4999"
+    assert not cache.apply("pod", "MODIFIED", late)
+    now[0] += TOMBSTONE_SECONDS / 2
+    ended("newest", 6000)
+    assert len(cache._tombstones) == 2  # "recent" and "newest"
+    assert not cache.apply("pod", "MODIFIED", late)
+    assert "team/recent" not in cache.pods
 
 
 def test_tasks_on_a_node_not_ready_still_count_against_their_roles_quota_limit() -> None:

@@ -29,6 +29,8 @@ from kubedrf.master.settings import MasterSettings
 from kubedrf.master.view import MasterView
 from kubedrf.master.watched import BY_NAME
 
+#: How long a deletion is remembered to turn away late events of the deleted object.
+TOMBSTONE_SECONDS = 600.0
 #: Kinds whose bodies the cache does not keep: no Event or status reads them (a Pod's
 #: record names it in Events), and at scale they would be most of the cache.
 RECORD_ONLY = frozenset({"pod", "node"})
@@ -81,8 +83,10 @@ class ClusterCache:
     #: too: after a restart every framework is heard from afresh.
     heard_at: dict[str, float] = field(default_factory=dict)
     clock: Callable[[], float] = time.time
-    #: The resourceVersion each deleted object was deleted at, until the next relist.
-    _tombstones: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: The resourceVersion each deleted object was deleted at, and when, oldest first: until
+    #: the next relist, or ``TOMBSTONE_SECONDS``, so a master that never relists keeps a
+    #: bounded number (one per Pod that ended in the last minutes), not one per Pod ever.
+    _tombstones: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
     _writer: int | None = None
 
     def _owned(self) -> None:
@@ -107,7 +111,7 @@ class ClusterCache:
         if event_type == "DELETED":
             self._versions.pop((kind, key), None)
             if version is not None:
-                self._tombstones[(kind, key)] = version
+                self._bury(kind, key, version)
             self.bodies.pop((kind, key), None)
             if kind == "offer":
                 self.answered_at.pop(key, None)
@@ -119,7 +123,7 @@ class ClusterCache:
         if version is not None and known is not None and version < known:
             return False  # an older event than what our own write already recorded
         tombstone = self._tombstones.get((kind, key))
-        if tombstone is not None and version is not None and version <= tombstone:
+        if tombstone is not None and version is not None and version <= tombstone[0]:
             return False  # a late event of an object already deleted: never a ghost
         if version is not None and kind != "pod":  # a Pod's record carries its own
             self._versions[(kind, key)] = version
@@ -152,10 +156,23 @@ class ClusterCache:
                 self.forget(kind, key)
         # Tombstones older than the list can no longer meet a late event: the list is newer.
         self._tombstones = {
-            (k, key): v
-            for (k, key), v in self._tombstones.items()
+            (k, key): (v, at)
+            for (k, key), (v, at) in self._tombstones.items()
             if k != kind or list_version is None or v > list_version
         }
+
+    def _bury(self, kind: str, key: str, version: int) -> None:
+        """Remember a deletion, and forget those older than ``TOMBSTONE_SECONDS``: a late
+        event is one a lagging watch or a slow answer to our own write delivers, and neither
+        lags by minutes (a watch resumes after its last version; calls time out sooner)."""
+        now = self.clock()
+        self._tombstones.pop((kind, key), None)  # re-inserted last: the dict stays oldest first
+        self._tombstones[(kind, key)] = (version, now)
+        while self._tombstones:
+            oldest = next(iter(self._tombstones))
+            if now - self._tombstones[oldest][1] < TOMBSTONE_SECONDS:
+                break
+            del self._tombstones[oldest]
 
     def _known_version(self, kind: str, key: str) -> int | None:
         """The resourceVersion last recorded: Pods keep theirs in the record, since a
