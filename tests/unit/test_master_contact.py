@@ -193,3 +193,34 @@ def test_a_running_claim_on_an_offer_no_fresh_read_finds_is_refused_at_once() ->
     master.reader = cast(Any, OfferReader(cache, {}))
     asyncio.run(master.cycle())
     assert ("delete_pod", ("team", "t-0")) in writer.calls
+
+
+def test_once_a_write_cannot_reach_the_api_the_cycle_writes_nothing_more() -> None:
+    """Each write would fail after its own retries, and the next cycle decides afresh on a
+    relisted cache anyway: the rest of the cycle's writes are dropped, the next cycle's made."""
+    reader = Reader()
+    master = make_master(reader, Leader())
+    written: list[str] = []
+    real = master.cycle
+    calls = 0
+
+    async def failing() -> None:
+        raise refused_connection()
+
+    async def write(what: str) -> None:
+        written.append(what)
+
+    async def cycle() -> AllocationResult:
+        nonlocal calls
+        calls += 1
+        master._contact_lost = False  # what a cycle starts with
+        await master._bounded([write(f"before {calls}")])
+        if calls == 1:
+            await master._bounded([failing()])
+        await master._bounded([write(f"after {calls}")])
+        return await real()
+
+    master.cycle = cycle  # type: ignore[method-assign]
+    looping(master, lambda: cycles(master, 2))
+    assert written[:3] == ["before 1", "before 2", "after 2"]
+    assert reader.relists == 2

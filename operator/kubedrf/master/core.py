@@ -85,6 +85,8 @@ class Master:
         #: Whether the cache is known complete: a replica that just became leader relists
         #: first, since its watches may have missed deletions while it stood by.
         self._view_complete = leader is None
+        #: Whether the API went away during this cycle: its remaining writes are dropped.
+        self._contact_lost = False
         self._failed_rounds = 0
         self._trigger = asyncio.Event()
         self._triggered_at: float | None = None
@@ -110,8 +112,11 @@ class Master:
         """The API could not be reached: the watches may have missed events while it was
         away, and reconnect only after their own backoff; so the next cycle relists before it
         decides, as a new leader does (an offer expired on a stale view refuses the tasks a
-        framework launched on it meanwhile)."""
+        framework launched on it meanwhile). The cycle under way writes nothing more: its
+        writes would fail one by one, each after its own retries, while the apiserver that
+        comes back is busiest."""
         self._view_complete = False
+        self._contact_lost = True
 
     def may_act(self) -> bool:
         """Whether this replica may write: always without election, else while it leads."""
@@ -152,6 +157,7 @@ class Master:
 
     async def cycle(self) -> AllocationResult:
         started = time.perf_counter()
+        self._contact_lost = False
         config = self.settings.allocator_config()
         # 1. Freeze the cache into this cycle's view.
         view = self.cache.freeze(self.clock())
@@ -253,21 +259,25 @@ class Master:
     async def _bounded(self, jobs: Iterable[Awaitable[None]]) -> None:
         """Run writes concurrently; one failed write is logged and retried by a later cycle
         (everything is recomputed from the cache), never allowed to fail the others. A
-        replica that stops leading mid-cycle stops writing at once."""
+        replica that stops leading mid-cycle stops writing at once, and so does one that
+        lost the API (the next cycle relists and decides again)."""
         gate = asyncio.Semaphore(WRITE_CONCURRENCY)
 
         async def gated(job: Awaitable[None]) -> None:
             async with gate:
-                if not self.may_act():
+                if not self.may_act() or self._contact_lost:
                     if inspect.iscoroutine(job):
                         job.close()
                     return
                 try:
                     await job
                 except Exception as error:
-                    if unreachable(error):
-                        self.lost_contact()
-                    logger.exception("a write failed; a later cycle tries again")
+                    if not unreachable(error):
+                        logger.exception("a write failed; a later cycle tries again")
+                        return
+                    if not self._contact_lost:  # once per cycle, and no traceback: expected
+                        logger.warning("a write failed (%s); relisting before the next", error)
+                    self.lost_contact()
 
         await asyncio.gather(*(gated(job) for job in jobs))
 
