@@ -7,6 +7,7 @@ Run with ``kubedrf master`` (flags) or ``kopf run -m kubedrf.master.handlers`` (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -18,6 +19,7 @@ import prometheus_client
 from kubernetes import client
 
 from kubedrf.kube import api_client
+from kubedrf.master import memory
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.core import Master
 from kubedrf.master.leader import LeaderElector
@@ -66,6 +68,7 @@ def settings_of(memo: kopf.Memo) -> MasterSettings:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     master_settings = settings_of(memo)
+    memory.limit_arenas()  # before the worker threads allocate
     settings.posting.level = logging.WARNING
     # Our kinds are known; scanning CRDs would need RBAC the chart rightly does not grant.
     settings.scanning.disabled = True
@@ -109,6 +112,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["tasks"] = [
         asyncio.create_task(master.run(stopped), name="kubedrf-allocation"),
         asyncio.create_task(_resync(api, cache, stopped), name="kubedrf-resync"),
+        asyncio.create_task(_trim(stopped), name="kubedrf-trim"),
     ]
     if leader is not None:
         memo["tasks"].append(asyncio.create_task(leader.run(stopped), name="kubedrf-leader"))
@@ -134,6 +138,14 @@ async def _resync(api: client.ApiClient, cache: ClusterCache, stopped: asyncio.E
                 await relist(api, cache)
             except Exception:
                 logger.exception("resync failed; the watches keep the cache current")
+
+
+async def _trim(stopped: asyncio.Event) -> None:
+    """Hand freed memory back to the system now and then (see ``memory``)."""
+    while not stopped.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopped.wait(), timeout=memory.TRIM_SECONDS)
+        memory.trim()
 
 
 @kopf.on.cleanup()
