@@ -482,6 +482,11 @@ class Run:
             recovered = start + self.checker.longest_gap(start, end)
         else:
             self.checker.blind((recovered or time.time()) + 1.0)
+        if recovered is None and owed_offer and node is not None:
+            try:
+                note += f"; no offer on it: {self._why_not_offered(node)}"
+            except Exception as error:  # a diagnosis, never a reason to end the run
+                note += f"; no offer on it (could not read why: {error})"
         outcome = Outcome(kind, start, healed, recovered, note=note, owed=owed)
         outcome.owed_offer = owed_offer
         self.outcomes.append(outcome)
@@ -508,6 +513,27 @@ class Run:
                 owed = now
             time.sleep(0.2)
         return None, owed if owed is not None else healed, owed is not None
+
+    def _why_not_offered(self, node: str) -> str:
+        """What the API shows of a node that was owed an offer and got none: the offers,
+        Pods and free room there, and what the master says each waiting framework waits for."""
+        parts = []
+        offers = self.custom.list_cluster_custom_object(GROUP, VERSION, "offers")["items"]
+        on_node = [
+            f"{o['metadata']['name']} ({(o.get('status') or {}).get('phase')})"
+            for o in offers
+            if (o.get("spec") or {}).get("nodeName") == node
+        ]
+        parts.append(f"offers there: {', '.join(on_node) or 'none'}")
+        pods = self.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        running = sum(p.status.phase == "Running" for p in pods)
+        parts.append(f"{len(pods)} Pods bound there ({running} Running)")
+        frameworks = self.custom.list_cluster_custom_object(GROUP, VERSION, "frameworks")["items"]
+        for body in frameworks:
+            for waiting in (body.get("status") or {}).get("waiting") or []:
+                name = body["metadata"]["name"]
+                parts.append(f"{name} ({waiting.get('role')}): {waiting.get('message')}")
+        return "; ".join(parts)
 
     def _kill_master(self, proc: Proc) -> None:
         proc.kill()
