@@ -481,6 +481,25 @@ def test_a_late_event_of_a_deleted_object_does_not_bring_it_back() -> None:
     assert "team/t1" not in cache.pods
 
 
+def test_a_late_deletion_of_an_earlier_object_of_the_same_name_leaves_the_newer_one() -> None:
+    """A node removed and added back under its name: a relist can hold the new Node before
+    a lagging watch delivers the old one's deletion, which must not remove the new one (the
+    master would offer nothing on it until its next relist)."""
+    back = node("n1")
+    back["metadata"]["resourceVersion"] = "20"
+    cache = cache_with()
+    cache.replace("node", [back], 20)
+    old_end = node("n1")
+    old_end["metadata"]["resourceVersion"] = "15"
+    assert not cache.apply("node", "DELETED", old_end)
+    assert "n1" in cache.freeze(NOW).usable
+    # Its own deletion still removes it.
+    end = node("n1")
+    end["metadata"]["resourceVersion"] = "21"
+    assert cache.apply("node", "DELETED", end)
+    assert "n1" not in cache.nodes
+
+
 def test_deletions_are_remembered_for_minutes_not_forever() -> None:
     """Every ended task leaves a tombstone; a master that never relists kept them all, a
     slow leak (one entry per Pod ever ended). They go after TOMBSTONE_SECONDS, and a late

@@ -109,6 +109,10 @@ class ClusterCache:
         version = _version(body)
         known = self._known_version(kind, key)
         if event_type == "DELETED":
+            if version is not None and known is not None and version < known:
+                # The end of an earlier object of the same name (a Node removed and added
+                # back, say), delivered after the newer one was listed: not this one's end.
+                return False
             self._versions.pop((kind, key), None)
             if version is not None:
                 self._bury(kind, key, version)
