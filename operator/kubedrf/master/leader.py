@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client
@@ -35,6 +37,17 @@ logging.getLogger("leaderelection").setLevel(logging.WARNING)
 
 def default_identity() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class _Bounded:
+    """An API whose every call carries ``_request_timeout``."""
+
+    def __init__(self, api: Any, timeout: tuple[float, float]) -> None:
+        self._api = api
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        return functools.partial(getattr(self._api, name), _request_timeout=self._timeout)
 
 
 class LeaderElector:
@@ -58,8 +71,14 @@ class LeaderElector:
         self.retry_seconds = retry_seconds
         self.clock = clock
         lock = LeaseLock(name, namespace, self.identity)  # type: ignore[no-untyped-call]
-        lock.api_instance = client.CoordinationV1Api(api)  # ours, not the global default client
+        # Ours, not the global default client; each call bounded as client-go bounds a try,
+        # so one the apiserver never answers cannot outlive the leadership it renews.
+        timeout = (float(retry_seconds), float(renew_deadline))
+        lock.api_instance = _Bounded(client.CoordinationV1Api(api), timeout)  # type: ignore[assignment]
         self.leases: Any = lock.api_instance
+        #: Rounds run on a thread of their own: behind writes that wait on a slow apiserver
+        #: in the shared pool, a renewal would come too late and a leader lose its Lease.
+        self._rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubedrf-lease")
         self.election = leaderelection.LeaderElection(  # type: ignore[no-untyped-call]
             electionconfig.Config(  # type: ignore[no-untyped-call]
                 lock,
@@ -105,12 +124,13 @@ class LeaderElector:
         return held
 
     async def run(self, stopped: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         while not stopped.is_set():
-            await asyncio.to_thread(self.step)
+            await loop.run_in_executor(self._rounds, self.step)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopped.wait(), timeout=self.retry_seconds)
         if self.is_leader:
-            await asyncio.to_thread(self.release)
+            await loop.run_in_executor(self._rounds, self.release)
 
     def release(self) -> None:
         """Give the Lease up on a clean stop, so a standby takes over at once."""
