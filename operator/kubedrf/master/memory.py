@@ -3,11 +3,10 @@
 The master decodes lists and runs the allocator in worker threads, so that the event loop
 never blocks, and glibc gives threads that allocate at once malloc arenas of their own.
 Memory freed inside an arena goes back to the system only from the arena's top, so after a
-relist (megabytes of JSON, decoded in a thread) each arena keeps its high-water mark: in the
-chaos soak a replica's RSS climbed 10–27 % in its first minutes, then stayed there. Both
-measures are glibc's own: at most two arenas, and ``malloc_trim`` now and then, which hands
-back every whole free page of every arena. Where the C library is not glibc (musl, macOS)
-both are skipped.
+relist (megabytes of JSON, decoded in a thread) each arena can keep its high-water mark.
+Both measures are glibc's own: at most two arenas, and ``malloc_trim`` now and then, which
+hands back every whole free page of every arena. Where the C library is not glibc (musl,
+macOS) both are skipped.
 """
 
 from __future__ import annotations
