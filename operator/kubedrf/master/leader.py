@@ -131,6 +131,7 @@ class LeaderElector:
                 await asyncio.wait_for(stopped.wait(), timeout=self.retry_seconds)
         if self.is_leader:
             await loop.run_in_executor(self._rounds, self.release)
+        self._rounds.shutdown(wait=False)
 
     def release(self) -> None:
         """Give the Lease up on a clean stop, so a standby takes over at once."""

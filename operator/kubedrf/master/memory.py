@@ -12,17 +12,14 @@ macOS) both are skipped.
 from __future__ import annotations
 
 import ctypes
-import logging
 import sys
 from functools import cache
-
-logger = logging.getLogger(__name__)
 
 #: ``mallopt``'s parameter for the most arenas (glibc's ``malloc.h``).
 M_ARENA_MAX = -8
 #: The main arena and one for the worker threads: they take turns with the GIL anyway.
 ARENAS = 2
-#: How often the allocation loop hands free memory back (a trim takes milliseconds).
+#: How often the master hands free memory back (a trim takes milliseconds).
 TRIM_SECONDS = 30.0
 
 
