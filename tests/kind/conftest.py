@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import images as devimages
 from kubedrf.devcluster import node as devnode
 from kubedrf.framework.model import PAUSE_IMAGE
-from tests.e2e.conftest import api, core, frameworks, namespace
-from tests.e2e.support import ROOT, TOLERATION, Helm
+from tests.e2e.conftest import api, core, namespace
+from tests.e2e.support import ROOT, TOLERATION, Frameworks, Helm
 
-__all__ = ["api", "core", "frameworks", "namespace"]
+__all__ = ["api", "core", "namespace"]
 
 KIND_PREFIX = "kubedrf-kind-"
 NODE = "kubedrf-real-0"
@@ -115,5 +116,12 @@ def real() -> Iterator[RealCluster]:
 
 @pytest.fixture(scope="session")
 def cluster(real: RealCluster) -> devcluster.Cluster:
-    """The e2e fixtures (api, core, namespace, frameworks) then work on this cluster too."""
+    """The e2e fixtures (api, core, namespace) then work on this cluster too."""
     return real.dev
+
+
+@pytest.fixture
+def frameworks(api: client.ApiClient, namespace: str) -> Frameworks:
+    """Hand-driven frameworks whose tasks name the scheduler each Offer asks for, as the SDK
+    does: the chart installed here refuses claims that skip the master's binder."""
+    return Frameworks(api, namespace, follow_offers=True)
