@@ -515,8 +515,8 @@ class Run:
         return None, owed if owed is not None else healed, owed is not None
 
     def _why_not_offered(self, node: str) -> str:
-        """What the API shows of a node that was owed an offer and got none: the offers,
-        Pods and free room there, and what the master says each waiting framework waits for."""
+        """What the API shows of a node that was owed an offer and got none: the offers and
+        Pods there, and what the master says each waiting framework waits for."""
         parts = []
         offers = self.custom.list_cluster_custom_object(GROUP, VERSION, "offers")["items"]
         on_node = [
