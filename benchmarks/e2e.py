@@ -23,7 +23,6 @@ import os
 import socket
 import statistics
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -31,13 +30,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client, config
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import processes
-from kubedrf.framework import KubedrfSchedulerDriver, Offer, Scheduler, SchedulerDriver, TaskInfo
+from kubedrf.framework import (
+    KubedrfSchedulerDriver,
+    Offer,
+    Scheduler,
+    SchedulerDriver,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
 from kubedrf.framework.driver import LAUNCH_CONCURRENCY
+from kubedrf.framework.watch import Stream, WatchEvent
 from kubedrf.resources import Resources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +54,18 @@ METRICS = "kubedrf_allocator"
 
 
 class Filler(Scheduler):
-    """Launch ``total`` tasks, as many per offer as fit."""
+    """Launch ``total`` tasks, as many per offer as fit.
+
+    Each offer's launch runs in its own asyncio task, as Mesos' ``launchTasks`` returns at
+    once: the driver keeps hearing of its Pods and of new offers while thousands of Pods are
+    created (through the driver's one gate, in the order the offers came). Tasks never
+    launched (their offer expired first) or lost before running are wanted again.
+    """
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.launched = 0
+        self._launching: set[asyncio.Task[None]] = set()
 
     async def registered(self, driver: SchedulerDriver) -> None:
         await driver.set_demand([(TASK, self.total)])
@@ -64,47 +78,49 @@ class Filler(Scheduler):
                 continue
             self.launched += count
             tasks = [TaskInfo(driver.new_task_name("t"), TASK) for _ in range(count)]
-            await driver.launch(offer, tasks)
+            launch = asyncio.create_task(self._launch(driver, offer, tasks))
+            self._launching.add(launch)
+            launch.add_done_callback(self._launching.discard)
         await driver.set_demand([(TASK, self.total - self.launched)])
 
+    async def _launch(self, driver: SchedulerDriver, offer: Offer, tasks: list[TaskInfo]) -> None:
+        launched = await driver.launch(offer, tasks)
+        self.launched -= len(tasks) - len(launched)
+        await driver.set_demand([(TASK, self.total - self.launched)])
 
-def wait_running(core: client.CoreV1Api, namespace: str, count: int, timeout: float) -> float:
-    """Block until ``count`` Pods of ``namespace`` are Running (from a watch: listing
-    thousands of Pods every few hundred milliseconds would load the apiserver it measures);
-    returns the monotonic time it happened."""
-    deadline = time.monotonic() + timeout
-    selector = "status.phase=Running"
+    async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
+        if status.state.terminal and status.state is not TaskState.FINISHED:
+            self.launched -= 1
+            await driver.set_demand([(TASK, self.total - self.launched)])
+
+
+async def wait_running(api: client.ApiClient, namespace: str, count: int, timeout: float) -> float:
+    """Wait until ``count`` Pods of ``namespace`` are Running, from a watch of Running Pods
+    (listing thousands of Pods every few hundred milliseconds would load the apiserver it
+    measures); returns the monotonic time it happened."""
+    queue: asyncio.Queue[tuple[str, WatchEvent]] = asyncio.Queue()
+    stream = Stream(
+        api,
+        list_function=client.CoreV1Api(api).list_namespaced_pod,
+        namespace=namespace,
+        label_selector="",
+        field_selector="status.phase=Running",
+        queue=queue,
+        name="running",
+    )
+    watching = asyncio.create_task(stream.run())
     seen: set[str] = set()
-    version = None
-    while len(seen) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(seen)} of {count} Pods Running after {timeout:.0f}s")
-        if version is None:
-            lister: Any = core.list_namespaced_pod  # raw JSON: no models for thousands of Pods
-            listed = lister(namespace, field_selector=selector, _preload_content=False)
-            answer = json.loads(listed.data)
-            seen |= {item["metadata"]["name"] for item in answer["items"]}
-            version = answer["metadata"]["resourceVersion"]
-            continue
-        stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
-        try:
-            for event in stream.stream(
-                core.list_namespaced_pod,
-                namespace,
-                field_selector=selector,
-                resource_version=version,
-                timeout_seconds=30,
-            ):
-                pod = event["object"]
-                version = pod.metadata.resource_version
-                if event["type"] in ("ADDED", "MODIFIED"):
-                    seen.add(pod.metadata.name)
-                if len(seen) >= count:
-                    stream.stop()
-        except ApiException as error:
-            if error.status != 410:
-                raise
-            version = None  # too old: list again
+    try:
+        async with asyncio.timeout(timeout):
+            while len(seen) < count:
+                _, event = await queue.get()
+                if event.type != "DELETED":
+                    seen |= {body["metadata"]["name"] for body in event.objects}
+    except TimeoutError:
+        raise TimeoutError(f"{len(seen)} of {count} Pods Running after {timeout:.0f}s") from None
+    finally:
+        stream.stop()
+        watching.cancel()
     return time.monotonic()
 
 
@@ -153,25 +169,26 @@ def through_offers(
         stopped = asyncio.Event()
         started = time.monotonic()
         runner = asyncio.create_task(driver.run(stopped))
-        done = await asyncio.to_thread(wait_running, core, ns, tasks, timeout)
-        stopped.set()
-        await runner
+        try:
+            done = await wait_running(api, ns, tasks, timeout)
+        finally:
+            stopped.set()
+            await runner
         return done - started
 
     return ns, asyncio.run(go())
 
 
-def through_kube_scheduler(core: client.CoreV1Api, tasks: int, timeout: float) -> float:
+def through_kube_scheduler(
+    api: client.ApiClient, core: client.CoreV1Api, tasks: int, timeout: float
+) -> float:
     """The same Pods, without offers, created ``LAUNCH_CONCURRENCY`` at a time like the SDK."""
     ns = namespace(core)
     toleration = {"key": "kubedrf.io/managed", "operator": "Exists", "effect": "NoSchedule"}
     requests = TASK.to_quantities()
     create: Any = core.create_namespaced_pod  # takes a plain dict body too
-    done: list[float] = []
-    waiter = threading.Thread(target=lambda: done.append(wait_running(core, ns, tasks, timeout)))
-    waiter.start()
 
-    async def create_all() -> None:
+    async def go() -> float:
         gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
 
         async def one(i: int) -> None:
@@ -187,12 +204,12 @@ def through_kube_scheduler(core: client.CoreV1Api, tasks: int, timeout: float) -
             async with gate:
                 await asyncio.to_thread(create, ns, body)
 
+        started = time.monotonic()
+        waiting = asyncio.create_task(wait_running(api, ns, tasks, timeout))
         await asyncio.gather(*(one(i) for i in range(tasks)))
+        return await waiting - started
 
-    started = time.monotonic()
-    asyncio.run(create_all())
-    waiter.join()
-    return done[0] - started
+    return asyncio.run(go())
 
 
 # -- the master process ----------------------------------------------------------------------
@@ -341,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         restart_s = master.first_cycle(master.start())
         delete_namespace(core, offers_ns)
         with meter.phase(scheduler_cpu):
-            scheduler_s = through_kube_scheduler(core, args.tasks, args.timeout)
+            scheduler_s = through_kube_scheduler(api, core, args.tasks, args.timeout)
         peak_mb = max(peak_mb, master.peak_rss_mb())
     finally:
         processes.stop(name)

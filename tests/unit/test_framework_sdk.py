@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import threading
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +29,7 @@ from kubedrf.framework import (
     TaskTemplateError,
     fit,
 )
+from kubedrf.framework.driver import LAUNCH_CONCURRENCY
 from kubedrf.framework.pods import MANAGED_TOLERATION, task_pod
 from kubedrf.framework.testing import FakeDriver
 from kubedrf.framework.watch import WatchEvent
@@ -337,21 +340,83 @@ class RefusingCore:
         self.created.append(body["metadata"]["name"])
 
 
+class AnsweringCustom:
+    """CustomObjectsApi that records each offer's response."""
+
+    def __init__(self) -> None:
+        self.responses: dict[str, dict[str, Any]] = {}
+
+    def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        *_, name, patch = args
+        self.responses[name] = patch["spec"]["response"]
+        return patch
+
+
 def kube_driver(scheduler: Scheduler) -> KubedrfSchedulerDriver:
     return KubedrfSchedulerDriver(scheduler, name="job", namespace="ns", api=client.ApiClient())
 
 
-def test_a_task_whose_pod_cannot_be_created_is_failed_and_the_launch_raises() -> None:
-    driver = kube_driver(Recorder())
-    core = RefusingCore("job-1")
-    driver.core = core  # type: ignore[assignment]
+def live_offer(name: str, seconds: float = 30, **quantities: str) -> Offer:
+    return Offer(name, "job", "default", "n1", res(**quantities), expires_at=time.time() + seconds)
+
+
+def test_a_task_whose_pod_cannot_be_created_is_failed_and_the_others_are_accepted() -> None:
+    recorder = Recorder()
+    driver = kube_driver(recorder)
+    core, custom = RefusingCore("job-1"), AnsweringCustom()
+    driver.core, driver.custom = core, custom  # type: ignore[assignment]
     tasks = [TaskInfo("job-0", TASK), TaskInfo("job-1", TASK)]
-    with pytest.raises(ApiException):
-        run(driver.launch(offer("o1", framework="job", cpu="2", memory="2Gi"), tasks))
-    assert core.created == ["job-0"]
+    launched: list[str] = []
+
+    async def launch() -> None:
+        launched.extend(await driver.launch(live_offer("o1", cpu="2", memory="2Gi"), tasks))
+
+    run(launch())
+    assert launched == core.created == ["job-0"]
+    assert custom.responses == {"o1": {"action": "Accept", "tasks": ["job-0"]}}
     assert driver.tasks["job-0"].state is TaskState.STAGING
     assert driver.tasks["job-1"].state is TaskState.FAILED
     assert "Forbidden" in driver.tasks["job-1"].message
+    assert [(s.task, s.state) for s in recorder.updates] == [("job-1", TaskState.FAILED)]
+
+
+def test_launches_on_several_offers_share_one_gate_and_skip_an_offer_expired_in_the_queue() -> None:
+    """Offers launched together are worked through in order, LAUNCH_CONCURRENCY Pods at a
+    time across all of them; tasks whose offer expires while they queue are not launched
+    (the master would refuse their Pods) and that offer is declined, not left to expire."""
+    driver = kube_driver(Recorder())
+    custom = AnsweringCustom()
+    creating = {"now": 0, "most": 0}
+    created: list[str] = []
+    counting = threading.Lock()
+
+    class SlowCore:
+        def create_namespaced_pod(self, namespace: str, body: dict[str, Any]) -> None:
+            with counting:
+                creating["now"] += 1
+                creating["most"] = max(creating["most"], creating["now"])
+            time.sleep(0.05)
+            with counting:
+                created.append(body["metadata"]["name"])
+                creating["now"] -= 1
+
+    driver.core, driver.custom = SlowCore(), custom  # type: ignore[assignment]
+    first = live_offer("o1", cpu="40", memory="40Gi")
+    second = live_offer("o2", seconds=0.1, cpu="40", memory="40Gi")
+    size = 3 * LAUNCH_CONCURRENCY
+
+    async def launch_both() -> list[list[str]]:
+        one = [TaskInfo(f"a-{i}", TASK) for i in range(size)]
+        two = [TaskInfo(f"b-{i}", TASK) for i in range(size)]
+        return list(await asyncio.gather(driver.launch(first, one), driver.launch(second, two)))
+
+    on_first, on_second = asyncio.run(launch_both())
+    assert creating["most"] <= LAUNCH_CONCURRENCY
+    assert on_first == [f"a-{i}" for i in range(size)] and on_second == []
+    assert sorted(created) == sorted(on_first)  # none of the second: it expired in the queue
+    assert custom.responses["o1"] == {"action": "Accept", "tasks": on_first}
+    assert custom.responses["o2"] == {"action": "Decline"}
+    assert not any(name.startswith("b-") for name in driver.tasks)
 
 
 class ErrorRecorder(Scheduler):

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 #: How long the driver gathers offers before handing them to the scheduler together.
 OFFER_BATCH_SECONDS = 0.2
-#: Task Pods created at once when an offer is accepted.
+#: Task Pods a driver creates at once, whatever the number of offers it launches on.
 LAUNCH_CONCURRENCY = 8
 #: Seconds between heartbeats (at most: a third of a shorter failoverTimeout).
 HEARTBEAT_SECONDS = 5.0
@@ -109,6 +109,9 @@ class KubedrfSchedulerDriver(TaskLedger):
         #: The last message of each reported condition that was False, to tell it once.
         self._told: dict[str, str] = {}
         self.coordination = client.CoordinationV1Api(api)
+        #: Shared by every launch, first come first served: offers launched together are
+        #: worked through in order, so the first ones are accepted before they expire.
+        self._creating = asyncio.Semaphore(LAUNCH_CONCURRENCY)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -386,13 +389,15 @@ class KubedrfSchedulerDriver(TaskLedger):
     # -- what a scheduler may do ----------------------------------------------------------------
 
     async def launch(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
-        """Put the tasks on ``offer`` (by default: create their Pods) and accept it; the
-        unused rest returns."""
+        """Put the tasks on ``offer`` (by default: create their Pods) and accept it with
+        those that were launched, answered here; the unused rest returns. Launches on
+        several offers may run at once (each in its own asyncio task)."""
         self.stage(offer, tasks)
         launched = list(await self.launcher(offer, tasks))
         for task in tasks:
-            if task.name not in launched:  # never launched: not STAGING either
-                self.tasks.pop(task.name, None)
+            status = self.tasks.get(task.name)
+            if task.name not in launched and status is not None and not status.state.terminal:
+                self.tasks.pop(task.name)  # never launched: not STAGING either
         if launched:
             await self._respond(offer, {"action": "Accept", "tasks": launched})
         else:
@@ -400,6 +405,9 @@ class KubedrfSchedulerDriver(TaskLedger):
         return launched
 
     async def _create_pods(self, offer: Offer, tasks: Sequence[TaskInfo]) -> list[str]:
+        """Create the tasks' Pods, LAUNCH_CONCURRENCY at a time across the driver; a task
+        whose turn comes once its offer has expired is not launched (the master would only
+        refuse its Pod), and one whose Pod the API refuses is FAILED."""
         pods = []
         try:
             for task in tasks:  # every Pod is built before any is created: all or none is bad
@@ -411,23 +419,24 @@ class KubedrfSchedulerDriver(TaskLedger):
             for task in tasks:  # never launched: not STAGING either
                 self.tasks.pop(task.name, None)
             raise
-        gate = asyncio.Semaphore(LAUNCH_CONCURRENCY)
 
-        async def create(pod: dict[str, Any]) -> None:
-            name = pod["metadata"]["name"]
+        async def create(pod: dict[str, Any]) -> str | None:
+            name: str = pod["metadata"]["name"]
             create_pod: Any = self.core.create_namespaced_pod  # takes a plain dict body too
-            async with gate:
+            async with self._creating:
+                if offer.expires_at <= time.time():
+                    return None
                 try:
                     await asyncio.to_thread(create_pod, self.namespace, pod)
                 except ApiException as error:
-                    if error.status == 409:  # already launched before a restart
-                        return
-                    message = f"its Pod could not be created: {error.reason}"
-                    self.tasks[name] = TaskStatus(name, TaskState.FAILED, message=message)
-                    raise
+                    if error.status != 409:  # 409: already launched before a restart
+                        message = f"its Pod could not be created: {error.reason}"
+                        await self._update(TaskStatus(name, TaskState.FAILED, message=message))
+                        return None
+            return name
 
-        await asyncio.gather(*(create(pod) for pod in pods))
-        return [task.name for task in tasks]
+        created = await asyncio.gather(*(create(pod) for pod in pods))
+        return [name for name in created if name is not None]
 
     async def decline(self, offer: Offer, refuse_seconds: float | None = None) -> None:
         response: dict[str, Any] = {"action": "Decline"}

@@ -1,22 +1,27 @@
 """A list-then-watch stream that survives watch errors and apiserver restarts.
 
 The Kubernetes client's watch is synchronous, so it runs in a worker thread and hands events
-to the event loop. After any error the stream lists again (a ``SYNC`` event with every
-object) before it resumes watching, so a consumer never misses a change for long.
+to the event loop. As a client-go reflector does, a watch that ends resumes from the last
+resourceVersion seen (bookmarks keep it fresh), and only an error (the version compacted
+away, the apiserver gone) lists again: a ``SYNC`` event with every object, so a consumer
+never misses a change for long. Bodies stay plain JSON: the client's models cost more to
+build than everything a framework does with a Pod, at thousands of Pods.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
 
 logger = logging.getLogger(__name__)
 
@@ -42,49 +47,61 @@ class Stream:
         label_selector: str,
         queue: asyncio.Queue[tuple[str, WatchEvent]],
         name: str,
+        field_selector: str = "",
     ) -> None:
         self.api = api
         self.list_function = list_function
         self.namespace = namespace
-        self.label_selector = label_selector
         self.queue = queue
         self.name = name
+        self._selectors = {
+            key: value
+            for key, value in (
+                ("label_selector", label_selector),
+                ("field_selector", field_selector),
+            )
+            if value
+        }
         self._stop = threading.Event()
 
-    def _plain(self, item: Any) -> dict[str, Any]:
-        plain: dict[str, Any] = (
-            item if isinstance(item, dict) else self.api.sanitize_for_serialization(item)  # type: ignore[no-untyped-call]
-        )
-        return plain
-
     def _list(self) -> tuple[list[dict[str, Any]], str | None]:
-        answer = self._plain(self.list_function(self.namespace, label_selector=self.label_selector))
+        response = self.list_function(self.namespace, _preload_content=False, **self._selectors)
+        answer = json.loads(response.data)
         version = (answer.get("metadata") or {}).get("resourceVersion")
-        return [self._plain(item) for item in answer.get("items") or []], version
+        return list(answer.get("items") or []), version
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, version: str | None) -> None:
-        stream = watch.Watch()  # type: ignore[no-untyped-call]
+    def _watch(self, loop: asyncio.AbstractEventLoop, version: str | None) -> str | None:
+        """Watch from ``version`` until the request ends; the last version seen.
+
+        The client's ``Watch`` would build a model of every event (or, told not to, fail on
+        the apiserver's ERROR event), so the response's lines are read here.
+        """
+        response = self.list_function(
+            self.namespace,
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+            **self._selectors,
+        )
         try:
-            for event in stream.stream(  # type: ignore[no-untyped-call]
-                self.list_function,
-                self.namespace,
-                label_selector=self.label_selector,
-                resource_version=version,
-                timeout_seconds=WATCH_SECONDS,
-            ):
+            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     break
-                if event.get("type") == "ERROR":
-                    raise ApiException(status=410, reason="watch error: relisting")
-                body = self._plain(
-                    event["raw_object"] if "raw_object" in event else event["object"]
-                )
-                loop.call_soon_threadsafe(
-                    self.queue.put_nowait, (self.name, WatchEvent(event["type"], [body]))
-                )
+                event = json.loads(line)
+                body = event.get("object") or {}
+                if event.get("type") == "ERROR":  # e.g. 410: the version is compacted away
+                    raise ApiException(status=body.get("code"), reason=body.get("message"))
                 version = (body.get("metadata") or {}).get("resourceVersion") or version
+                if event.get("type") != "BOOKMARK":
+                    loop.call_soon_threadsafe(
+                        self.queue.put_nowait, (self.name, WatchEvent(event["type"], [body]))
+                    )
         finally:
-            stream.stop()  # type: ignore[no-untyped-call]
+            response.close()
+            response.release_conn()
+        return version
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,9 +110,7 @@ class Stream:
                 items, version = await asyncio.to_thread(self._list)
                 await self.queue.put((self.name, WatchEvent("SYNC", items)))
                 while not self._stop.is_set():
-                    await _in_daemon_thread(self._watch, loop, version)
-                    items, version = await asyncio.to_thread(self._list)
-                    await self.queue.put((self.name, WatchEvent("SYNC", items)))
+                    version = await _in_daemon_thread(self._watch, loop, version)
             except Exception as error:  # the apiserver restarted, the watch expired, ...
                 if self._stop.is_set():
                     break
@@ -106,28 +121,32 @@ class Stream:
         self._stop.set()
 
 
-def _in_daemon_thread(function: Callable[..., None], *args: Any) -> asyncio.Future[None]:
+T = TypeVar("T")
+
+
+def _in_daemon_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """Run a blocking watch in a daemon thread: unlike ``asyncio.to_thread``, a process
     stopping (SIGTERM) does not wait up to WATCH_SECONDS for the request to end."""
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+    done: asyncio.Future[T] = loop.create_future()
 
-    def settle(error: BaseException | None) -> None:
+    def settle(result: T | None, error: BaseException | None) -> None:
         if done.done():
             return
         if error is None:
-            done.set_result(None)
+            done.set_result(result)  # type: ignore[arg-type]
         else:
             done.set_exception(error)
 
     def target() -> None:
+        result: T | None = None
         error: BaseException | None = None
         try:
-            function(*args)
+            result = function(*args)
         except BaseException as caught:
             error = caught
         with contextlib.suppress(RuntimeError):  # the loop may be closed by now
-            loop.call_soon_threadsafe(settle, error)
+            loop.call_soon_threadsafe(settle, result, error)
 
     threading.Thread(target=target, daemon=True).start()
     return done

@@ -148,11 +148,15 @@ class WorkloadsFramework:
             queue=self._queue,
             name="namespaces",
         )
-        pods = Stream(  # a released Pod carries the framework label and leaves this stream
+        # Only Pods no scheduler has bound can be gated (the API refuses a gate beside a
+        # nodeName): every running Pod of the cluster stays out of this stream. A released
+        # Pod carries the framework label and leaves it at once.
+        pods = Stream(
             self.api,
             list_function=lambda _ns, **kw: self.core.list_pod_for_all_namespaces(**kw),
             namespace="",
             label_selector=f"!{LABEL_FRAMEWORK}",
+            field_selector="spec.nodeName=",
             queue=self._queue,
             name="pods",
         )
