@@ -11,6 +11,8 @@ frameworks, and prints the JSON report (``minutes``, ``seed``, ``faults``, ``bre
 breach, a lost task or a stuck offer was found. ``--master-checkout DIR`` runs the masters
 from another checkout (e.g. ``git worktree add /tmp/old COMMIT``) with its CRDs, while the
 workload, the faults and the checker stay current: to show what an older master breaks.
+``--spare leader_kill,standby_kill,clock_skew`` injects every fault but those: one master
+replica then lives the whole soak, and ``master_rss_mb`` follows its memory from start to end.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.chaos.harness import Run
+from tests.chaos.harness import FAULTS, Run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,15 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--json", type=Path, metavar="FILE")
     parser.add_argument("--master-checkout", type=Path, metavar="DIR")
+    parser.add_argument("--spare", default="", metavar="KIND,...", help="faults not injected")
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes: must be > 0")
+    spare = frozenset(kind for kind in args.spare.split(",") if kind)
+    if unknown := sorted(spare - set(FAULTS)):
+        parser.error(f"--spare: no fault {', '.join(unknown)}; the faults are {', '.join(FAULTS)}")
     checkout = args.master_checkout
     if checkout is not None and not (checkout / "operator" / "kubedrf").is_dir():
         parser.error(
             f"--master-checkout: {checkout} is not a kubedrf checkout (no operator/kubedrf)"
         )
-    report = Run(args.minutes, args.seed, args.nodes, checkout).execute()
+    report = Run(args.minutes, args.seed, args.nodes, checkout, spare=spare).execute()
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

@@ -242,6 +242,9 @@ class Run:
     nodes: int = 50
     #: Another checkout's root: run the master from it (the baseline run).
     master_checkout: Path | None = None
+    #: Fault kinds never injected: sparing the masters' kills lets one replica live the
+    #: whole soak, so its memory over the soak can be read.
+    spare: frozenset[str] = frozenset()
     workdir: Path = field(default_factory=lambda: Path(f"/tmp/kubedrf-chaos-{os.getpid()}"))
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
     outcomes: list[Outcome] = field(default_factory=list)
@@ -314,7 +317,7 @@ class Run:
         }
         counts = dict.fromkeys(FAULTS, 0)  # injected
         attempts = dict.fromkeys(FAULTS, 0)
-        unavailable: set[str] = set()
+        unavailable: set[str] = set(self.spare)
         bound = max(1, math.ceil(self.minutes))
         self._wait_started()
 
@@ -792,6 +795,7 @@ class Run:
             "elapsed_s": round(elapsed, 1),
             "baseline": str(self.master_checkout) if self.master_checkout else None,
             "faults": counts,
+            "spared": sorted(self.spare),
             "not_injected": {
                 kind: n
                 for kind in FAULTS
