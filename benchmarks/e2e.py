@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from kubedrf.devcluster import cluster as devcluster
 from kubedrf.devcluster import processes
@@ -133,8 +134,16 @@ def namespace(core: client.CoreV1Api) -> str:
 
 
 def delete_namespace(core: client.CoreV1Api, name: str) -> None:
-    """Delete and wait: a namespace still draining its Pods would slow the next phase."""
-    core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    """Delete and wait: a namespace still draining its Pods would slow the next phase.
+
+    Deleting 20,000 Pods outlasts the apiserver's one-minute request timeout (504): what the
+    collection's deletion left, the namespace's deletion ends.
+    """
+    try:
+        core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+    except ApiException as error:
+        if error.status != 504:
+            raise
     core.delete_namespace(name)
     while any(ns.metadata and ns.metadata.name == name for ns in core.list_namespace().items):
         time.sleep(1)
@@ -319,6 +328,11 @@ class CpuMeter:
         )
 
 
+def progress(line: str) -> None:
+    """A figure as soon as it is measured (on stderr): a long run that fails later keeps it."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _zombie(pid: int) -> bool:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
@@ -352,13 +366,17 @@ def main(argv: list[str] | None = None) -> int:
         scheduler_cpu: dict[str, float] = {}
         with meter.phase(offers_cpu):
             offers_ns, offers_s = through_offers(api, core, args.tasks, args.timeout)
+        progress(f"through offers: {args.tasks} tasks Running in {offers_s:.1f}s")
         cycle_s = master.cycle_seconds(window=15)  # every task running, the framework gone
         peak_mb = master.peak_rss_mb()
+        progress(f"master: cycle {cycle_s:.3f}s, peak RSS {peak_mb:.0f} MB")
         master.stop()
         restart_s = master.first_cycle(master.start())
+        progress(f"master: restart to first cycle {restart_s:.1f}s")
         delete_namespace(core, offers_ns)
         with meter.phase(scheduler_cpu):
             scheduler_s = through_kube_scheduler(api, core, args.tasks, args.timeout)
+        progress(f"through kube-scheduler: {args.tasks} Pods Running in {scheduler_s:.1f}s")
         peak_mb = max(peak_mb, master.peak_rss_mb())
     finally:
         processes.stop(name)
