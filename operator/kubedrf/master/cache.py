@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,14 +146,23 @@ class ClusterCache:
         return True
 
     def replace(self, kind: str, bodies: list[Body], list_version: int | None) -> None:
-        """A full relist: what it lacks was deleted while no watch was looking.
+        """A full relist in one piece (see ``apply_listed`` and ``forget_unlisted``)."""
+        self.forget_unlisted(kind, self.apply_listed(kind, bodies), list_version)
 
-        Entries newer than the list (a watch delivered them after it was taken) stay.
-        """
+    def apply_listed(self, kind: str, bodies: Sequence[Body]) -> set[str]:
+        """Record a page of a list; the keys it listed."""
         listed = set()
         for body in bodies:
             self.apply(kind, "ADDED", body)
-            listed.add(object_key(body))
+            if (key := object_key(body)) is not None:
+                listed.add(key)
+        return listed
+
+    def forget_unlisted(self, kind: str, listed: set[str], list_version: int | None) -> None:
+        """The end of a full list: what it lacks was deleted while no watch was looking.
+
+        Entries newer than the list (a watch delivered them after it was taken) stay.
+        """
         for key in set(self._table(kind)) - listed:
             version = self._known_version(kind, key)
             if list_version is None or version is None or version <= list_version:

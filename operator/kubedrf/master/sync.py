@@ -16,7 +16,6 @@ from kubernetes.client.exceptions import ApiException
 
 from kubedrf.api import GROUP, OFFER, VERSION
 from kubedrf.master.cache import ClusterCache
-from kubedrf.master.records import Body
 from kubedrf.master.settings import MasterSettings
 from kubedrf.master.watched import BY_NAME, WATCHED, Watched
 
@@ -25,11 +24,17 @@ from kubedrf.master.watched import BY_NAME, WATCHED, Watched
 LIST_TIMEOUT = (5.0, 60.0)
 
 
+#: Objects per list request. A relist of 20,000 Pods then holds one page of bodies at a time
+#: (client-go's reflectors page by 500 too): the whole list at once, parsed, was the
+#: master's peak memory at scale.
+PAGE_SIZE = 500
+
+
 def _lister(
     api_client: client.ApiClient, watched: Watched, settings: MasterSettings
-) -> Callable[[], Any]:
-    """List every object of a kind as plain dicts, as watches deliver them, with the same
-    server-side selectors as the watch."""
+) -> Callable[[str | None], Any]:
+    """A page of every object of a kind (after the given continue token) as plain dicts, as
+    watches deliver them, with the same server-side selectors as the watch."""
     selectors = watched.selectors(settings)
     params: dict[str, Any] = {
         name: value
@@ -40,10 +45,15 @@ def _lister(
         if value
     }
     params["_request_timeout"] = LIST_TIMEOUT
+    params["limit"] = PAGE_SIZE
+
+    def after(token: str | None) -> dict[str, Any]:
+        return {**params, "_continue": token} if token else params
+
     if watched.group:
         custom = client.CustomObjectsApi(api_client)
-        return lambda: custom.list_cluster_custom_object(
-            watched.group, watched.version, watched.plural, **params
+        return lambda token: custom.list_cluster_custom_object(
+            watched.group, watched.version, watched.plural, **after(token)
         )
     core = client.CoreV1Api(api_client)
     singular = watched.kind.lower()
@@ -52,22 +62,37 @@ def _lister(
     )
     # Plain JSON: building the generated models for tens of thousands of Pods, only to
     # serialise them back to dicts, is work before the first cycle that buys nothing.
-    return lambda: json.loads(function(_preload_content=False, **params).data)
+    return lambda token: json.loads(function(_preload_content=False, **after(token)).data)
 
 
 async def relist(api_client: client.ApiClient, cache: ClusterCache) -> None:
-    """Replace the cache's contents with a fresh list of every kind.
+    """Bring the cache to a fresh list of every kind: what the list lacks was deleted while
+    no watch was looking.
 
     The kinds are listed at once (a relist after the apiserver came back takes the longest
-    list, not their sum), then applied here, on the loop: the cache has one writer.
+    list, not their sum); each page is applied here, on the loop, as it comes (the cache has
+    one writer), and the pages of one list are one snapshot: the first page's version.
     """
-    answers = await asyncio.gather(
-        *(asyncio.to_thread(_lister(api_client, w, cache.settings)) for w in WATCHED)
-    )
-    for watched, answer in zip(WATCHED, answers, strict=True):
-        items: list[Body] = [with_kind(watched, item) for item in answer.get("items") or []]
-        version = answer.get("metadata", {}).get("resourceVersion")
-        cache.replace(watched.name, items, int(version) if str(version or "").isdigit() else None)
+
+    async def one(watched: Watched) -> None:
+        fetch = _lister(api_client, watched, cache.settings)
+        listed: set[str] = set()
+        version: int | None = None
+        token: str | None = None
+        while True:
+            answer = await asyncio.to_thread(fetch, token)
+            meta = answer.get("metadata") or {}
+            if token is None:
+                text = str(meta.get("resourceVersion") or "")
+                version = int(text) if text.isdigit() else None
+            items = [with_kind(watched, item) for item in answer.get("items") or []]
+            listed |= cache.apply_listed(watched.name, items)
+            token = meta.get("continue") or None
+            if token is None:
+                break
+        cache.forget_unlisted(watched.name, listed, version)
+
+    await asyncio.gather(*(one(watched) for watched in WATCHED))
 
 
 def with_kind(watched: Watched, item: Mapping[str, Any]) -> dict[str, Any]:
