@@ -1,4 +1,5 @@
-"""The master's relist on a real apiserver: listed in pages, applied as one snapshot."""
+"""The master's lists and watches of Pods on a real apiserver: relists in pages applied as one
+snapshot, and the informer that records Pod events without kopf."""
 
 from __future__ import annotations
 
@@ -8,16 +9,25 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client import CollectorRegistry
 
-from kubedrf.master import sync
+from kubedrf.master import informer, sync
 from kubedrf.master.cache import ClusterCache
+from kubedrf.master.core import Master
+from kubedrf.master.metrics import Metrics
 from kubedrf.master.settings import MasterSettings
+from kubedrf.master.watched import BY_NAME
+from kubedrf.master.writer import ApiWriter
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_relist_in_pages_holds_every_pod_and_forgets_one_deleted_unseen(
-    api: client.ApiClient, core: client.CoreV1Api, namespace: str, monkeypatch: Any
+    api: client.ApiClient,
+    core: client.CoreV1Api,
+    crds: None,
+    namespace: str,
+    monkeypatch: Any,
 ) -> None:
     pages: list[str | None] = []
     lister = sync._lister
@@ -54,3 +64,51 @@ def test_a_relist_in_pages_holds_every_pod_and_forgets_one_deleted_unseen(
     ours = sorted(key.partition("/")[2] for key in cache.pods if key.startswith(f"{namespace}/"))
     assert ours == names
     assert len(pages) >= 3 and pages[0] is None and all(pages[1:])  # continued, not relisted
+
+
+def test_the_pod_informer_records_events_and_relists_after_a_watch_error(
+    api: client.ApiClient, core: client.CoreV1Api, namespace: str, monkeypatch: Any
+) -> None:
+    """Started from a version the apiserver refuses (as it refuses one compacted away), the
+    stream relists in pages and watches on: a Pod created before it and one created, then
+    deleted, after it both reach the cache."""
+    relists: list[str] = []
+
+    async def counted(*args: Any) -> str | None:
+        relists.append(args[2].name)
+        return await sync.relist_kind(*args)
+
+    monkeypatch.setattr(informer, "relist_kind", counted)
+    cache = ClusterCache(MasterSettings())
+    master = Master(cache, ApiWriter(api, cache), Metrics(CollectorRegistry()))
+    pod: Any = {
+        "metadata": {"name": "before"},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    async def main() -> None:
+        stopped = asyncio.Event()
+        watched = BY_NAME["pod"]
+        informing = asyncio.create_task(informer.inform(api, master, watched, "x", stopped))
+
+        async def until(condition: Callable[[], bool], what: str) -> None:
+            for _ in range(240):
+                if condition():
+                    return
+                await asyncio.sleep(0.25)
+            raise AssertionError(f"{what}: not within 60 s")
+
+        await until(lambda: f"{namespace}/before" in cache.pods, "the Pod listed after a 410")
+        after = {**pod, "metadata": {"name": "after"}}
+        await asyncio.to_thread(core.create_namespaced_pod, namespace, after)
+        await until(lambda: f"{namespace}/after" in cache.pods, "the Pod created while watching")
+        await asyncio.to_thread(
+            core.delete_namespaced_pod, "after", namespace, grace_period_seconds=0
+        )
+        await until(lambda: f"{namespace}/after" not in cache.pods, "the deletion")
+        stopped.set()
+        await informing
+
+    asyncio.run(main())
+    assert relists == ["pod"]

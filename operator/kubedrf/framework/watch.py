@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a single watch request stays open before it is renewed.
 WATCH_SECONDS = 30
+#: Seconds to open a connection before it is given up on.
+CONNECT_SECONDS = 5.0
 #: Seconds to wait after an error before listing again.
 BACKOFF_SECONDS = 1.0
 
@@ -48,8 +50,16 @@ class Stream:
         queue: asyncio.Queue[tuple[str, WatchEvent]],
         name: str,
         field_selector: str = "",
+        since: str | None = None,
+        relist: Callable[[], Awaitable[str | None]] | None = None,
     ) -> None:
+        """``since``: a version to watch from at first, instead of listing (its owner has just
+        listed). ``relist``: how to list again after an error, when its owner applies the
+        list itself (in pages, say) and answers the version to watch from; without it, the
+        stream lists and hands the list on as a ``SYNC`` event."""
         self.api = api
+        self.since = since
+        self.relist = relist
         self.list_function = list_function
         self.namespace = namespace
         self.queue = queue
@@ -66,6 +76,7 @@ class Stream:
 
     def _list(self) -> tuple[list[dict[str, Any]], str | None]:
         response = self.list_function(self.namespace, _preload_content=False, **self._selectors)
+        _raise_for_status(response)
         answer = json.loads(response.data)
         version = (answer.get("metadata") or {}).get("resourceVersion")
         return list(answer.get("items") or []), version
@@ -82,10 +93,13 @@ class Stream:
             resource_version=version,
             allow_watch_bookmarks=True,
             timeout_seconds=WATCH_SECONDS,
+            # An apiserver that hangs without closing the connection: given up on, relisted.
+            _request_timeout=(CONNECT_SECONDS, WATCH_SECONDS + 15),
             _preload_content=False,
             **self._selectors,
         )
         try:
+            _raise_for_status(response)
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stop.is_set():
                     break
@@ -105,20 +119,31 @@ class Stream:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        version = self.since
         while not self._stop.is_set():
             try:
-                items, version = await asyncio.to_thread(self._list)
-                await self.queue.put((self.name, WatchEvent("SYNC", items)))
+                if version is None and self.relist is not None:
+                    version = await self.relist()
+                elif version is None:
+                    items, version = await asyncio.to_thread(self._list)
+                    await self.queue.put((self.name, WatchEvent("SYNC", items)))
                 while not self._stop.is_set():
                     version = await _in_daemon_thread(self._watch, loop, version)
             except Exception as error:  # the apiserver restarted, the watch expired, ...
                 if self._stop.is_set():
                     break
                 logger.warning("%s stream: %s; listing again", self.name, error)
+                version = None
                 await asyncio.sleep(BACKOFF_SECONDS)
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _raise_for_status(response: Any) -> None:
+    """An answer read raw is not checked by the client: a refusal would read as data."""
+    if not 200 <= response.status <= 299:
+        raise ApiException(http_resp=response)
 
 
 T = TypeVar("T")

@@ -1,4 +1,5 @@
-"""kopf handlers: watch events become cache updates, and nothing more.
+"""kopf handlers: watch events become cache updates, and nothing more (Nodes and Pods come
+through ``informer``).
 
 Run with ``kubedrf master`` (flags) or ``kopf run -m kubedrf.master.handlers`` (settings from
 ``KUBEDRF_*`` environment variables; pass kopf's ``--liveness`` for the health endpoint).
@@ -22,6 +23,7 @@ from kubedrf.kube import api_client
 from kubedrf.master import memory
 from kubedrf.master.cache import ClusterCache
 from kubedrf.master.core import Master
+from kubedrf.master.informer import inform
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.metrics import Metrics
 from kubedrf.master.settings import MasterSettings
@@ -31,6 +33,8 @@ from kubedrf.master.writer import ApiWriter
 
 logger = logging.getLogger(__name__)
 
+#: The kinds kopf watches; the others come through ``master.informer``.
+KOPF_WATCHED = tuple(w for w in WATCHED if not w.informed)
 #: A full relist this often catches deletions no watch reported.
 RESYNC_SECONDS = 300.0
 
@@ -78,7 +82,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.connect_timeout = CONNECT_TIMEOUT_S
     # Retry within a second, for as long as it takes; Retry-After on a 429 is still honoured.
     settings.networking.error_backoffs = RECONNECT_BACKOFFS
-    for watched in WATCHED:  # what can never matter is filtered by the API server
+    for watched in KOPF_WATCHED:  # what can never matter is filtered by the API server
         selectors = watched.selectors(master_settings)
         if selectors.labels:
             settings.watching.label_selectors[watched.group, watched.plural] = selectors.labels
@@ -97,7 +101,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     if master_settings.metrics_port:
         prometheus_client.start_http_server(master_settings.metrics_port, registry=metrics.registry)
-    await relist(api, cache)
+    versions = await relist(api, cache)
     view = cache.freeze(time.time())
     logger.info(
         "kubedrf master: %d usable nodes, %d frameworks, %d outstanding offers",
@@ -113,6 +117,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         asyncio.create_task(master.run(stopped), name="kubedrf-allocation"),
         asyncio.create_task(_resync(api, cache, stopped), name="kubedrf-resync"),
         asyncio.create_task(_trim(stopped), name="kubedrf-trim"),
+        *(
+            asyncio.create_task(inform(api, master, w, versions[w.name], stopped))
+            for w in WATCHED
+            if w.informed
+        ),
     ]
     if leader is not None:
         memo["tasks"].append(asyncio.create_task(leader.run(stopped), name="kubedrf-leader"))
@@ -220,7 +229,7 @@ def _observe(kind: str) -> Any:
     return handler
 
 
-for _watched in WATCHED:
+for _watched in KOPF_WATCHED:
     kopf.on.event(
         _watched.group,
         _watched.version,

@@ -65,34 +65,39 @@ def _lister(
     return lambda token: json.loads(function(_preload_content=False, **after(token)).data)
 
 
-async def relist(api_client: client.ApiClient, cache: ClusterCache) -> None:
-    """Bring the cache to a fresh list of every kind: what the list lacks was deleted while
-    no watch was looking.
+async def relist(api_client: client.ApiClient, cache: ClusterCache) -> dict[str, str | None]:
+    """Bring the cache to a fresh list of every kind; the version each list was taken at.
 
     The kinds are listed at once (a relist after the apiserver came back takes the longest
-    list, not their sum); each page is applied here, on the loop, as it comes (the cache has
-    one writer), and the pages of one list are one snapshot: the first page's version.
+    list, not their sum).
     """
+    versions = await asyncio.gather(*(relist_kind(api_client, cache, w) for w in WATCHED))
+    return {watched.name: version for watched, version in zip(WATCHED, versions, strict=True)}
 
-    async def one(watched: Watched) -> None:
-        fetch = _lister(api_client, watched, cache.settings)
-        listed: set[str] = set()
-        version: int | None = None
-        token: str | None = None
-        while True:
-            answer = await asyncio.to_thread(fetch, token)
-            meta = answer.get("metadata") or {}
-            if token is None:
-                text = str(meta.get("resourceVersion") or "")
-                version = int(text) if text.isdigit() else None
-            items = [with_kind(watched, item) for item in answer.get("items") or []]
-            listed |= cache.apply_listed(watched.name, items)
-            token = meta.get("continue") or None
-            if token is None:
-                break
-        cache.forget_unlisted(watched.name, listed, version)
 
-    await asyncio.gather(*(one(watched) for watched in WATCHED))
+async def relist_kind(
+    api_client: client.ApiClient, cache: ClusterCache, watched: Watched
+) -> str | None:
+    """List one kind into the cache: what the list lacks was deleted while no watch was
+    looking. Each page is applied here, on the loop, as it comes (the cache has one writer);
+    the pages of one list are one snapshot, at the version answered (the first page's)."""
+    fetch = _lister(api_client, watched, cache.settings)
+    listed: set[str] = set()
+    version: str | None = None
+    token: str | None = None
+    while True:
+        answer = await asyncio.to_thread(fetch, token)
+        meta = answer.get("metadata") or {}
+        if token is None:
+            version = meta.get("resourceVersion")
+        items = [with_kind(watched, item) for item in answer.get("items") or []]
+        listed |= cache.apply_listed(watched.name, items)
+        token = meta.get("continue") or None
+        if token is None:
+            break
+    snapshot = int(version) if version is not None and version.isdigit() else None
+    cache.forget_unlisted(watched.name, listed, snapshot)
+    return version
 
 
 def with_kind(watched: Watched, item: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,9 @@ class Watched:
     parse: Callable[[Body], Any]
     #: Server-side filters: what the settings make irrelevant is not watched or listed.
     selectors: Callable[[MasterSettings], Selectors] = lambda _: Selectors()
+    #: Watched by a plain stream (``master.informer``) rather than kopf: the kinds Kubernetes
+    #: makes by the thousand, whose events the master only records.
+    informed: bool = False
 
     @property
     def api_version(self) -> str:
@@ -84,8 +87,8 @@ def _ours(kind: Kind, parse: Callable[[Body], Any]) -> Watched:
 
 
 WATCHED: tuple[Watched, ...] = (
-    Watched("node", "", "v1", "nodes", "Node", False, NodeRecord.parse, _managed_nodes),
-    Watched("pod", "", "v1", "pods", "Pod", True, PodRecord.parse, _live_pods),
+    Watched("node", "", "v1", "nodes", "Node", False, NodeRecord.parse, _managed_nodes, True),
+    Watched("pod", "", "v1", "pods", "Pod", True, PodRecord.parse, _live_pods, True),
     _ours(FRAMEWORK, FrameworkRecord.parse),
     _ours(ROLE, parse_role),
     _ours(QUOTA, parse_quota),
