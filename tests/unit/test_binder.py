@@ -217,6 +217,33 @@ def test_a_node_heartbeat_or_a_pod_starting_runs_no_cycle_but_freed_capacity_doe
     assert _worth_a_cycle("pod", "ADDED", None, was)  # a new claim to judge and bind
 
 
+def test_a_pod_of_no_framework_created_or_bound_runs_no_cycle_but_its_end_does() -> None:
+    """kube-scheduler placing thousands of Pods only takes capacity: no offer can come of it
+    (the periodic cycle still rescinds an offer a new Pod no longer fits beside)."""
+    spec = {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}
+    meta = {"name": "web", "namespace": "team", "uid": "u", "resourceVersion": "1"}
+    created = PodRecord.parse({"metadata": meta, "spec": spec, "status": {"phase": "Pending"}})
+    bound = PodRecord.parse(
+        {"metadata": meta, "spec": {**spec, "nodeName": "n1"}, "status": {"phase": "Running"}}
+    )
+    ended = PodRecord.parse(
+        {"metadata": meta, "spec": {**spec, "nodeName": "n1"}, "status": {"phase": "Failed"}}
+    )
+    assert bound.framework is None and bound.offer is None
+    assert not _worth_a_cycle("pod", "ADDED", None, created)
+    assert not _worth_a_cycle("pod", "MODIFIED", created, bound)
+    assert _worth_a_cycle("pod", "MODIFIED", bound, ended)  # capacity freed
+    assert _worth_a_cycle("pod", "DELETED", bound, None)
+    resized = PodRecord.parse(
+        {
+            "metadata": meta,
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "resources": {}}]},
+            "status": {"phase": "Running"},
+        }
+    )
+    assert _worth_a_cycle("pod", "MODIFIED", bound, resized)  # asks for less: capacity freed
+
+
 def test_finished_pods_and_unmanaged_nodes_are_not_watched() -> None:
     settings = MasterSettings(managed_label="pool=drf")
     assert BY_NAME["pod"].selectors(settings) == Selectors(

@@ -43,6 +43,7 @@ from kubedrf.master.cache import ClusterCache, object_key
 from kubedrf.master.leader import LeaderElector
 from kubedrf.master.lifecycle import OfferTransition, PodRefusal, Reconciliation, reconcile
 from kubedrf.master.metrics import Metrics
+from kubedrf.master.records import PodRecord
 from kubedrf.master.reporter import Reporter
 from kubedrf.master.revoking import (
     Eviction,
@@ -460,13 +461,25 @@ class Master:
             self.metrics.offers.labels(decision.framework, "Sent").inc()
 
 
+def _only_takes_capacity(before: PodRecord | None, after: PodRecord | None) -> bool:
+    """A live Pod outside every framework, new or just bound, asking what it asked."""
+    if after is None or after.framework is not None or after.offer is not None or after.terminal:
+        return False
+    return before is None or (before.terminal, before.requests) == (after.terminal, after.requests)
+
+
 def _worth_a_cycle(kind: str, event_type: str | None, before: Any, after: Any) -> bool:
     """Whether an event (as parsed records, before and after) can change a decision.
 
     Capacity freed or added, new intent, a new claim to judge and bind: yes. A node's
     heartbeat, a Pod starting to run or being bound, the master's own status writes: no,
-    since no record field a decision reads changed.
+    since no record field a decision reads changed. Nor a Pod of no framework created or
+    bound (kube-scheduler placing thousands of them poked a cycle each): it only takes
+    capacity, so no offer can come of it, and an outstanding offer it leaves too big is
+    rescinded by the next periodic cycle, within one allocation interval.
     """
+    if kind == "pod" and event_type != "DELETED" and _only_takes_capacity(before, after):
+        return False
     if event_type == "DELETED" or before is None or after is None:
         return True
     if kind == "node":
