@@ -656,6 +656,8 @@ class Run:
         tasks on managed nodes, and no claim on an offer that skips the master's binder. The
         masters run outside the cluster as this kubeconfig's user, which may release gated
         Pods; so may mallory, who never tries."""
+        from tests.e2e.support import wait_for  # noqa: PLC0415
+
         review = client.AuthenticationV1Api(self.api).create_self_subject_review(
             {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         )
@@ -681,17 +683,17 @@ class Run:
             "metadata": {"name": "probe", "labels": {"kubedrf.io/offer": "none"}},
             "spec": {"containers": [{"name": "c", "image": "c"}]},
         }
-        deadline = time.time() + 60
-        while True:
+
+        def refused() -> bool:
             try:
                 self.core.create_namespaced_pod("chaos-c", probe, dry_run="All")
             except client.exceptions.ApiException as error:
                 if error.status == 403:
-                    return
+                    return True
                 raise
-            if time.time() > deadline:
-                raise RuntimeError("the claims policy refuses nothing after 60 s")
-            time.sleep(0.5)
+            return False
+
+        wait_for(refused, "the claims policy to refuse a claim", timeout=60, interval=0.5)
 
     def _task_pod(
         self,
