@@ -31,17 +31,13 @@ async def inform(
 ) -> None:
     """Record every event of ``watched``'s kind, from ``since`` (the version of the list
     the cache already holds), until ``stopped``."""
-    core = client.CoreV1Api(api)
-    if watched.namespaced:
-
-        def list_function(_: str, **params: Any) -> Any:
-            return core.list_pod_for_all_namespaces(**params)
-    else:
-
-        def list_function(_: str, **params: Any) -> Any:
-            return core.list_node(**params)
-
     assert watched.kind in ("Pod", "Node"), "only core kinds are informed"
+    core = client.CoreV1Api(api)
+    listing = core.list_pod_for_all_namespaces if watched.kind == "Pod" else core.list_node
+
+    def list_function(_: str, **params: Any) -> Any:
+        return listing(**params)
+
     selectors = watched.selectors(master.settings)
     queue: asyncio.Queue[tuple[str, WatchEvent]] = asyncio.Queue()
 

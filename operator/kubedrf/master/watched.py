@@ -87,8 +87,10 @@ def _ours(kind: Kind, parse: Callable[[Body], Any]) -> Watched:
 
 
 WATCHED: tuple[Watched, ...] = (
-    Watched("node", "", "v1", "nodes", "Node", False, NodeRecord.parse, _managed_nodes, True),
-    Watched("pod", "", "v1", "pods", "Pod", True, PodRecord.parse, _live_pods, True),
+    Watched(
+        "node", "", "v1", "nodes", "Node", False, NodeRecord.parse, _managed_nodes, informed=True
+    ),
+    Watched("pod", "", "v1", "pods", "Pod", True, PodRecord.parse, _live_pods, informed=True),
     _ours(FRAMEWORK, FrameworkRecord.parse),
     _ours(ROLE, parse_role),
     _ours(QUOTA, parse_quota),
