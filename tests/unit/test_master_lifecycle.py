@@ -488,7 +488,7 @@ def test_a_late_deletion_of_an_earlier_object_of_the_same_name_leaves_the_newer_
     back = node("n1")
     back["metadata"]["resourceVersion"] = "20"
     cache = cache_with()
-    cache.replace("node", [back], 20)
+    cache.forget_unlisted("node", cache.apply_listed("node", [back]), 20)  # a relist
     old_end = node("n1")
     old_end["metadata"]["resourceVersion"] = "15"
     assert not cache.apply("node", "DELETED", old_end)

@@ -145,10 +145,6 @@ class ClusterCache:
             self.confirmed_absent.discard(key)
         return True
 
-    def replace(self, kind: str, bodies: list[Body], list_version: int | None) -> None:
-        """A full relist in one piece (see ``apply_listed`` and ``forget_unlisted``)."""
-        self.forget_unlisted(kind, self.apply_listed(kind, bodies), list_version)
-
     def apply_listed(self, kind: str, bodies: Sequence[Body]) -> set[str]:
         """Record a page of a list; the keys it listed."""
         listed = set()
