@@ -82,17 +82,20 @@ class Filler(Scheduler):
             launch = asyncio.create_task(self._launch(driver, offer, tasks))
             self._launching.add(launch)
             launch.add_done_callback(self._launching.discard)
-        await driver.set_demand([(TASK, self.total - self.launched)])
+        await self._want_the_rest(driver)
 
     async def _launch(self, driver: SchedulerDriver, offer: Offer, tasks: list[TaskInfo]) -> None:
         launched = await driver.launch(offer, tasks)
         self.launched -= len(tasks) - len(launched)
-        await driver.set_demand([(TASK, self.total - self.launched)])
+        await self._want_the_rest(driver)
 
     async def status_update(self, driver: SchedulerDriver, status: TaskStatus) -> None:
         if status.state.terminal and status.state is not TaskState.FINISHED:
             self.launched -= 1
-            await driver.set_demand([(TASK, self.total - self.launched)])
+            await self._want_the_rest(driver)
+
+    async def _want_the_rest(self, driver: SchedulerDriver) -> None:
+        await driver.set_demand([(TASK, self.total - self.launched)])
 
 
 async def wait_running(api: client.ApiClient, namespace: str, count: int, timeout: float) -> float:
